@@ -1,0 +1,47 @@
+"""Device selection and seeding for the TensorFlow side of the course."""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+import random
+
+import numpy as np
+import tensorflow as tf
+
+
+def device() -> str:
+    """The best available device as a TensorFlow device string.
+
+    The first visible GPU (``"/GPU:0"``), else ``"/CPU:0"``. Use it as
+    ``with tf.device(device()): ...``; Keras places variables on the GPU by
+    default when one is visible, so most code never needs it.
+    """
+    if tf.config.list_physical_devices("GPU"):
+        return "/GPU:0"
+    return "/CPU:0"
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras.
+
+    Calls ``keras.utils.set_random_seed`` (which seeds Python's ``random``,
+    NumPy and TensorFlow's global generator). On CPU two runs of the same code
+    then give bit-identical results. With ``deterministic=True`` it also calls
+    ``tf.config.experimental.enable_op_determinism()``, which makes GPU kernels
+    deterministic at some speed cost and raises an error for ops that have no
+    deterministic GPU kernel; runs are then repeatable on the same GPU model
+    and library versions, but still differ from CPU runs in the last bits.
+    """
+    import keras
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,55 @@
+"""Device selection and seeding for the PyTorch side of the course."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def device() -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then CPU.
+
+    Nothing in :mod:`mtl_course.torch` hard-codes a device; models and tensors
+    are moved to ``device()`` by the caller (the chapters do this once).
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and every CUDA device).
+
+    On CPU, seeding is enough: two runs of the same code give bit-identical
+    results. On CUDA, ``deterministic=True`` also asks PyTorch for
+    deterministic kernels (``torch.use_deterministic_algorithms(True,
+    warn_only=True)``, cuDNN benchmarking off, and
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``); runs are then repeatable on the same
+    GPU model, driver and library versions, except for the few operations that
+    have no deterministic kernel (PyTorch warns about those). Results still
+    differ *between* CPU and GPU, and between GPU models, in the last bits.
+
+    Returns a ``torch.Generator`` seeded with ``seed``, handy for data loaders.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator

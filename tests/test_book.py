@@ -1,0 +1,111 @@
+"""The book's configuration and the conventions every chapter follows."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from mtl_course.tools.colab import install_cell
+from mtl_course.tools.execute_chapters import chapter_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CHAPTERS = chapter_paths(ROOT / "book")
+
+
+def _toc_files() -> list[str]:
+    files = []
+    for part in TOC.get("parts", []):
+        for chapter in part.get("chapters", []):
+            files.append(chapter["file"])
+            files.extend(section["file"] for section in chapter.get("sections", []))
+    return files
+
+
+def test_repository_block_points_at_this_project():
+    repository = CONFIG["repository"]
+    assert repository["branch"] == "main"
+    assert repository["url"].startswith("https://github.com/")
+    assert "executablebooks" not in repository["url"]
+    assert CONFIG["copyright"]
+    html = CONFIG["html"]
+    assert html["use_repository_button"] and html["use_download_button"]
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+def test_repository_url_agrees_with_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["urls"]["Homepage"] == CONFIG["repository"]["url"]
+
+
+def test_book_renders_stored_outputs_without_executing():
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+
+
+def test_every_toc_entry_exists_and_every_chapter_is_in_the_toc():
+    entries = _toc_files()
+    for entry in entries + [TOC["root"]]:
+        candidates = [ROOT / f"{entry}{suffix}" for suffix in (".ipynb", ".md")]
+        assert any(p.exists() for p in candidates), f"_toc.yml names {entry}, which does not exist"
+    for chapter in CHAPTERS:
+        assert f"book/{chapter.stem}" in entries, f"{chapter.name} is missing from _toc.yml"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_first_code_cell_is_the_colab_install_cell(path):
+    notebook = nbformat.read(path, as_version=4)
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    expected = install_cell(CONFIG["repository"]["url"], CONFIG["repository"]["branch"])
+    assert code_cells and code_cells[0].source == expected, (
+        f"{path.name}: the first code cell must be the output of `python -m mtl_course.tools.colab`")
+    assert code_cells[0].outputs == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_follows_the_structure_convention(path):
+    notebook = nbformat.read(path, as_version=4)
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    headings = re.findall(r"^##\s+(.+)$", markdown, flags=re.M)
+    for required in ("Learning goals", "Summary", "Exercises", "References"):
+        assert required in headings, f"{path.name} has no '## {required}' section"
+    assert markdown.count("{exercise}") >= 3, f"{path.name} needs at least three exercises"
+    assert markdown.count("{solution}") >= markdown.count("{exercise}")
+    assert "{bibliography}" in markdown
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_outputs_are_stored_and_clean(path):
+    notebook = nbformat.read(path, as_version=4)
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    assert any(c.outputs for c in code_cells), f"{path.name} has no stored outputs"
+    for cell in code_cells:
+        for output in cell.outputs:
+            assert output.output_type != "error", f"{path.name} stores an error output"
+            if output.output_type == "stream":
+                assert output.name != "stderr" or "Warning" not in output.text, (
+                    f"{path.name} stores a warning: {output.text[:200]}")
+        tags = cell.metadata.get("tags", [])
+        assert "nbval-skip" not in tags, f"{path.name}: cells may not be skipped"
+
+
+def test_every_cited_key_is_in_the_bibliography():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    assert len(keys) == len(re.findall(r"@\w+\{", bib)), "duplicate bibliography keys"
+    for path in CHAPTERS:
+        notebook = nbformat.read(path, as_version=4)
+        text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
+            for key in group.split(","):
+                assert key.strip() in keys, f"{path.name} cites unknown key {key.strip()!r}"
+
+
+def test_nbval_runs_strictly():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    addopts = pyproject["tool"]["pytest"]["ini_options"]["addopts"]
+    assert "--nbval " in addopts + " " and "--nbval-lax" not in addopts
