@@ -1,0 +1,31 @@
+"""Multi-task data sets as numpy arrays: synthetic generators with a known
+ground truth, and offline real data built from scikit-learn's bundled sets.
+
+Nothing here imports a deep-learning framework, and nothing downloads.
+"""
+
+from mtl_course.data.digits import multi_digits
+from mtl_course.data.recsys import ClickConversion, ClickConversionTruth, click_conversion
+from mtl_course.data.synthetic import (
+    RelatedRegression,
+    gradnorm_toy,
+    mmoe_synthetic,
+    related_regression,
+)
+from mtl_course.data.toy import TwoObjectiveToy, toy_two_objective
+from mtl_course.data.types import MultiTaskSplit, Splits
+
+__all__ = [
+    "ClickConversion",
+    "ClickConversionTruth",
+    "MultiTaskSplit",
+    "RelatedRegression",
+    "Splits",
+    "TwoObjectiveToy",
+    "click_conversion",
+    "gradnorm_toy",
+    "mmoe_synthetic",
+    "multi_digits",
+    "related_regression",
+    "toy_two_objective",
+]

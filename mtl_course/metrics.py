@@ -1,0 +1,281 @@
+r"""Framework-free metrics: per-task scores and the multi-task score :math:`\Delta_m`.
+
+Every function takes numpy arrays (or anything ``np.asarray`` accepts, so
+detached CPU tensors work too) and returns a Python ``float``. The training
+loops of :mod:`mtl_course.torch` and :mod:`mtl_course.tf` look metrics up by
+name in :data:`METRICS` and read their direction from :data:`HIGHER_IS_BETTER`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Literal, Union
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+__all__ = [
+    "accuracy",
+    "binary_accuracy",
+    "mse",
+    "mae",
+    "roc_auc",
+    "delta_m",
+    "METRICS",
+    "HIGHER_IS_BETTER",
+]
+
+
+# --------------------------------------------------------------------------
+# per-task metrics
+# --------------------------------------------------------------------------
+
+
+def _finite_array(name: str, values: object) -> np.ndarray:
+    array = np.asarray(values)
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def _same_shape(predictions: np.ndarray, targets: np.ndarray) -> None:
+    if predictions.shape != targets.shape:
+        raise ValueError(
+            f"predictions have shape {predictions.shape} but targets have shape "
+            f"{targets.shape}"
+        )
+
+
+def _aligned(predictions: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays with equal shapes, dropping a trailing axis of size 1 from one.
+
+    A one-output head gives ``(n, 1)`` for ``(n,)`` targets; subtracting them
+    as they are would silently broadcast to ``(n, n)``.
+    """
+    if predictions.shape == targets.shape + (1,):
+        predictions = predictions[..., 0]
+    elif targets.shape == predictions.shape + (1,):
+        targets = targets[..., 0]
+    _same_shape(predictions, targets)
+    return predictions, targets
+
+
+def _class_labels(name: str, values: object) -> np.ndarray:
+    labels = _finite_array(name, values)
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels, got shape {labels.shape}")
+    if not np.array_equal(labels, np.round(labels)):
+        raise ValueError(f"{name} must hold integer class labels")
+    return labels.astype(np.int64)
+
+
+def accuracy(logits_or_labels: object, labels: object) -> float:
+    """Fraction of correct class predictions.
+
+    Args:
+        logits_or_labels: either scores of shape ``(n, num_classes)`` (logits or
+            probabilities; the prediction is the arg-max) or predicted class
+            labels of shape ``(n,)``.
+        labels: true class labels, shape ``(n,)``.
+    """
+    target = _class_labels("labels", labels)
+    scores = _finite_array("logits_or_labels", logits_or_labels)
+    if scores.ndim == 2:
+        predicted = scores.argmax(axis=1)
+    elif scores.ndim == 1:
+        predicted = _class_labels("predicted labels", scores)
+    else:
+        raise ValueError(
+            "logits_or_labels must have shape (n, num_classes) or (n,), got "
+            f"{scores.shape}"
+        )
+    _same_shape(predicted, target)
+    return float(np.mean(predicted == target))
+
+
+def binary_accuracy(probabilities: object, labels: object, threshold: float = 0.5) -> float:
+    """Fraction of 0/1 labels predicted right by ``probabilities >= threshold``.
+
+    Pass ``threshold=0.0`` to threshold logits instead of probabilities.
+    """
+    p = _finite_array("probabilities", probabilities).astype(np.float64)
+    p, y = _aligned(p, _finite_array("labels", labels))
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("labels must be 0 or 1")
+    return float(np.mean((p >= threshold) == (y == 1)))
+
+
+def mse(predictions: object, targets: object) -> float:
+    """Mean squared error, averaged over every entry.
+
+    Shapes must match, except that ``(n, 1)`` predictions pair with ``(n,)``
+    targets (and vice versa); the same holds for :func:`mae`,
+    :func:`binary_accuracy` and :func:`roc_auc`.
+    """
+    p = _finite_array("predictions", predictions).astype(np.float64)
+    p, t = _aligned(p, _finite_array("targets", targets).astype(np.float64))
+    return float(np.mean((p - t) ** 2))
+
+
+def mae(predictions: object, targets: object) -> float:
+    """Mean absolute error, averaged over every entry."""
+    p = _finite_array("predictions", predictions).astype(np.float64)
+    p, t = _aligned(p, _finite_array("targets", targets).astype(np.float64))
+    return float(np.mean(np.abs(p - t)))
+
+
+def roc_auc(scores: object, labels: object) -> float:
+    """Area under the ROC curve of 0/1 ``labels`` ranked by ``scores``.
+
+    Computed by :func:`sklearn.metrics.roc_auc_score`. Raises ``ValueError``
+    when ``labels`` hold a single class (the AUC is then undefined).
+    """
+    s = _finite_array("scores", scores).astype(np.float64)
+    s, y = _aligned(s, _finite_array("labels", labels))
+    if s.ndim != 1:
+        raise ValueError(f"scores and labels must be 1-D, got shape {s.shape}")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("labels must be 0 or 1")
+    if np.all(y == y[0]):
+        raise ValueError("roc_auc is undefined when labels hold a single class")
+    return float(roc_auc_score(y, s))
+
+
+METRICS: dict[str, Callable[..., float]] = {
+    "accuracy": accuracy,
+    "binary_accuracy": binary_accuracy,
+    "mse": mse,
+    "mae": mae,
+    "auc": roc_auc,
+}
+"""Metric name -> function ``(predictions, targets) -> float``."""
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True,
+    "binary_accuracy": True,
+    "mse": False,
+    "mae": False,
+    "auc": True,
+}
+"""Metric name -> whether a larger value is better (the input of :func:`delta_m`)."""
+
+
+# --------------------------------------------------------------------------
+# Delta_m
+# --------------------------------------------------------------------------
+
+Score = Union[float, Mapping[str, float]]
+Direction = Union[bool, Mapping[str, bool]]
+
+
+def _relative_gains(
+    scores: Mapping[str, Score],
+    baseline: Mapping[str, Score],
+    higher_is_better: Mapping[str, Direction],
+) -> dict[str, list[float]]:
+    """Task -> the signed relative gains ``(-1)^l (M_m - M_b) / M_b`` of its metrics."""
+    if not baseline:
+        raise ValueError("baseline holds no task")
+    for name, given in (("scores", scores), ("higher_is_better", higher_is_better)):
+        missing = sorted(set(baseline) - set(given))
+        extra = sorted(set(given) - set(baseline))
+        if missing:
+            raise ValueError(f"{name} lacks the task(s) {missing} present in baseline")
+        if extra:
+            raise ValueError(f"{name} has task(s) {extra} absent from baseline")
+
+    gains: dict[str, list[float]] = {}
+    for task, base in baseline.items():
+        if isinstance(base, Mapping):
+            model, up = scores[task], higher_is_better[task]
+            if not isinstance(model, Mapping) or not isinstance(up, Mapping):
+                raise TypeError(
+                    f"task {task!r}: baseline gives a dict of metrics, so scores and "
+                    "higher_is_better must too"
+                )
+            if not base:
+                raise ValueError(f"task {task!r} has no metric in baseline")
+            if set(model) != set(base) or set(up) != set(base):
+                raise ValueError(
+                    f"task {task!r}: metrics differ: baseline {sorted(base)}, scores "
+                    f"{sorted(model)}, higher_is_better {sorted(up)}"
+                )
+            items = [(f"{task}/{m}", model[m], base[m], up[m]) for m in base]
+        else:
+            items = [(task, scores[task], base, higher_is_better[task])]
+        gains[task] = [_relative_gain(*item) for item in items]
+    return gains
+
+
+def _relative_gain(label: str, model: object, base: object, up: object) -> float:
+    if not isinstance(up, (bool, np.bool_)):
+        raise TypeError(f"higher_is_better for {label} must be a bool, got {up!r}")
+    values = []
+    for which, value in (("score", model), ("baseline", base)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{which} of {label} must be a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{which} of {label} is {value}, not a finite number")
+        values.append(float(value))
+    model_value, base_value = values
+    if base_value == 0.0:
+        raise ValueError(f"baseline of {label} is 0: the relative change is undefined")
+    sign = 1.0 if up else -1.0
+    return sign * (model_value - base_value) / base_value
+
+
+def delta_m(
+    scores: Mapping[str, Score],
+    baseline: Mapping[str, Score],
+    higher_is_better: Mapping[str, Direction],
+    average: Literal["tasks", "metrics"] = "tasks",
+) -> float:
+    r"""Average relative gain of a multi-task model over a baseline, in percent.
+
+    Maninis, Radosavovic and Kokkinos, "Attentive Single-Tasking of Multiple
+    Tasks", CVPR 2019:
+
+    .. math::
+
+        \Delta_m = \frac{100\%}{T} \sum_{i=1}^{T}
+            (-1)^{l_i} \, \frac{M_{m,i} - M_{b,i}}{M_{b,i}},
+
+    with :math:`M_{m,i}` the model's and :math:`M_{b,i}` the baseline's
+    (usually single-task) score and :math:`l_i = 1` when lower is better for
+    metric :math:`i`. **Positive is better** (the model gains on average).
+
+    When a task reports several metrics there are two averages:
+
+    * ``average="tasks"`` (default): average the gains within each task, then
+      over tasks, so every task weighs the same however many metrics it reports.
+    * ``average="metrics"``: one flat mean over all (task, metric) pairs.
+      The public code of Navon et al., "Multi-Task Learning as a Bargaining
+      Game" (Nash-MTL), ICML 2022, computes NYUv2 numbers this way, over its 9
+      metrics, and reports the *drop* :math:`-\Delta_m` (lower is better there).
+
+    With one metric per task the two averages are equal.
+
+    Args:
+        scores: task -> score, or task -> {metric -> score}, of the model.
+        baseline: the same structure for the baseline.
+        higher_is_better: the same structure with bools.
+        average: ``"tasks"`` or ``"metrics"``.
+
+    Raises:
+        ValueError: a task or metric missing from one of the dicts, a zero
+            baseline, a NaN or infinite score, an unknown ``average``.
+        TypeError: mismatched nesting or non-numeric scores.
+    """
+    if average not in ("tasks", "metrics"):
+        raise ValueError(f"average must be 'tasks' or 'metrics', got {average!r}")
+    gains = _relative_gains(scores, baseline, higher_is_better)
+    if average == "tasks":
+        value = np.mean([np.mean(task_gains) for task_gains in gains.values()])
+    else:
+        value = np.mean([g for task_gains in gains.values() for g in task_gains])
+    return float(100.0 * value)
