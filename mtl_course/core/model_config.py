@@ -1,0 +1,134 @@
+"""Framework-free checks and constants shared by the torch and tf model twins.
+
+The multi-task models of :mod:`mtl_course.torch.models` and
+:mod:`mtl_course.tf.models` take the same constructor arguments; the checks on
+those arguments (and the cross-stitch initial matrix) live here, once, in
+plain Python and numpy, so both frameworks reject bad input with the same
+message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "identity")
+COUPLINGS = ("l2", "trace_norm")
+
+
+def check_task_names(names: Sequence[str], what: str = "tasks") -> tuple[str, ...]:
+    """Validate task names: at least one, unique, non-empty strings without dots.
+
+    Dots are refused because PyTorch uses them to separate the parts of a
+    parameter name (``heads.click.0.weight``).
+    """
+    names = tuple(names)
+    if not names:
+        raise ValueError(f"{what} is empty: a multi-task model needs at least one task")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"task names must be non-empty strings, got {name!r} in {what}")
+        if "." in name:
+            raise ValueError(f"task name {name!r} contains '.', which is not allowed")
+    if len(set(names)) != len(names):
+        raise ValueError(f"task names in {what} must be unique, got {names}")
+    return names
+
+
+def check_mapping(modules: object, what: str) -> dict:
+    """A non-empty ``name -> module`` mapping with valid task names, as a dict."""
+    if not isinstance(modules, Mapping):
+        raise TypeError(f"{what} must be a mapping task name -> module, got {type(modules).__name__}")
+    check_task_names(list(modules), what)
+    return dict(modules)
+
+
+def positive_int(value: object, what: str) -> int:
+    """``value`` as an int, refusing bools, non-integers and values below 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be positive, got {value}")
+    return int(value)
+
+
+def layer_sizes(values: int | Sequence[int], what: str, allow_empty: bool = True) -> tuple[int, ...]:
+    """Hidden layer sizes as a tuple of positive ints (an int means one layer)."""
+    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, Sequence) or isinstance(values, str):
+        raise TypeError(f"{what} must be an int or a sequence of ints, got {values!r}")
+    sizes = tuple(positive_int(v, f"each entry of {what}") for v in values)
+    if not sizes and not allow_empty:
+        raise ValueError(f"{what} must name at least one layer size")
+    return sizes
+
+
+def check_activation(activation: str | None) -> str:
+    """One of :data:`ACTIVATIONS` (``None`` means ``"identity"``)."""
+    if activation is None:
+        return "identity"
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {ACTIVATIONS}")
+    return activation
+
+
+def task_output_sizes(tasks: Sequence[str] | Mapping[str, int]) -> dict[str, int]:
+    """``tasks`` as ``name -> output size``: a plain sequence of names means size 1."""
+    if isinstance(tasks, str):
+        raise TypeError("tasks must be a sequence of names or a mapping name -> output size, got a string")
+    if isinstance(tasks, Mapping):
+        names = check_task_names(list(tasks), "tasks")
+        return {name: positive_int(tasks[name], f"output size of task {name!r}") for name in names}
+    return {name: 1 for name in check_task_names(list(tasks), "tasks")}
+
+
+def check_strength(strength: float) -> float:
+    """A finite, non-negative coupling strength."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating, np.integer)):
+        raise TypeError(f"strength must be a number, got {strength!r}")
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"strength must be finite and >= 0, got {strength}")
+    return float(strength)
+
+
+def check_coupling(coupling: str) -> str:
+    """One of :data:`COUPLINGS`."""
+    if coupling not in COUPLINGS:
+        raise ValueError(f"unknown coupling {coupling!r}; choose one of {COUPLINGS}")
+    return coupling
+
+
+def check_same_shapes(shapes: Mapping[str, Sequence[tuple[int, ...]]], what: str) -> None:
+    """Raise unless every task lists the same parameter shapes in the same order."""
+    names = list(shapes)
+    first = list(shapes[names[0]])
+    for name in names[1:]:
+        other = list(shapes[name])
+        if other != first:
+            raise ValueError(
+                f"{what} of task {name!r} have shapes {other}, but those of task "
+                f"{names[0]!r} have {first}: the architectures must be identical"
+            )
+
+
+def cross_stitch_init(num_tasks: int, alpha_self: float) -> np.ndarray:
+    """The initial ``T x T`` cross-stitch matrix, float32.
+
+    ``alpha_self`` on the diagonal and ``(1 - alpha_self) / (T - 1)`` off it,
+    so each row sums to one: Misra et al. (CVPR 2016) start from a convex
+    combination that favours each task's own activations (their (0.9, 0.1)).
+    """
+    num_tasks = positive_int(num_tasks, "number of tasks")
+    if num_tasks < 2:
+        raise ValueError("cross-stitch units need at least two tasks")
+    if isinstance(alpha_self, bool) or not isinstance(alpha_self, (int, float, np.floating)):
+        raise TypeError(f"alpha_self must be a number, got {alpha_self!r}")
+    if not 0.0 <= alpha_self <= 1.0:
+        raise ValueError(f"alpha_self must lie in [0, 1], got {alpha_self}")
+    off = (1.0 - alpha_self) / (num_tasks - 1)
+    matrix = np.full((num_tasks, num_tasks), off, dtype=np.float64)
+    np.fill_diagonal(matrix, alpha_self)
+    return matrix.astype(np.float32)

@@ -1,0 +1,100 @@
+"""Cross-stitch networks (Keras)."""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from mtl_course.core.model_config import check_mapping, check_task_names, cross_stitch_init
+from mtl_course.tf.models.base import MultiTaskModel, variables_of
+
+
+class CrossStitchUnit(keras.layers.Layer):
+    """Mixes the activations of ``T`` task columns: ``x~_t = sum_s alpha_ts x_s``
+    (twin of :class:`mtl_course.torch.models.CrossStitchUnit`)."""
+
+    def __init__(self, num_tasks: int, alpha_self: float = 0.9, **kwargs) -> None:
+        super().__init__(**kwargs)
+        init = cross_stitch_init(num_tasks, alpha_self)
+        self.alpha = self.add_weight(
+            shape=init.shape, initializer=keras.initializers.Constant(init), name="alpha", trainable=True
+        )
+
+    def call(self, activations: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        shapes = {tuple(a.shape) for a in activations}
+        if len(shapes) != 1:
+            raise ValueError(f"cross-stitch needs activations of one shape across tasks, got {sorted(shapes, key=str)}")
+        stacked = tf.stack(list(activations))  # (T, batch, ...)
+        mixed = tf.tensordot(tf.convert_to_tensor(self.alpha), stacked, axes=[[1], [0]])
+        return tf.unstack(mixed, num=len(activations))
+
+
+class CrossStitch(MultiTaskModel):
+    """Cross-stitch network (Misra, Shrivastava, Gupta and Hebert, CVPR 2016);
+    Keras twin of :class:`mtl_course.torch.models.CrossStitch` (see there for
+    the formula and the parameter split).
+
+    Args:
+        towers: task name -> list of Keras layers (the stages).
+        heads: optional task name -> head layer, applied after the last stage.
+        alpha_self: initial diagonal of every cross-stitch matrix.
+    """
+
+    def __init__(
+        self,
+        towers: Mapping[str, Sequence[keras.layers.Layer]],
+        heads: Mapping[str, keras.layers.Layer] | None = None,
+        alpha_self: float = 0.9,
+        **kwargs,
+    ) -> None:
+        towers = check_mapping(towers, "towers")
+        names = check_task_names(list(towers), "towers")
+        super().__init__(names, **kwargs)
+        columns = {}
+        for name, stages in towers.items():
+            if isinstance(stages, keras.layers.Layer):
+                raise TypeError(f"towers[{name!r}] must be a list of Keras layers (the stages), not one layer")
+            stages = list(stages)
+            if not stages or not all(isinstance(s, keras.layers.Layer) for s in stages):
+                raise TypeError(f"towers[{name!r}] must be a non-empty sequence of Keras layers")
+            columns[name] = stages
+        depths = {name: len(stages) for name, stages in columns.items()}
+        if len(set(depths.values())) != 1:
+            raise ValueError(f"every tower needs the same number of stages, got {depths}")
+        if heads is not None:
+            heads = check_mapping(heads, "heads")
+            if list(heads) != list(names):
+                raise ValueError(
+                    f"heads must have the towers' tasks in the same order, got {list(heads)} vs {list(names)}"
+                )
+            if not all(isinstance(h, keras.layers.Layer) for h in heads.values()):
+                raise TypeError("every head must be a Keras layer")
+        self.towers = columns
+        self.heads = heads
+        depth = depths[names[0]]
+        self.units = [CrossStitchUnit(len(names), alpha_self) for _ in range(depth - 1)]
+
+    def call(self, x) -> dict[str, tf.Tensor]:
+        activations = [x] * len(self.task_names)
+        for i, unit in enumerate([*self.units, None]):
+            activations = [self.towers[n][i](a) for n, a in zip(self.task_names, activations)]
+            if unit is not None:
+                activations = unit(activations)
+        if self.heads is not None:
+            activations = [self.heads[n](a) for n, a in zip(self.task_names, activations)]
+        return dict(zip(self.task_names, activations))
+
+    def shared_parameters(self) -> list:
+        early = [stage for name in self.task_names for stage in self.towers[name][:-1]]
+        return variables_of([*self.units, *early])
+
+    def task_parameters(self, name: str) -> list:
+        self._check_task(name)
+        layers = [self.towers[name][-1]]
+        if self.heads is not None:
+            layers.append(self.heads[name])
+        return variables_of(layers)

@@ -1,0 +1,242 @@
+"""Mixture-of-experts multi-task models (MMoE, PLE) and ESMM (Keras).
+
+Twins of :mod:`mtl_course.torch.models.experts`, with the same arguments,
+outputs and parameter split; the docstrings there give formulas and papers.
+"""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from mtl_course.core.model_config import layer_sizes, positive_int, task_output_sizes
+from mtl_course.tf.models.base import MultiTaskModel, check_input, dense, mlp, variables_of
+
+
+def mix_experts(gate_logits: tf.Tensor, expert_outputs: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """``sum_i softmax(gate_logits)_i f_i``: returns (mixture, gate weights)."""
+    weights = tf.nn.softmax(gate_logits, axis=-1)  # (batch, E)
+    stacked = tf.stack(list(expert_outputs), axis=1)  # (batch, E, d)
+    return tf.einsum("be,bed->bd", weights, stacked), weights
+
+
+def _experts(count: int, sizes: Sequence[int], activation: str) -> list[keras.Sequential]:
+    return [mlp(sizes, activation, output_activation=True) for _ in range(count)]
+
+
+class MMoE(MultiTaskModel):
+    """Multi-gate Mixture-of-Experts (Ma et al., KDD 2018); twin of
+    :class:`mtl_course.torch.models.MMoE`. ``num_gates=1`` is the one-gate MoE baseline."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        num_experts: int,
+        expert_hidden: int | Sequence[int],
+        tasks: Sequence[str] | Mapping[str, int],
+        tower_hidden: int | Sequence[int] = (),
+        num_gates: int | None = None,
+        activation: str = "relu",
+        **kwargs,
+    ) -> None:
+        sizes = task_output_sizes(tasks)
+        super().__init__(list(sizes), **kwargs)
+        self.input_dim = positive_int(input_dim, "input_dim")
+        num_experts = positive_int(num_experts, "num_experts")
+        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
+        if num_gates is None:
+            num_gates = len(sizes)
+        if num_gates not in (1, len(sizes)):
+            raise ValueError(f"num_gates must be None, 1 or the number of tasks ({len(sizes)}), got {num_gates}")
+        self.experts = _experts(num_experts, (self.input_dim, *expert_hidden), activation)
+        self.gate_layers = [dense(self.input_dim, num_experts) for _ in range(num_gates)]
+        self.towers = {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
+
+    def _gate_index(self, k: int) -> int:
+        return k if len(self.gate_layers) > 1 else 0
+
+    def _mixtures(self, x) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
+        x = check_input(x, self.input_dim)
+        expert_outputs = [expert(x) for expert in self.experts]
+        mixtures, weights = [], {}
+        for k, name in enumerate(self.task_names):
+            mixture, weights[name] = mix_experts(self.gate_layers[self._gate_index(k)](x), expert_outputs)
+            mixtures.append(mixture)
+        return mixtures, weights
+
+    def call(self, x) -> dict[str, tf.Tensor]:
+        mixtures, _ = self._mixtures(x)
+        return {name: self.towers[name](m) for name, m in zip(self.task_names, mixtures)}
+
+    def gates(self, x) -> dict[str, tf.Tensor]:
+        """Gate weights ``g^k(x)``: task -> ``(batch, num_experts)``, rows summing to 1."""
+        return self._mixtures(x)[1]
+
+    def shared_parameters(self) -> list:
+        shared = list(self.experts)
+        if len(self.gate_layers) == 1:
+            shared.append(self.gate_layers[0])
+        return variables_of(shared)
+
+    def task_parameters(self, name: str) -> list:
+        self._check_task(name)
+        k = self.task_names.index(name)
+        own = [self.towers[name]]
+        if len(self.gate_layers) > 1:
+            own.insert(0, self.gate_layers[k])
+        return variables_of(own)
+
+
+class CGCLayer(keras.layers.Layer):
+    """One extraction level of PLE (Customized Gate Control); twin of
+    :class:`mtl_course.torch.models.CGCLayer`."""
+
+    def __init__(
+        self,
+        task_names: Sequence[str],
+        input_dim: int,
+        num_shared_experts: int,
+        num_task_experts: int,
+        expert_hidden: Sequence[int],
+        activation: str,
+        with_shared_gate: bool,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        sizes = (input_dim, *expert_hidden)
+        self.task_names = tuple(task_names)
+        self.task_experts = {n: _experts(num_task_experts, sizes, activation) for n in task_names}
+        self.shared_experts = _experts(num_shared_experts, sizes, activation)
+        self.task_gates = {n: dense(input_dim, num_task_experts + num_shared_experts) for n in task_names}
+        total = len(task_names) * num_task_experts + num_shared_experts
+        self.shared_gate = dense(input_dim, total) if with_shared_gate else None
+        self.built = True
+
+    def call(self, task_inputs, shared_input):
+        shared_out = [e(shared_input) for e in self.shared_experts]
+        task_out = {n: [e(h) for e in self.task_experts[n]] for n, h in zip(self.task_names, task_inputs)}
+        outputs, weights = [], {}
+        for name, h in zip(self.task_names, task_inputs):
+            mixture, weights[name] = mix_experts(self.task_gates[name](h), task_out[name] + shared_out)
+            outputs.append(mixture)
+        shared_next = None
+        if self.shared_gate is not None:
+            everything = [o for n in self.task_names for o in task_out[n]] + shared_out
+            shared_next, _ = mix_experts(self.shared_gate(shared_input), everything)
+        return outputs, shared_next, weights
+
+
+class PLE(MultiTaskModel):
+    """Progressive Layered Extraction (Tang et al., RecSys 2020); twin of
+    :class:`mtl_course.torch.models.PLE`."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        tasks: Sequence[str] | Mapping[str, int],
+        num_shared_experts: int,
+        num_task_experts: int,
+        expert_hidden: int | Sequence[int],
+        num_levels: int = 1,
+        tower_hidden: int | Sequence[int] = (),
+        activation: str = "relu",
+        **kwargs,
+    ) -> None:
+        sizes = task_output_sizes(tasks)
+        super().__init__(list(sizes), **kwargs)
+        self.input_dim = positive_int(input_dim, "input_dim")
+        num_shared_experts = positive_int(num_shared_experts, "num_shared_experts")
+        num_task_experts = positive_int(num_task_experts, "num_task_experts")
+        num_levels = positive_int(num_levels, "num_levels")
+        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
+        self.levels = [
+            CGCLayer(
+                self.task_names,
+                self.input_dim if level == 0 else expert_hidden[-1],
+                num_shared_experts,
+                num_task_experts,
+                expert_hidden,
+                activation,
+                with_shared_gate=level < num_levels - 1,
+            )
+            for level in range(num_levels)
+        ]
+        self.towers = {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
+
+    def _extract(self, x) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
+        x = check_input(x, self.input_dim)
+        task_inputs, shared_input = [x] * len(self.task_names), x
+        for level in self.levels:
+            task_inputs, shared_input, weights = level(task_inputs, shared_input)
+        return task_inputs, weights
+
+    def call(self, x) -> dict[str, tf.Tensor]:
+        features, _ = self._extract(x)
+        return {name: self.towers[name](h) for name, h in zip(self.task_names, features)}
+
+    def gates(self, x) -> dict[str, tf.Tensor]:
+        """Last-level task gate weights: task -> ``(batch, num_task_experts + num_shared_experts)``."""
+        return self._extract(x)[1]
+
+    def task_parameters(self, name: str) -> list:
+        self._check_task(name)
+        last = self.levels[-1]
+        own = [*last.task_experts[name], last.task_gates[name]]
+        if len(self.levels) > 1:
+            own.append(self.levels[-2].task_gates[name])
+        return variables_of([*own, self.towers[name]])
+
+    def shared_parameters(self) -> list:
+        own = {id(v) for name in self.task_names for v in self.task_parameters(name)}
+        return [v for v in self.trainable_variables if id(v) not in own]
+
+
+def ctcvr_logit(click_logit: tf.Tensor, cvr_logit: tf.Tensor) -> tf.Tensor:
+    """The logit of ``pCTCVR = sigmoid(a) * sigmoid(b)`` without overflow; twin of
+    :func:`mtl_course.torch.models.ctcvr_logit` (see there for the derivation)."""
+    log_p = tf.math.log_sigmoid(click_logit) + tf.math.log_sigmoid(cvr_logit)
+    not_click = tf.math.log_sigmoid(-click_logit)
+    click_not_cvr = tf.math.log_sigmoid(click_logit) + tf.math.log_sigmoid(-cvr_logit)
+    log_not_p = tf.reduce_logsumexp(tf.stack([not_click, click_not_cvr]), axis=0)
+    return log_p - log_not_p
+
+
+class ESMM(MultiTaskModel):
+    """Entire Space Multi-task Model (Ma et al., SIGIR 2018); twin of
+    :class:`mtl_course.torch.models.ESMM`: outputs ``"click"``, ``"conversion"``
+    (pCTCVR) and the non-task ``"cvr"``, all logits of shape ``(batch, 1)``."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        bottom_hidden: int | Sequence[int],
+        tower_hidden: int | Sequence[int] = (),
+        activation: str = "relu",
+        **kwargs,
+    ) -> None:
+        super().__init__(("click", "conversion"), **kwargs)
+        self.input_dim = positive_int(input_dim, "input_dim")
+        bottom_hidden = layer_sizes(bottom_hidden, "bottom_hidden", allow_empty=False)
+        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
+        self.bottom = mlp((self.input_dim, *bottom_hidden), activation, output_activation=True)
+        self.ctr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
+        self.cvr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
+
+    def call(self, x) -> dict[str, tf.Tensor]:
+        x = check_input(x, self.input_dim)
+        z = self.bottom(x)
+        click, cvr = self.ctr_tower(z), self.cvr_tower(z)
+        return {"click": click, "conversion": ctcvr_logit(click, cvr), "cvr": cvr}
+
+    def shared_parameters(self) -> list:
+        return variables_of([self.bottom, self.ctr_tower])
+
+    def task_parameters(self, name: str) -> list:
+        self._check_task(name)
+        return variables_of([self.cvr_tower]) if name == "conversion" else []

@@ -1,0 +1,25 @@
+"""Multi-task architectures in PyTorch (twins of :mod:`mtl_course.tf.models`).
+
+Every model has ``task_names``, returns ``dict[task, output]`` from ``forward``,
+and splits its parameters into ``shared_parameters()`` and ``task_parameters(name)``.
+"""
+
+from mtl_course.torch.models.base import MultiTaskModel, mlp
+from mtl_course.torch.models.cross_stitch import CrossStitch, CrossStitchUnit
+from mtl_course.torch.models.experts import ESMM, MMoE, PLE, CGCLayer, ctcvr_logit, mix_experts
+from mtl_course.torch.models.sharing import HardSharing, SoftSharing
+
+__all__ = [
+    "CGCLayer",
+    "CrossStitch",
+    "CrossStitchUnit",
+    "ESMM",
+    "HardSharing",
+    "MMoE",
+    "MultiTaskModel",
+    "PLE",
+    "SoftSharing",
+    "ctcvr_logit",
+    "mix_experts",
+    "mlp",
+]

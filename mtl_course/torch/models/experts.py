@@ -1,0 +1,314 @@
+"""Mixture-of-experts multi-task models (MMoE, PLE) and ESMM (PyTorch).
+
+All three take dense float inputs of shape ``(batch, input_dim)``. Each task
+tower ends in a ``Linear`` layer without activation: outputs are raw scores
+(logits for classification, values for regression), shape ``(batch, out_dim)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtl_course.core.model_config import layer_sizes, positive_int, task_output_sizes
+from mtl_course.torch.models.base import MultiTaskModel, check_input, mlp, parameters_of
+
+
+def mix_experts(gate_logits: torch.Tensor, expert_outputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sum_i softmax(gate_logits)_i f_i``: returns (mixture, gate weights)."""
+    weights = torch.softmax(gate_logits, dim=-1)  # (batch, E)
+    stacked = torch.stack(list(expert_outputs), dim=1)  # (batch, E, d)
+    return torch.einsum("be,bed->bd", weights, stacked), weights
+
+
+def _experts(count: int, sizes: Sequence[int], activation: str) -> nn.ModuleList:
+    return nn.ModuleList([mlp(sizes, activation, output_activation=True) for _ in range(count)])
+
+
+class MMoE(MultiTaskModel):
+    """Multi-gate Mixture-of-Experts (Ma, Zhao, Yi, Chen, Hong and Chi,
+    "Modeling Task Relationships in Multi-task Learning with Multi-gate
+    Mixture-of-Experts", KDD 2018).
+
+    Experts ``f_i`` (MLPs ending in the activation) are shared; each task ``k``
+    has a gate ``g^k(x) = softmax(W_gk x)`` and a tower ``h^k``:
+    ``f^k(x) = sum_i g^k(x)_i f_i(x)`` and ``y_k = h^k(f^k(x))``.
+
+    Args:
+        input_dim: number of input features.
+        num_experts: number of shared experts.
+        expert_hidden: layer sizes of each expert (the last is the expert output size).
+        tasks: task names (output size 1 each) or a mapping name -> output size.
+        tower_hidden: hidden layer sizes of each task tower (may be empty).
+        num_gates: ``None`` for one gate per task (MMoE); ``1`` for a single
+            gate shared by all tasks, the paper's one-gate MoE (OMoE) baseline.
+        activation: activation of experts and towers.
+
+    Parameters: the experts are shared (and the gate too when ``num_gates=1``);
+    task ``k``'s gate and tower are its task parameters.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        num_experts: int,
+        expert_hidden: int | Sequence[int],
+        tasks: Sequence[str] | Mapping[str, int],
+        tower_hidden: int | Sequence[int] = (),
+        num_gates: int | None = None,
+        activation: str = "relu",
+    ) -> None:
+        sizes = task_output_sizes(tasks)
+        super().__init__(list(sizes))
+        self.input_dim = positive_int(input_dim, "input_dim")
+        num_experts = positive_int(num_experts, "num_experts")
+        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
+        if num_gates is None:
+            num_gates = len(sizes)
+        if num_gates not in (1, len(sizes)):
+            raise ValueError(f"num_gates must be None, 1 or the number of tasks ({len(sizes)}), got {num_gates}")
+        self.experts = _experts(num_experts, (self.input_dim, *expert_hidden), activation)
+        self.gate_layers = nn.ModuleList([nn.Linear(self.input_dim, num_experts) for _ in range(num_gates)])
+        self.towers = nn.ModuleDict(
+            {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
+        )
+
+    def _gate_index(self, k: int) -> int:
+        return k if len(self.gate_layers) > 1 else 0
+
+    def _mixtures(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        check_input(x, self.input_dim)
+        expert_outputs = [expert(x) for expert in self.experts]
+        mixtures, weights = [], {}
+        for k, name in enumerate(self.task_names):
+            mixture, weights[name] = mix_experts(self.gate_layers[self._gate_index(k)](x), expert_outputs)
+            mixtures.append(mixture)
+        return mixtures, weights
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mixtures, _ = self._mixtures(x)
+        return {name: self.towers[name](m) for name, m in zip(self.task_names, mixtures)}
+
+    def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gate weights ``g^k(x)``: task -> ``(batch, num_experts)``, rows summing to 1."""
+        return self._mixtures(x)[1]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        shared = list(self.experts)
+        if len(self.gate_layers) == 1:
+            shared.append(self.gate_layers[0])
+        return parameters_of(shared)
+
+    def task_parameters(self, name: str) -> list[nn.Parameter]:
+        self._check_task(name)
+        k = self.task_names.index(name)
+        own = [self.towers[name]]
+        if len(self.gate_layers) > 1:
+            own.insert(0, self.gate_layers[k])
+        return parameters_of(own)
+
+
+class CGCLayer(nn.Module):
+    """One extraction level of PLE: Customized Gate Control (Tang et al., RecSys 2020).
+
+    Task ``k`` mixes its own experts and the shared experts with its gate;
+    unless this is the last level, a shared gate mixes all experts (every
+    task's and the shared ones) into the input of the next level's shared experts.
+    Task experts, task gates and the shared gate read task ``k``'s, task
+    ``k``'s and the shared input respectively.
+    """
+
+    def __init__(
+        self,
+        task_names: Sequence[str],
+        input_dim: int,
+        num_shared_experts: int,
+        num_task_experts: int,
+        expert_hidden: Sequence[int],
+        activation: str,
+        with_shared_gate: bool,
+    ) -> None:
+        super().__init__()
+        sizes = (input_dim, *expert_hidden)
+        self.task_names = tuple(task_names)
+        self.task_experts = nn.ModuleDict({n: _experts(num_task_experts, sizes, activation) for n in task_names})
+        self.shared_experts = _experts(num_shared_experts, sizes, activation)
+        self.task_gates = nn.ModuleDict(
+            {n: nn.Linear(input_dim, num_task_experts + num_shared_experts) for n in task_names}
+        )
+        total = len(task_names) * num_task_experts + num_shared_experts
+        self.shared_gate = nn.Linear(input_dim, total) if with_shared_gate else None
+
+    def forward(
+        self, task_inputs: Sequence[torch.Tensor], shared_input: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None, dict[str, torch.Tensor]]:
+        shared_out = [e(shared_input) for e in self.shared_experts]
+        task_out = {n: [e(h) for e in self.task_experts[n]] for n, h in zip(self.task_names, task_inputs)}
+        outputs, weights = [], {}
+        for name, h in zip(self.task_names, task_inputs):
+            mixture, weights[name] = mix_experts(self.task_gates[name](h), task_out[name] + shared_out)
+            outputs.append(mixture)
+        shared_next = None
+        if self.shared_gate is not None:
+            everything = [o for n in self.task_names for o in task_out[n]] + shared_out
+            shared_next, _ = mix_experts(self.shared_gate(shared_input), everything)
+        return outputs, shared_next, weights
+
+
+class PLE(MultiTaskModel):
+    """Progressive Layered Extraction (Tang, Liu, Zhao and Gong, "Progressive
+    Layered Extraction (PLE): A Novel Multi-Task Learning (MTL) Model for
+    Personalized Recommendations", RecSys 2020).
+
+    ``num_levels`` stacked :class:`CGCLayer` levels, each with
+    ``num_task_experts`` experts per task and ``num_shared_experts`` shared
+    experts; then one tower per task. ``num_levels=1`` is the paper's CGC model.
+
+    Args:
+        input_dim: number of input features.
+        tasks: task names (output size 1 each) or a mapping name -> output size.
+        num_shared_experts, num_task_experts: experts per level (each >= 1).
+        expert_hidden: layer sizes of each expert (the last is its output size).
+        num_levels: number of extraction levels.
+        tower_hidden: hidden layer sizes of each task tower (may be empty).
+        activation: activation of experts and towers.
+
+    Parameter split: task ``k``'s tower, its last-level experts and gate, and
+    (with two or more levels) its gate in the level before are used by task
+    ``k`` only; every other parameter reaches every task through the shared
+    gates and experts.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        tasks: Sequence[str] | Mapping[str, int],
+        num_shared_experts: int,
+        num_task_experts: int,
+        expert_hidden: int | Sequence[int],
+        num_levels: int = 1,
+        tower_hidden: int | Sequence[int] = (),
+        activation: str = "relu",
+    ) -> None:
+        sizes = task_output_sizes(tasks)
+        super().__init__(list(sizes))
+        self.input_dim = positive_int(input_dim, "input_dim")
+        num_shared_experts = positive_int(num_shared_experts, "num_shared_experts")
+        num_task_experts = positive_int(num_task_experts, "num_task_experts")
+        num_levels = positive_int(num_levels, "num_levels")
+        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
+        self.levels = nn.ModuleList(
+            [
+                CGCLayer(
+                    self.task_names,
+                    self.input_dim if level == 0 else expert_hidden[-1],
+                    num_shared_experts,
+                    num_task_experts,
+                    expert_hidden,
+                    activation,
+                    with_shared_gate=level < num_levels - 1,
+                )
+                for level in range(num_levels)
+            ]
+        )
+        self.towers = nn.ModuleDict(
+            {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
+        )
+
+    def _extract(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        check_input(x, self.input_dim)
+        task_inputs, shared_input = [x] * len(self.task_names), x
+        for level in self.levels:
+            task_inputs, shared_input, weights = level(task_inputs, shared_input)
+        return task_inputs, weights
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features, _ = self._extract(x)
+        return {name: self.towers[name](h) for name, h in zip(self.task_names, features)}
+
+    def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Last-level task gate weights: task -> ``(batch, num_task_experts + num_shared_experts)``,
+        own experts first, then the shared ones; rows sum to 1."""
+        return self._extract(x)[1]
+
+    def task_parameters(self, name: str) -> list[nn.Parameter]:
+        self._check_task(name)
+        last = self.levels[-1]
+        own = [last.task_experts[name], last.task_gates[name]]
+        if len(self.levels) > 1:
+            own.append(self.levels[-2].task_gates[name])
+        return parameters_of([*own, self.towers[name]])
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        own = {id(p) for name in self.task_names for p in self.task_parameters(name)}
+        return [p for p in self.parameters() if id(p) not in own]
+
+
+def ctcvr_logit(click_logit: torch.Tensor, cvr_logit: torch.Tensor) -> torch.Tensor:
+    """The logit of ``pCTCVR = sigmoid(a) * sigmoid(b)``, computed without overflow.
+
+    ``log p = logsigmoid(a) + logsigmoid(b)`` and, since
+    ``1 - s(a)s(b) = s(-a) + s(a)s(-b)``,
+    ``log(1 - p) = logaddexp(logsigmoid(-a), logsigmoid(a) + logsigmoid(-b))``;
+    both are finite for finite logits, so the logit ``log p - log(1 - p)``
+    is finite too and a binary cross-entropy on logits stays safe.
+    """
+    log_p = F.logsigmoid(click_logit) + F.logsigmoid(cvr_logit)
+    log_not_p = torch.logaddexp(F.logsigmoid(-click_logit), F.logsigmoid(click_logit) + F.logsigmoid(-cvr_logit))
+    return log_p - log_not_p
+
+
+class ESMM(MultiTaskModel):
+    """Entire Space Multi-task Model (Ma, Zhao, Huang, Wang, Hu, Zhu and Gai,
+    "Entire Space Multi-Task Model: An Effective Approach for Estimating
+    Post-Click Conversion Rate", SIGIR 2018).
+
+    A shared bottom (standing in for the paper's shared embedding, as inputs
+    here are dense features) feeds a CTR tower and a CVR tower. The model is
+    trained on every impression with two tasks:
+
+    - ``"click"``: logit of pCTR = p(click | x);
+    - ``"conversion"``: logit of pCTCVR = p(click and conversion | x) = pCTR * pCVR,
+      computed by :func:`ctcvr_logit`;
+
+    and ``forward`` also returns ``"cvr"``, the logit of pCVR = p(conversion |
+    click, x), which has no label on the entire space and is not a task
+    (it is not in :attr:`task_names`). All outputs are logits of shape
+    ``(batch, 1)``: train with ``binary_cross_entropy_with_logits``.
+
+    Parameter split: the bottom and the CTR tower reach both tasks (shared);
+    only the CVR tower is task ``"conversion"``'s own; ``"click"`` has none.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        bottom_hidden: int | Sequence[int],
+        tower_hidden: int | Sequence[int] = (),
+        activation: str = "relu",
+    ) -> None:
+        super().__init__(("click", "conversion"))
+        self.input_dim = positive_int(input_dim, "input_dim")
+        bottom_hidden = layer_sizes(bottom_hidden, "bottom_hidden", allow_empty=False)
+        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
+        self.bottom = mlp((self.input_dim, *bottom_hidden), activation, output_activation=True)
+        self.ctr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
+        self.cvr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_input(x, self.input_dim)
+        z = self.bottom(x)
+        click, cvr = self.ctr_tower(z), self.cvr_tower(z)
+        return {"click": click, "conversion": ctcvr_logit(click, cvr), "cvr": cvr}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return parameters_of([self.bottom, self.ctr_tower])
+
+    def task_parameters(self, name: str) -> list[nn.Parameter]:
+        self._check_task(name)
+        return list(self.cvr_tower.parameters()) if name == "conversion" else []
