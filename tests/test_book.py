@@ -93,16 +93,32 @@ def test_chapter_outputs_are_stored_and_clean(path):
         assert "nbval-skip" not in tags, f"{path.name}: cells may not be skipped"
 
 
-def test_every_cited_key_is_in_the_bibliography():
+def _chapter_number(path: Path) -> int:
+    return int(path.name.split("_")[0])
+
+
+def test_bibliography_has_no_duplicate_keys():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = re.findall(r"@\w+\{([^,]+),", bib)
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    assert not duplicates, f"duplicate bibliography keys: {duplicates}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_citations_use_the_chapter_key_prefix_and_exist(path):
+    """Each chapter cites as chN-<key> and its bibliography strips that prefix."""
     bib = (ROOT / "book" / "references.bib").read_text()
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
-    assert len(keys) == len(re.findall(r"@\w+\{", bib)), "duplicate bibliography keys"
-    for path in CHAPTERS:
-        notebook = nbformat.read(path, as_version=4)
-        text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
-        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
-            for key in group.split(","):
-                assert key.strip() in keys, f"{path.name} cites unknown key {key.strip()!r}"
+    prefix = f"ch{_chapter_number(path)}-"
+    notebook = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert f":keyprefix: {prefix}" in text, f"{path.name}: bibliography needs ':keyprefix: {prefix}'"
+    cited = [key.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text)
+             for key in group.split(",")]
+    assert cited, f"{path.name} cites nothing"
+    for key in cited:
+        assert key.startswith(prefix), f"{path.name}: citation {key!r} lacks the prefix {prefix!r}"
+        assert key[len(prefix):] in keys, f"{path.name} cites unknown key {key[len(prefix):]!r}"
 
 
 def test_nbval_runs_strictly():

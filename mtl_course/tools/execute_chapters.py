@@ -53,15 +53,13 @@ def execute_chapter(path: Path, timeout: int = 600, kernel_name: str = "python3"
     start = time.perf_counter()
     processor.preprocess(notebook, {"metadata": {"path": str(path.parent)}})
     seconds = time.perf_counter() - start
-    # Execution counts and timing metadata change on every run; drop them so
-    # that a re-execution with unchanged outputs leaves a clean git diff.
+    # Timing metadata changes on every run; drop it so that a re-execution
+    # with unchanged outputs leaves a clean git diff. Execution counts stay:
+    # in a fresh kernel they are 1..N, and nbval needs them to know that a
+    # stored output belongs to an executed cell.
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            cell.execution_count = None
             cell.metadata.pop("execution", None)
-            for output in cell.get("outputs", []):
-                if "execution_count" in output:
-                    output["execution_count"] = None
     nbformat.write(notebook, path)
     return seconds
 

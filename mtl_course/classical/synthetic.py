@@ -1,0 +1,147 @@
+"""Linear regression tasks with a planted structure, for tests and chapter 3.
+
+Each generator draws task weights ``W`` (shape ``(T, d)``) with one known kind
+of relatedness, then data ``y_t = X_t w_t + noise`` with standard-normal
+inputs. The structures are the ones the classical methods look for:
+
+* :func:`shared_mean_tasks`: ``w_t = w_0 + spread * u_t`` (regularized MTL);
+* :func:`shared_support_tasks`: all ``w_t`` are zero outside one common set of
+  features (L2,1 feature learning);
+* :func:`low_rank_tasks`: ``W`` has a given rank (trace norm, shared representation);
+* :func:`correlated_tasks`: the rows of ``W`` have a given task correlation
+  matrix (task relationship learning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PlantedTasks:
+    """Training data of ``T`` linear tasks and the truth behind them.
+
+    Attributes:
+        X: list of ``T`` input arrays ``(n_t, d)``.
+        y: list of ``T`` target vectors ``(n_t,)``.
+        weights: true weights, ``(T, d)``.
+        noise: standard deviation of the Gaussian target noise.
+        truth: the planted structure (e.g. ``{"support": ...}``, ``{"rank": 2}``).
+    """
+
+    X: list[np.ndarray]
+    y: list[np.ndarray]
+    weights: np.ndarray
+    noise: float
+    truth: dict = field(default_factory=dict)
+
+    @property
+    def num_tasks(self) -> int:
+        return self.weights.shape[0]
+
+    def sample(self, n_per_task: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Fresh data ``(X_list, y_list)`` from the same tasks (e.g. a test set)."""
+        return _draw_data(self.weights, n_per_task, self.noise, np.random.default_rng(seed))
+
+
+def _draw_data(weights: np.ndarray, n_per_task: int, noise: float, rng: np.random.Generator):
+    if int(n_per_task) < 1:
+        raise ValueError(f"n_per_task must be >= 1, got {n_per_task}")
+    X_list, y_list = [], []
+    for w in weights:
+        X = rng.standard_normal((int(n_per_task), weights.shape[1]))
+        X_list.append(X)
+        y_list.append(X @ w + noise * rng.standard_normal(int(n_per_task)))
+    return X_list, y_list
+
+
+def _planted(weights: np.ndarray, n_per_task: int, noise: float, rng: np.random.Generator, **truth) -> PlantedTasks:
+    X, y = _draw_data(weights, n_per_task, noise, rng)
+    return PlantedTasks(X=X, y=y, weights=weights, noise=float(noise), truth=truth)
+
+
+def shared_mean_tasks(
+    num_tasks: int, n_per_task: int, dim: int, *, spread: float = 0.2, noise: float = 0.5, seed: int = 0
+) -> PlantedTasks:
+    """Tasks ``w_t = w_0 + spread * u_t`` with ``w_0, u_t ~ N(0, I)``; ``truth = {"shared": w_0}``."""
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal(dim)
+    weights = shared + spread * rng.standard_normal((num_tasks, dim))
+    return _planted(weights, n_per_task, noise, rng, shared=shared)
+
+
+def shared_support_tasks(
+    num_tasks: int, n_per_task: int, dim: int, *, support_size: int, noise: float = 0.5, seed: int = 0
+) -> PlantedTasks:
+    """Weights non-zero only on ``support_size`` random features common to all tasks.
+
+    On the support the weights are ``N(0, 1)`` per task (tasks share *which*
+    features matter, not their values). ``truth = {"support": sorted indices}``.
+    """
+    if not 0 < support_size <= dim:
+        raise ValueError(f"support_size must be in 1..{dim}, got {support_size}")
+    rng = np.random.default_rng(seed)
+    support = np.sort(rng.choice(dim, size=support_size, replace=False))
+    weights = np.zeros((num_tasks, dim))
+    weights[:, support] = rng.standard_normal((num_tasks, support_size))
+    return _planted(weights, n_per_task, noise, rng, support=support)
+
+
+def low_rank_tasks(
+    num_tasks: int, n_per_task: int, dim: int, *, rank: int, noise: float = 0.5, seed: int = 0
+) -> PlantedTasks:
+    """Weights ``W = A B / sqrt(rank)`` with ``A: (T, rank)``, ``B: (rank, d)`` standard normal.
+
+    Every task is a combination of ``rank`` shared directions. ``truth = {"rank": rank}``.
+    """
+    if not 0 < rank <= min(num_tasks, dim):
+        raise ValueError(f"rank must be in 1..{min(num_tasks, dim)}, got {rank}")
+    rng = np.random.default_rng(seed)
+    weights = rng.standard_normal((num_tasks, rank)) @ rng.standard_normal((rank, dim)) / np.sqrt(rank)
+    return _planted(weights, n_per_task, noise, rng, rank=rank)
+
+
+def signed_group_correlation(signs: np.ndarray, rho: float) -> np.ndarray:
+    """Task correlation ``rho s s' + (1 - rho) I``: tasks with equal sign correlate by ``+rho``, others by ``-rho``."""
+    signs = np.asarray(signs, dtype=np.float64)
+    if not 0.0 <= rho < 1.0:
+        raise ValueError(f"rho must be in [0, 1), got {rho}")
+    return rho * np.outer(signs, signs) + (1.0 - rho) * np.eye(len(signs))
+
+
+def correlated_tasks(
+    num_tasks: int,
+    n_per_task: int,
+    dim: int,
+    *,
+    correlation: np.ndarray | None = None,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> PlantedTasks:
+    """Weights whose rows have the task correlation matrix ``C``: ``W = L Z`` with ``L L' = C``.
+
+    ``Z`` is ``(T, d)`` standard normal, so every feature's column of ``W`` is
+    ``N(0, C)`` across tasks. Default ``C``: the first half of the tasks
+    correlate by +0.8 with each other and by -0.8 with the second half
+    (:func:`signed_group_correlation`). ``truth = {"correlation": C}``.
+    """
+    if correlation is None:
+        signs = np.where(np.arange(num_tasks) < (num_tasks + 1) // 2, 1.0, -1.0)
+        correlation = signed_group_correlation(signs, 0.8)
+    correlation = np.asarray(correlation, dtype=np.float64)
+    if correlation.shape != (num_tasks, num_tasks):
+        raise ValueError(f"correlation must be ({num_tasks}, {num_tasks}), got {correlation.shape}")
+    rng = np.random.default_rng(seed)
+    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
+    if eigenvalues.min() < -1e-10:
+        raise ValueError("correlation must be positive semi-definite")
+    root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+    weights = root @ rng.standard_normal((num_tasks, dim))
+    return _planted(weights, n_per_task, noise, rng, correlation=correlation)
+
+
+def to_labels(y_list: list[np.ndarray]) -> list[np.ndarray]:
+    """Turn regression targets into classification labels ``sign(y)`` in {-1, +1} (0 -> +1)."""
+    return [np.where(np.asarray(y) >= 0, 1.0, -1.0) for y in y_list]

@@ -1,0 +1,85 @@
+"""Tuning/comparison helpers, the diabetes tasks and the chapter-3 figures."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mtl_course.classical import IndependentRidge, PooledRidge  # noqa: E402
+from mtl_course.classical.comparison import (  # noqa: E402
+    Method,
+    compare_on_splits,
+    learning_curves,
+    split_tasks,
+    tune_and_score,
+)
+from mtl_course.classical.datasets import diabetes_tasks  # noqa: E402
+from mtl_course.classical.plotting import heatmaps, learning_curve_grid  # noqa: E402
+from mtl_course.classical.synthetic import shared_mean_tasks  # noqa: E402
+
+
+def test_tune_and_score_picks_the_best_validation_strength():
+    planted = shared_mean_tasks(3, 10, 4, spread=0.0, noise=0.1, seed=0)  # identical tasks
+    train = (planted.X, planted.y)
+    val, test = planted.sample(40, seed=1), planted.sample(40, seed=2)
+    grid = [1e-3, 1e4]  # a huge ridge predicts ~the mean: far worse on validation
+    best, test_mse = tune_and_score(Method(lambda a: IndependentRidge(a), grid), train, val, test)
+    assert best == 1e-3
+    assert test_mse == pytest.approx(np.mean(IndependentRidge(1e-3).fit(*train).score(*test)))
+    with pytest.raises(ValueError, match="grid is empty"):
+        tune_and_score(Method(lambda a: IndependentRidge(a), []), train, val, test)
+
+
+def test_learning_curves_shape_and_pooling_wins_on_identical_tasks():
+    methods = {"independent ridge": Method(lambda a: IndependentRidge(a), [0.1]), "pooled ridge": Method(lambda a: PooledRidge(a), [0.1])}
+    curves = learning_curves(
+        methods, lambda n, s: shared_mean_tasks(4, n, 6, spread=0.0, noise=0.5, seed=s), [4, 8], [0, 1], n_test=100
+    )
+    assert curves["pooled ridge"].shape == (2, 2)
+    assert np.all(curves["pooled ridge"] < curves["independent ridge"])
+    again = learning_curves(
+        methods, lambda n, s: shared_mean_tasks(4, n, 6, spread=0.0, noise=0.5, seed=s), [4, 8], [0, 1], n_test=100
+    )
+    assert all(np.array_equal(curves[k], again[k]) for k in curves)
+
+
+def test_split_tasks_partitions_every_task():
+    X = [np.arange(20.0)[:, None], np.arange(10.0)[:, None]]
+    y = [np.arange(20.0), np.arange(10.0)]
+    train, val, test = split_tasks(X, y, train_fraction=0.3, val_fraction=0.2, seed=0)
+    assert [len(t) for t in train[1]] == [6, 3] and [len(t) for t in val[1]] == [4, 2] and [len(t) for t in test[1]] == [10, 5]
+    for t in range(2):
+        np.testing.assert_array_equal(np.sort(np.concatenate([train[1][t], val[1][t], test[1][t]])), y[t])
+        np.testing.assert_array_equal(train[0][t][:, 0], train[1][t])  # rows stay paired
+    with pytest.raises(ValueError, match="sum < 1"):
+        split_tasks(X, y, train_fraction=0.6, val_fraction=0.4, seed=0)
+    with pytest.raises(ValueError, match="too few"):
+        split_tasks([np.zeros((2, 1))], [np.zeros(2)], train_fraction=0.3, val_fraction=0.3, seed=0)
+
+
+def test_diabetes_tasks_and_comparison():
+    data = diabetes_tasks()
+    assert [len(y) for y in data.y] == [138, 97, 89, 118] and sum(len(y) for y in data.y) == 442
+    assert len(data.feature_names) == 9 and "sex" not in data.feature_names
+    stacked = np.concatenate(data.X)
+    np.testing.assert_allclose(stacked.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(stacked.std(axis=0), 1.0)
+    methods = {"independent ridge": Method(lambda a: IndependentRidge(a), [10.0]), "pooled ridge": Method(lambda a: PooledRidge(a), [10.0])}
+    results = compare_on_splits(methods, data.X, data.y, n_splits=2, train_fraction=0.2, val_fraction=0.2)
+    assert results["pooled ridge"].shape == (2,)
+    assert np.all((results["pooled ridge"] > 1000) & (results["pooled ridge"] < 6000))  # the target variance is ~5900
+
+
+def test_figures_have_one_panel_per_input():
+    fig = heatmaps({"a": np.eye(3), "b": -np.eye(3)}, colorbar_label="weight")
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    plt.close(fig)
+    sizes = [5, 10]
+    fig = learning_curve_grid({"s1": {"m": np.ones((2, 3))}, "s2": {"m": np.ones((2, 3))}, "s3": {"m": np.ones((2, 3))}}, sizes)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["s1", "s2", "s3"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        heatmaps({})
