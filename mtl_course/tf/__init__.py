@@ -6,6 +6,18 @@ Importing this subpackage first quiets TensorFlow's C++ start-up logging (see
 
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
+from mtl_course.tf.aggregators import (
+    AGGREGATORS,
+    aligned_mtl,
+    cagrad,
+    imtl_g,
+    mean,
+    mgda,
+    nash_mtl,
+    pcgrad,
+    upgrad,
+)
+from mtl_course.tf.jacobian import jacobian, representation_jacobian, unflatten_gradients
 from mtl_course.tf.models import (
     CGCLayer,
     CrossStitch,
@@ -23,18 +35,30 @@ from mtl_course.tf.models import (
 from mtl_course.tf.runtime import device, seed_everything
 
 __all__ = [
+    "AGGREGATORS",
+    "aligned_mtl",
+    "cagrad",
     "CGCLayer",
     "CrossStitch",
     "CrossStitchUnit",
-    "ESMM",
-    "HardSharing",
-    "MMoE",
-    "MultiTaskModel",
-    "PLE",
-    "SoftSharing",
     "ctcvr_logit",
     "device",
+    "ESMM",
+    "HardSharing",
+    "imtl_g",
+    "jacobian",
+    "mean",
+    "mgda",
     "mix_experts",
     "mlp",
+    "MMoE",
+    "MultiTaskModel",
+    "nash_mtl",
+    "pcgrad",
+    "PLE",
+    "representation_jacobian",
     "seed_everything",
+    "SoftSharing",
+    "unflatten_gradients",
+    "upgrad",
 ]

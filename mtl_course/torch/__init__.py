@@ -3,6 +3,23 @@
 The public names here are mirrored one for one by :mod:`mtl_course.tf`.
 """
 
+from mtl_course.torch.aggregators import (
+    AGGREGATORS,
+    aligned_mtl,
+    cagrad,
+    imtl_g,
+    mean,
+    mgda,
+    nash_mtl,
+    pcgrad,
+    upgrad,
+)
+from mtl_course.torch.jacobian import (
+    jacobian,
+    representation_jacobian,
+    set_gradients,
+    unflatten_gradients,
+)
 from mtl_course.torch.models import (
     CGCLayer,
     CrossStitch,
@@ -20,18 +37,31 @@ from mtl_course.torch.models import (
 from mtl_course.torch.runtime import device, seed_everything
 
 __all__ = [
+    "AGGREGATORS",
+    "aligned_mtl",
+    "cagrad",
     "CGCLayer",
     "CrossStitch",
     "CrossStitchUnit",
-    "ESMM",
-    "HardSharing",
-    "MMoE",
-    "MultiTaskModel",
-    "PLE",
-    "SoftSharing",
     "ctcvr_logit",
     "device",
+    "ESMM",
+    "HardSharing",
+    "imtl_g",
+    "jacobian",
+    "mean",
+    "mgda",
     "mix_experts",
     "mlp",
+    "MMoE",
+    "MultiTaskModel",
+    "nash_mtl",
+    "pcgrad",
+    "PLE",
+    "representation_jacobian",
     "seed_everything",
+    "set_gradients",
+    "SoftSharing",
+    "unflatten_gradients",
+    "upgrad",
 ]

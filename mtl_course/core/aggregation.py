@@ -1,0 +1,586 @@
+r"""Gradient aggregation rules, written once in numpy on the Gram matrix.
+
+Every gradient method of chapter 8 maps the Jacobian ``J`` (``T`` tasks by
+``P`` parameters; row ``t`` is the gradient :math:`g_t` of task ``t``) to one
+update direction
+
+.. math::  d = w^\top J = \sum_t w_t\, g_t ,
+
+and the weights ``w`` depend on ``J`` only through its Gram matrix
+:math:`G = J J^\top` (``G[i, j]`` is :math:`g_i \cdot g_j`). So this module
+holds one ``<method>_weights(G, ...)`` function per method; the PyTorch and
+TensorFlow aggregators (``mtl_course.torch.aggregators``,
+``mtl_course.tf.aggregators``) compute ``G`` in their framework, call these,
+and return ``w @ J``. The weights are also what the book plots.
+
+Conventions shared by all functions:
+
+* ``G`` is a symmetric positive semi-definite ``(T, T)`` array, ``T >= 1``;
+  the solve runs in float64.
+* Most methods are invariant to a common rescaling of ``G``. They solve on
+  ``G / (trace(G) / T)`` so that the tolerances below are relative.
+* ``rtol`` is the relative size under which an eigenvalue of ``G`` or a squared
+  gradient norm counts as zero. Its default suits a Gram matrix accurate to
+  float64; the framework wrappers pass :func:`gram_rtol` of the Jacobian's
+  dtype (a float32 Gram matrix is only accurate to about 1e-7).
+* A zero Gram matrix (all gradients zero) gives well-defined weights whose
+  direction ``w @ J`` is zero; no function ever returns NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize, nnls
+
+__all__ = [
+    "gram_rtol",
+    "mean_weights",
+    "mgda_weights",
+    "mgda_two_task_weights",
+    "mgda_frank_wolfe_weights",
+    "pcgrad_weights",
+    "cagrad_weights",
+    "nash_mtl_weights",
+    "imtl_g_weights",
+    "aligned_mtl_weights",
+    "dual_cone_projection_weights",
+    "upgrad_weights",
+]
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def gram_rtol(n_tasks: int, eps: float = float(np.finfo(np.float64).eps)) -> float:
+    """Relative zero threshold for a ``(n_tasks, n_tasks)`` Gram matrix whose
+    entries carry a relative rounding error of about ``eps``.
+
+    ``100 * n_tasks * eps``: about 4e-14 for float64 and 2e-5 for float32 with
+    two tasks. Eigenvalues below ``rtol * max eigenvalue`` are rounding noise.
+    """
+    return 100.0 * n_tasks * eps
+
+
+def _check_gram(G: np.ndarray) -> np.ndarray:
+    G = np.asarray(G, dtype=np.float64)
+    if G.ndim != 2 or G.shape[0] != G.shape[1]:
+        raise ValueError(f"the Gram matrix must be square (T, T), got shape {G.shape}")
+    if G.shape[0] == 0:
+        raise ValueError("the Gram matrix is empty: there must be at least one task")
+    if not np.all(np.isfinite(G)):
+        raise ValueError(
+            "the Gram matrix J J^T contains NaN or inf (the gradients overflowed); "
+            "rescale the losses or use float64"
+        )
+    return (G + G.T) / 2.0  # remove rounding asymmetry from the framework's matmul
+
+
+def _normalized(G: np.ndarray) -> tuple[np.ndarray, float]:
+    """``G`` divided by its mean diagonal (the mean squared gradient norm), and that scale.
+
+    The scale is 0 when every gradient is zero.
+    """
+    scale = float(np.trace(G)) / G.shape[0]
+    if scale <= 0.0:
+        return np.zeros_like(G), 0.0
+    return G / scale, scale
+
+
+def _gram_factor(G: np.ndarray) -> np.ndarray:
+    """A matrix ``A`` with ``A.T @ A == G`` (from the eigendecomposition).
+
+    ``||A @ w||`` is then the norm of the direction ``w @ J``, which turns
+    problems on the directions into least-squares problems on the weights.
+    """
+    eigenvalues, V = np.linalg.eigh(G)
+    return np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * V.T
+
+
+def _rng(generator: np.random.Generator | int | None) -> np.random.Generator:
+    if generator is None or isinstance(generator, (int, np.integer)):
+        return np.random.default_rng(generator)
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(
+        "generator must be a numpy.random.Generator, an int seed or None, "
+        f"got {type(generator).__name__}"
+    )
+
+
+# -------------------------------------------------------------------- mean
+
+
+def mean_weights(G: np.ndarray) -> np.ndarray:
+    r"""Equal weights :math:`w_t = 1/T`: the direction is the mean gradient."""
+    G = _check_gram(G)
+    T = G.shape[0]
+    return np.full(T, 1.0 / T)
+
+
+# -------------------------------------------------------------------- MGDA
+
+
+def _min_norm_on_segment(xx: float, xy: float, yy: float) -> float:
+    r"""The :math:`\gamma \in [0, 1]` minimising :math:`\|(1-\gamma) x + \gamma y\|^2`.
+
+    Given the inner products ``x.x``, ``x.y`` and ``y.y``:
+    :math:`\gamma = \mathrm{clip}\big((x\cdot x - x\cdot y) / \|x - y\|^2, 0, 1\big)`
+    (Sener and Koltun, 2018, Algorithm 1). When ``x == y`` any gamma works; 0 is returned.
+    """
+    denominator = xx + yy - 2.0 * xy
+    if denominator <= 0.0:
+        return 0.0
+    return float(np.clip((xx - xy) / denominator, 0.0, 1.0))
+
+
+def mgda_two_task_weights(G: np.ndarray) -> np.ndarray:
+    r"""MGDA for two tasks in closed form.
+
+    The min-norm point of the segment between :math:`g_1` and :math:`g_2` is
+    :math:`\gamma g_1 + (1-\gamma) g_2` with
+    :math:`\gamma = \mathrm{clip}\big((g_2 - g_1)\cdot g_2 / \|g_1 - g_2\|^2, 0, 1\big)`
+    (Sener and Koltun, "Multi-Task Learning as Multi-Objective Optimization",
+    NeurIPS 2018, Algorithm 1). Identical gradients give ``(0, 1)``.
+    """
+    G = _check_gram(G)
+    if G.shape[0] != 2:
+        raise ValueError(f"mgda_two_task_weights needs exactly 2 tasks, got {G.shape[0]}")
+    gamma = _min_norm_on_segment(G[1, 1], G[0, 1], G[0, 0])
+    return np.array([gamma, 1.0 - gamma])
+
+
+def mgda_weights(G: np.ndarray) -> np.ndarray:
+    r"""MGDA: the minimum-norm point of the convex hull of the task gradients.
+
+    .. math::  \alpha^* = \arg\min_{\alpha \ge 0,\ \sum_t \alpha_t = 1}
+               \alpha^\top G \alpha ,\qquad d = \alpha^{*\top} J .
+
+    If :math:`d \ne 0` it is a common descent direction (:math:`g_t \cdot d \ge
+    \|d\|^2` for every task); :math:`d = 0` means the point is Pareto
+    stationary (Désidéri, 2012; Sener and Koltun, "Multi-Task Learning as
+    Multi-Objective Optimization", NeurIPS 2018).
+
+    Solved exactly with non-negative least squares (``scipy.optimize.nnls``):
+    writing :math:`\mu = s\,\alpha` with :math:`s \ge 0` and :math:`\alpha` in
+    the simplex, :math:`\|A\mu\|^2 + (1^\top\mu - 1)^2 = s^2 q + (s - 1)^2` with
+    :math:`q = \alpha^\top G \alpha`, whose minimum over :math:`s` is
+    :math:`q / (1 + q)`, increasing in :math:`q`. So the NNLS solution of
+    :math:`\min_{\mu \ge 0} \|[A; 1^\top]\mu - [0; 1]\|^2` (``A.T @ A = G``),
+    rescaled to sum to one, is :math:`\alpha^*`. See
+    :func:`mgda_frank_wolfe_weights` for the paper's iterative solver.
+    """
+    G = _check_gram(G)
+    G, scale = _normalized(G)
+    T = G.shape[0]
+    if scale == 0.0:
+        return np.full(T, 1.0 / T)
+    A = np.vstack([_gram_factor(G), np.ones((1, T))])
+    b = np.zeros(T + 1)
+    b[-1] = 1.0
+    mu, _ = nnls(A, b)
+    return mu / mu.sum()
+
+
+def mgda_frank_wolfe_weights(
+    G: np.ndarray, max_iter: int = 1000, tol: float = 1e-6
+) -> tuple[np.ndarray, int]:
+    r"""MGDA by the Frank-Wolfe solver of Sener and Koltun (NeurIPS 2018, Algorithm 2).
+
+    Start from :math:`\alpha = 1/T`. Each iteration picks the task
+    :math:`t = \arg\min_t (G\alpha)_t` whose gradient is most opposed to the
+    current direction and moves to the min-norm point of the segment between
+    :math:`\alpha` and the vertex :math:`e_t` (the two-task closed form).
+
+    Stops when the Frank-Wolfe duality gap
+    :math:`2\,(\alpha^\top G\alpha - (G\alpha)_t)` (an upper bound on
+    :math:`\|d\|^2 - \|d^*\|^2`, in units of the mean squared gradient norm)
+    falls below ``tol``, or after ``max_iter``
+    iterations. Returns ``(weights, iterations_done)``. Convergence is
+    sublinear (the gap falls like 1/iterations, with zig-zagging when the
+    solution lies on a face: thousands of iterations for ``tol=1e-4``);
+    :func:`mgda_weights` is exact and is what the aggregators use.
+    """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+    if tol < 0:
+        raise ValueError(f"tol must be non-negative, got {tol}")
+    G = _check_gram(G)
+    G, scale = _normalized(G)
+    T = G.shape[0]
+    alpha = np.full(T, 1.0 / T)
+    if scale == 0.0:
+        return alpha, 0
+    iterations = 0
+    while iterations < max_iter:
+        G_alpha = G @ alpha
+        t = int(np.argmin(G_alpha))
+        alpha_G_alpha = float(alpha @ G_alpha)
+        if 2.0 * (alpha_G_alpha - G_alpha[t]) <= tol:
+            break
+        # gamma is the step towards e_t: segment from x = alpha to y = e_t
+        gamma = _min_norm_on_segment(alpha_G_alpha, float(G_alpha[t]), float(G[t, t]))
+        alpha = (1.0 - gamma) * alpha
+        alpha[t] += gamma
+        iterations += 1
+    return alpha, iterations
+
+
+# ------------------------------------------------------------------ PCGrad
+
+
+def pcgrad_weights(
+    G: np.ndarray, generator: np.random.Generator | int | None = None
+) -> np.ndarray:
+    r"""PCGrad, "projecting conflicting gradients" (Yu et al., "Gradient Surgery
+    for Multi-Task Learning", NeurIPS 2020, Algorithm 1).
+
+    For each task ``i``, start from :math:`g_i^{PC} = g_i` and visit the other
+    tasks ``j`` in a random order; if :math:`g_i^{PC} \cdot g_j < 0`, remove the
+    conflicting component,
+    :math:`g_i^{PC} \leftarrow g_i^{PC} - \frac{g_i^{PC}\cdot g_j}{\|g_j\|^2} g_j`.
+    The update is the sum :math:`d = \sum_i g_i^{PC}` (a sum, as in the paper,
+    not a mean). Each :math:`g_i^{PC}` is tracked as a weight vector ``c`` with
+    :math:`g_i^{PC} = c^\top J`, so :math:`g_i^{PC}\cdot g_j = (G c)_j`.
+
+    ``generator`` draws one random order per task: a
+    ``numpy.random.Generator``, an int seed, or ``None`` for fresh entropy.
+    Zero gradients never conflict, so they are never projected on.
+    """
+    G = _check_gram(G)
+    rng = _rng(generator)
+    T = G.shape[0]
+    weights = np.zeros(T)
+    for i in range(T):
+        c = np.zeros(T)
+        c[i] = 1.0
+        for j in rng.permutation(T):
+            if j == i:
+                continue
+            inner = float(G[j] @ c)
+            if inner < 0.0:  # a conflict implies g_j != 0, so G[j, j] > 0
+                c[j] -= inner / G[j, j]
+        weights += c
+    return weights
+
+
+# ------------------------------------------------------------------ CAGrad
+
+
+def cagrad_weights(G: np.ndarray, c: float = 0.5, rtol: float | None = None) -> np.ndarray:
+    r"""CAGrad, conflict-averse gradient descent (Liu et al., "Conflict-Averse
+    Gradient Descent for Multi-task Learning", NeurIPS 2021).
+
+    CAGrad picks, within a ball around the mean gradient :math:`g_0`, the
+    direction that most improves the worst task:
+
+    .. math::  \max_d\ \min_t\ g_t\cdot d \quad\text{s.t.}\quad
+               \|d - g_0\| \le c\,\|g_0\| .
+
+    As in the paper, it is solved through its dual on the simplex,
+
+    .. math::  w^* = \arg\min_{w \ge 0,\ \sum w = 1}\ g_w \cdot g_0
+               + c\|g_0\|\,\|g_w\| ,\qquad g_w = w^\top J ,
+
+    giving :math:`d = g_0 + \frac{c\|g_0\|}{\|g_w\|} g_w`, i.e. weights
+    :math:`1/T + \frac{c\|g_0\|}{\|g_w\|} w^*` (SLSQP, ``scipy.optimize.minimize``,
+    as in the authors' code; SLSQP reaches about 1e-8 relative accuracy). The
+    answer is accepted when the duality gap (dual value minus
+    :math:`\min_t g_t\cdot d`, in units of the mean squared gradient norm) is
+    below ``1e-7``. Near
+    :math:`g_w = 0` the dual is not smooth and that formula divides by almost
+    zero; the primal problem is then solved directly in the weights
+    (:math:`d = \gamma^\top J`: maximise ``s`` subject to
+    :math:`G\gamma \ge s` and :math:`(\gamma - 1/T)^\top G(\gamma - 1/T) \le
+    c^2\|g_0\|^2`), also by SLSQP, to about 1e-7 relative accuracy.
+
+    Conventions: no final rescaling (the authors' code optionally divides ``d``
+    by a constant; torchjd does not); ``c = 0`` gives the mean gradient; one task
+    gives :math:`(1 + c) g`. Degenerate case: when zero is in the convex hull
+    of the gradients and the ball contains directions that conflict with no
+    task (the dual cone :math:`\{x: g_t\cdot x \ge 0\}`), all of those are
+    optimal (worst improvement 0); the one closest to :math:`g_0`, its
+    projection on the dual cone (:func:`dual_cone_projection_weights`), is
+    returned. (torchjd returns zero there, outside the ball when ``c < 1``.)
+    """
+    if not np.isfinite(c) or c < 0:
+        raise ValueError(f"c must be a finite non-negative number, got {c}")
+    G = _check_gram(G)
+    G, scale = _normalized(G)
+    T = G.shape[0]
+    rtol = gram_rtol(T) if rtol is None else rtol
+    mean = np.full(T, 1.0 / T)
+    g0_sq_norm = float(mean @ G @ mean)
+    if scale == 0.0 or c == 0.0 or g0_sq_norm <= rtol:
+        return mean
+    radius = c * np.sqrt(g0_sq_norm)
+    min_norm = mgda_weights(G)
+    if float(min_norm @ G @ min_norm) <= rtol:  # zero is in the convex hull
+        projection = dual_cone_projection_weights(G, mean)
+        offset = projection - mean
+        if float(offset @ G @ offset) <= radius**2 * (1.0 + 1e-9):
+            return projection
+    w, dual_value = _cagrad_dual(G, radius)
+    gw_norm = np.sqrt(max(float(w @ G @ w), 0.0))
+    if gw_norm > np.sqrt(rtol):
+        weights = mean + (radius / gw_norm) * w
+        if dual_value - float(np.min(G @ weights)) <= 1e-7:
+            return weights
+    return _cagrad_primal(G, radius)
+
+
+def _simplex_constraint(T: int) -> dict:
+    return {"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(T)}
+
+
+def _cagrad_dual(G: np.ndarray, radius: float) -> tuple[np.ndarray, float]:
+    """CAGrad's dual: min over the simplex of w.G.1/T + radius * sqrt(w.G.w)."""
+    T = G.shape[0]
+    G_g0 = G @ np.full(T, 1.0 / T)  # (G_g0)_t = g_t . g_0
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        Gw = G @ w
+        norm = np.sqrt(max(float(w @ Gw), 1e-30))
+        return float(w @ G_g0) + radius * norm, G_g0 + radius * Gw / norm
+
+    result = minimize(
+        objective, np.full(T, 1.0 / T), jac=True, method="SLSQP",
+        bounds=[(0.0, 1.0)] * T, constraints=[_simplex_constraint(T)],
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    w = np.clip(result.x, 0.0, None)
+    w /= w.sum()
+    return w, objective(w)[0]
+
+
+def _cagrad_primal(G: np.ndarray, radius: float) -> np.ndarray:
+    """CAGrad's primal in the weights: max s s.t. G gamma >= s, gamma in the ball."""
+    T = G.shape[0]
+    mean = np.full(T, 1.0 / T)
+
+    def in_ball(x: np.ndarray) -> float:
+        offset = x[:T] - mean
+        return radius**2 - float(offset @ G @ offset)
+
+    constraints = [
+        {"type": "ineq", "fun": lambda x: G @ x[:T] - x[T],
+         "jac": lambda x: np.hstack([G, -np.ones((T, 1))])},
+        {"type": "ineq", "fun": in_ball,
+         "jac": lambda x: np.concatenate([-2.0 * G @ (x[:T] - mean), [0.0]])},
+    ]
+    start = np.concatenate([mean, [float(np.min(G @ mean))]])  # the ball's center: feasible
+    result = minimize(
+        lambda x: (-x[T], np.concatenate([np.zeros(T), [-1.0]])), start, jac=True,
+        method="SLSQP", constraints=constraints, options={"ftol": 1e-14, "maxiter": 500},
+    )
+    return result.x[:T]
+
+
+# ----------------------------------------------------------------- Nash-MTL
+
+
+def nash_mtl_weights(
+    G: np.ndarray, rtol: float | None = None, max_iter: int = 100, tol: float = 1e-20
+) -> np.ndarray:
+    r"""Nash-MTL: the Nash bargaining solution (Navon et al., "Multi-Task
+    Learning as a Bargaining Game", ICML 2022).
+
+    The weights solve :math:`G\alpha = 1/\alpha` (element-wise), :math:`\alpha > 0`,
+    i.e. :math:`g_t \cdot d = 1/\alpha_t` for every task. This is the
+    stationarity condition of the strictly convex problem
+
+    .. math::  \min_{\alpha > 0}\ \tfrac12 \alpha^\top G \alpha - \sum_t \log \alpha_t ,
+
+    solved here by Newton's method with a backtracking line search that keeps
+    :math:`\alpha > 0` (Boyd and Vandenberghe, Convex Optimization, 2004, §9.5),
+    stopping when the squared Newton decrement is below ``tol``. This is the
+    exact single-step solution; the authors approximate it with a few rounds of
+    a convex-concave procedure and clip the update norm, which is not done here.
+
+    The direction :math:`d = \alpha^\top J` does not change when all gradients
+    are rescaled (``alpha`` scales inversely); one task gives the unit vector
+    :math:`g / \|g\|`. A solution exists exactly when some direction improves
+    every task, i.e. zero is not in the convex hull of the gradients (then the
+    objective is coercive). Degenerate cases: zero gradients get weight 0 and
+    are left out; if zero is in the convex hull of the others (MGDA's min-norm
+    squared below ``rtol``, e.g. exactly opposite gradients) no bargaining
+    agreement helps everyone and all weights are 0 (``d = 0``).
+    """
+    G = _check_gram(G)
+    T = G.shape[0]
+    rtol = gram_rtol(T) if rtol is None else rtol
+    G, scale = _normalized(G)
+    weights = np.zeros(T)
+    active = np.flatnonzero(np.diag(G) > rtol)
+    if scale == 0.0 or active.size == 0:
+        return weights
+    G_active = G[np.ix_(active, active)]
+    min_norm = mgda_weights(G_active)
+    if float(min_norm @ G_active @ min_norm) <= rtol * np.trace(G_active) / active.size:
+        return weights
+
+    def f(a: np.ndarray) -> float:
+        return 0.5 * float(a @ G_active @ a) - float(np.sum(np.log(a)))
+
+    alpha = 1.0 / np.sqrt(np.diag(G_active))  # exact when the gradients are orthogonal
+    for _ in range(max_iter):
+        gradient = G_active @ alpha - 1.0 / alpha
+        step = -np.linalg.solve(G_active + np.diag(1.0 / alpha**2), gradient)
+        decrement = -float(gradient @ step)
+        if decrement <= tol:
+            break
+        t = 1.0
+        while np.any(alpha + t * step <= 0.0):
+            t *= 0.5
+        if decrement > 1e-8:  # damped phase; near the optimum full steps converge quadratically
+            f_alpha = f(alpha)
+            while f(alpha + t * step) > f_alpha - 0.25 * t * decrement:
+                t *= 0.5
+        alpha = alpha + t * step
+    else:
+        raise RuntimeError(
+            f"Nash-MTL: Newton's method did not converge in {max_iter} iterations"
+        )
+    weights[active] = alpha / np.sqrt(scale)
+    return weights
+
+
+# ------------------------------------------------------------------ IMTL-G
+
+
+def imtl_g_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
+    r"""IMTL-G, the gradient part of impartial multi-task learning (Liu et al.,
+    "Towards Impartial Multi-task Learning", ICLR 2021).
+
+    Finds :math:`d = \sum_t \alpha_t g_t` with :math:`\sum_t \alpha_t = 1`
+    whose projections on the unit gradients :math:`u_t = g_t / \|g_t\|` are all
+    equal, :math:`d\cdot u_t = d \cdot u_s`. As :math:`J d = G\alpha`, that
+    asks :math:`G\alpha \propto n` with :math:`n_t = \|g_t\|`:
+
+    .. math::  \alpha \propto G^{+} n ,\qquad \textstyle\sum_t \alpha_t = 1 .
+
+    For linearly independent gradients this is the paper's closed form. The
+    pseudo-inverse (eigenvalues below ``rtol`` times the largest dropped)
+    extends it to dependent gradients, as defined by Quinton and Rey
+    ("Jacobian Descent for Multi-Objective Optimization", arXiv 2024) and
+    implemented in torchjd; zero gradients then get weight 0. If the
+    unnormalised weights sum to zero (e.g. two exactly opposite gradients) no
+    impartial direction exists and all weights are 0 (torchjd's convention too).
+    """
+    G = _check_gram(G)
+    T = G.shape[0]
+    rtol = gram_rtol(T) if rtol is None else rtol
+    G, scale = _normalized(G)
+    if scale == 0.0:
+        return np.zeros(T)
+    eigenvalues, V = np.linalg.eigh(G)
+    keep = eigenvalues > rtol * eigenvalues.max()
+    V, eigenvalues = V[:, keep], eigenvalues[keep]
+    norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
+    v = V @ ((V.T @ norms) / eigenvalues)  # G^+ n
+    # compare the sum with the size of its terms to decide "zero"
+    if abs(v.sum()) <= np.sqrt(rtol) * np.abs(v).sum():
+        return np.zeros(T)
+    return v / v.sum()
+
+
+# -------------------------------------------------------------- Aligned-MTL
+
+
+def aligned_mtl_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
+    r"""Aligned-MTL (Senushkin et al., "Independent Component Alignment for
+    Multi-Task Learning", CVPR 2023, Algorithm 1).
+
+    Aligns the task gradients so that their matrix has equal singular values
+    (condition number 1): with :math:`G = V\Lambda V^\top`, the aligned
+    Jacobian is :math:`\hat J = B J` with the balance transform
+
+    .. math::  B = \sqrt{\lambda_{\min}}\ V \Lambda^{-1/2} V^\top ,
+
+    and the update is the mean of the aligned gradients,
+    :math:`d = \tfrac1T 1^\top \hat J`, i.e. weights :math:`B\,1/T` (``B`` is
+    symmetric). :math:`\lambda_{\min}` is the smallest eigenvalue kept.
+
+    Rank deficiency (zero or linearly dependent gradients): eigenvalues below
+    ``rtol`` times the largest are dropped, ``V`` and :math:`\Lambda` keep the
+    others (so :math:`\Lambda^{-1/2}` is a pseudo-inverse square root, as in
+    torchjd). One task gives that gradient; all-zero gradients give 0.
+    """
+    G = _check_gram(G)
+    T = G.shape[0]
+    rtol = gram_rtol(T) if rtol is None else rtol
+    G, scale = _normalized(G)
+    mean = np.full(T, 1.0 / T)
+    if scale == 0.0:
+        return mean
+    eigenvalues, V = np.linalg.eigh(G)
+    keep = eigenvalues > rtol * eigenvalues.max()
+    eigenvalues, V = eigenvalues[keep], V[:, keep]
+    B = np.sqrt(eigenvalues.min()) * (V / np.sqrt(eigenvalues)) @ V.T
+    return B @ mean
+
+
+# ------------------------------------------------------------------ UPGrad
+
+
+def dual_cone_projection_weights(G: np.ndarray, u: np.ndarray) -> np.ndarray:
+    r"""Weights of the projection of :math:`J^\top u` onto the dual cone of the gradients.
+
+    The dual cone :math:`\{x : g_t\cdot x \ge 0\ \forall t\}` holds the
+    directions that conflict with no task. The projection of :math:`J^\top u`
+    onto it is :math:`J^\top v` with (Quinton and Rey, 2024, Proposition 1)
+
+    .. math::  v = \arg\min_{v \ge u} v^\top G v .
+
+    With :math:`v = u + s` and ``A.T @ A = G`` this is the non-negative least
+    squares problem :math:`\min_{s\ge 0}\|A s + A u\|^2`, solved exactly by
+    ``scipy.optimize.nnls``. It is solved in the variables
+    :math:`y_t = \|g_t\| v_t`, whose Gram matrix is the cosine matrix, so that
+    gradients of very different sizes stay accurate; zero gradients keep
+    :math:`v_t = u_t` (they do not change the direction).
+    """
+    G = _check_gram(G)
+    u = np.asarray(u, dtype=np.float64)
+    if u.shape != (G.shape[0],):
+        raise ValueError(f"u must have shape ({G.shape[0]},), got {u.shape}")
+    return _DualConeProjector(G).project(u)
+
+
+class _DualConeProjector:
+    """Factorises the cosine matrix once, then projects any number of ``u``."""
+
+    def __init__(self, G: np.ndarray) -> None:
+        squared_norms = np.diag(G)
+        self.active = np.flatnonzero(squared_norms > gram_rtol(len(G)) * squared_norms.max())
+        self.norms = np.sqrt(squared_norms[self.active])
+        cosines = G[np.ix_(self.active, self.active)] / np.outer(self.norms, self.norms)
+        self.A = _gram_factor(cosines)
+
+    def project(self, u: np.ndarray) -> np.ndarray:
+        v = u.copy()
+        if self.active.size:
+            y0 = self.norms * u[self.active]  # the bound y >= y0 in the scaled variables
+            s, _ = nnls(self.A, -self.A @ y0)
+            v[self.active] = (y0 + s) / self.norms
+        return v
+
+
+def upgrad_weights(G: np.ndarray) -> np.ndarray:
+    r"""UPGrad, unconflicting projection of gradients (Quinton and Rey,
+    "Jacobian Descent for Multi-Objective Optimization", arXiv:2406.16232, 2024).
+
+    Projects each gradient onto the dual cone of all gradients and averages:
+
+    .. math::  d = \frac1T \sum_i \pi_J(g_i) ,
+
+    so ``d`` conflicts with no task (:math:`g_t\cdot d \ge 0`). The weights are
+    :math:`\sum_i v^{(i)}` with :math:`v^{(i)}` from
+    :func:`dual_cone_projection_weights` at :math:`u = e_i / T`. For two
+    tasks, :math:`\pi_J(g_i)` is PCGrad's projected gradient, so UPGrad is half
+    of PCGrad's sum. One task gives that gradient.
+    """
+    G = _check_gram(G)
+    T = G.shape[0]
+    if np.trace(G) <= 0.0:
+        return np.full(T, 1.0 / T)
+    projector = _DualConeProjector(G)
+    return np.sum([projector.project(row) for row in np.eye(T) / T], axis=0)

@@ -1,0 +1,166 @@
+"""Gradient aggregators for TensorFlow: the twins of :mod:`mtl_course.torch.aggregators`.
+
+Same names, same arguments, same results: each function validates ``J``
+(tasks x parameters), computes the Gram matrix ``J J^T`` in ``J``'s dtype,
+hands it (as float64 numpy) to the matching ``*_weights`` function of
+:mod:`mtl_course.core.aggregation` (the formula and the paper are there), and
+returns ``w^T J`` in ``J``'s dtype. ``pcgrad``'s ``generator`` is a numpy
+``Generator``, an int seed or ``None`` in both frameworks, so seeded results
+match the PyTorch side exactly.
+
+The small ``T x T`` solve runs in numpy, so these functions run eagerly; inside
+a ``tf.function`` compute ``J`` in the graph and aggregate outside it. With
+:func:`mtl_course.tf.jacobian`::
+
+    J = jacobian(tape, losses, shared_variables)
+    grads = unflatten_gradients(upgrad(J), shared_variables)
+    optimizer.apply_gradients(zip(grads, shared_variables))
+"""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from mtl_course.core import aggregation as core
+
+__all__ = [
+    "mean",
+    "mgda",
+    "pcgrad",
+    "cagrad",
+    "nash_mtl",
+    "imtl_g",
+    "aligned_mtl",
+    "upgrad",
+    "AGGREGATORS",
+]
+
+
+def _check_jacobian(J: tf.Tensor) -> None:
+    """Shape and dtype checks; finiteness is checked on the (much smaller) result."""
+    if not tf.is_tensor(J):
+        raise TypeError(f"J must be a tf.Tensor, got {type(J).__name__}")
+    if J.shape.rank != 2:
+        raise ValueError(f"J must be 2-D (tasks, parameters), got shape {tuple(J.shape)}")
+    if J.shape[0] == 0:
+        raise ValueError("J has no rows: there must be at least one task")
+    if not J.dtype.is_floating:
+        raise TypeError(f"J must have a floating dtype, got {J.dtype.name}")
+
+
+def _raise_if_not_finite(J: tf.Tensor, summary: tf.Tensor) -> None:
+    """``summary`` (the Gram matrix or the mean) is finite whenever J is, and NaN or
+    inf whenever J has a NaN or inf, so only the error path scans all of J."""
+    if bool(tf.reduce_all(tf.math.is_finite(summary))):
+        return
+    bad_rows = np.flatnonzero(~tf.reduce_all(tf.math.is_finite(J), axis=1).numpy()).tolist()
+    if bad_rows:
+        raise ValueError(f"J contains NaN or inf in row(s) {bad_rows}")
+    raise ValueError(
+        f"J J^T overflowed in {J.dtype.name} (the gradients are too large); "
+        "rescale the losses or use float64"
+    )
+
+
+def _gram(J: tf.Tensor) -> tuple[np.ndarray, float]:
+    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype."""
+    compute_dtype = J.dtype if J.dtype in (tf.float32, tf.float64) else tf.float32
+    Jc = tf.cast(J, compute_dtype)
+    G = tf.matmul(Jc, Jc, transpose_b=True)
+    _raise_if_not_finite(J, G)
+    eps = float(np.finfo(compute_dtype.as_numpy_dtype).eps)
+    return G.numpy().astype(np.float64), core.gram_rtol(J.shape[0], eps)
+
+
+def _combine(J: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
+    return tf.linalg.matvec(J, tf.constant(weights, dtype=J.dtype), transpose_a=True)
+
+
+def mean(J: tf.Tensor) -> tf.Tensor:
+    """The mean gradient (:func:`mtl_course.core.aggregation.mean_weights`)."""
+    _check_jacobian(J)
+    d = _combine(J, core.mean_weights(np.eye(J.shape[0])))  # the same w @ J as the torch twin
+    _raise_if_not_finite(J, d)
+    return d
+
+
+def mgda(J: tf.Tensor) -> tf.Tensor:
+    """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`)."""
+    _check_jacobian(J)
+    return _combine(J, core.mgda_weights(_gram(J)[0]))
+
+
+def pcgrad(J: tf.Tensor, generator: np.random.Generator | int | None = None) -> tf.Tensor:
+    """PCGrad, the sum of de-conflicted gradients.
+
+    See :func:`mtl_course.core.aggregation.pcgrad_weights`. ``generator`` (a numpy
+    ``Generator``, an int seed or ``None``) draws the random task orders.
+    """
+    _check_jacobian(J)
+    return _combine(J, core.pcgrad_weights(_gram(J)[0], generator))
+
+
+def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
+    """CAGrad with ball radius ``c * ||mean gradient||``.
+
+    See :func:`mtl_course.core.aggregation.cagrad_weights`.
+    """
+    _check_jacobian(J)
+    G, rtol = _gram(J)
+    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol))
+
+
+def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
+    """Nash-MTL, solving ``G alpha = 1 / alpha``.
+
+    See :func:`mtl_course.core.aggregation.nash_mtl_weights`.
+    """
+    _check_jacobian(J)
+    G, rtol = _gram(J)
+    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter))
+
+
+def imtl_g(J: tf.Tensor) -> tf.Tensor:
+    """IMTL-G, equal projections on every unit gradient.
+
+    See :func:`mtl_course.core.aggregation.imtl_g_weights`.
+    """
+    _check_jacobian(J)
+    G, rtol = _gram(J)
+    return _combine(J, core.imtl_g_weights(G, rtol=rtol))
+
+
+def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
+    """Aligned-MTL, the mean of gradients aligned to condition number 1.
+
+    See :func:`mtl_course.core.aggregation.aligned_mtl_weights`.
+    """
+    _check_jacobian(J)
+    G, rtol = _gram(J)
+    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol))
+
+
+def upgrad(J: tf.Tensor) -> tf.Tensor:
+    """UPGrad, the mean of the gradients projected onto the dual cone.
+
+    See :func:`mtl_course.core.aggregation.upgrad_weights`.
+    """
+    _check_jacobian(J)
+    return _combine(J, core.upgrad_weights(_gram(J)[0]))
+
+
+AGGREGATORS: dict[str, Callable[..., tf.Tensor]] = {
+    "mean": mean,
+    "mgda": mgda,
+    "pcgrad": pcgrad,
+    "cagrad": cagrad,
+    "nash_mtl": nash_mtl,
+    "imtl_g": imtl_g,
+    "aligned_mtl": aligned_mtl,
+    "upgrad": upgrad,
+}
