@@ -6,6 +6,19 @@ Importing this subpackage first quiets TensorFlow's C++ start-up logging (see
 
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
+from mtl_course.core.tasks import History, Task
+from mtl_course.core.weighting import uncertainty_optimum
+from mtl_course.tf.train import evaluate, fit, load, predict, save
+from mtl_course.tf.weighting import (
+    DWA,
+    RLW,
+    WEIGHTINGS,
+    EqualWeighting,
+    GradNorm,
+    StaticWeighting,
+    UncertaintyWeighting,
+    Weighting,
+)
 from mtl_course.tf.aggregators import (
     AGGREGATORS,
     aligned_mtl,
@@ -43,10 +56,17 @@ __all__ = [
     "CrossStitchUnit",
     "ctcvr_logit",
     "device",
+    "DWA",
+    "EqualWeighting",
     "ESMM",
+    "evaluate",
+    "fit",
+    "GradNorm",
     "HardSharing",
+    "History",
     "imtl_g",
     "jacobian",
+    "load",
     "mean",
     "mgda",
     "mix_experts",
@@ -56,9 +76,18 @@ __all__ = [
     "nash_mtl",
     "pcgrad",
     "PLE",
+    "predict",
     "representation_jacobian",
+    "RLW",
+    "save",
     "seed_everything",
     "SoftSharing",
+    "StaticWeighting",
+    "Task",
+    "uncertainty_optimum",
+    "UncertaintyWeighting",
     "unflatten_gradients",
     "upgrad",
+    "Weighting",
+    "WEIGHTINGS",
 ]

@@ -3,6 +3,19 @@
 The public names here are mirrored one for one by :mod:`mtl_course.tf`.
 """
 
+from mtl_course.core.tasks import History, Task
+from mtl_course.core.weighting import uncertainty_optimum
+from mtl_course.torch.train import evaluate, fit, load, predict, save
+from mtl_course.torch.weighting import (
+    DWA,
+    RLW,
+    WEIGHTINGS,
+    EqualWeighting,
+    GradNorm,
+    StaticWeighting,
+    UncertaintyWeighting,
+    Weighting,
+)
 from mtl_course.torch.aggregators import (
     AGGREGATORS,
     aligned_mtl,
@@ -45,10 +58,17 @@ __all__ = [
     "CrossStitchUnit",
     "ctcvr_logit",
     "device",
+    "DWA",
+    "EqualWeighting",
     "ESMM",
+    "evaluate",
+    "fit",
+    "GradNorm",
     "HardSharing",
+    "History",
     "imtl_g",
     "jacobian",
+    "load",
     "mean",
     "mgda",
     "mix_experts",
@@ -58,10 +78,19 @@ __all__ = [
     "nash_mtl",
     "pcgrad",
     "PLE",
+    "predict",
     "representation_jacobian",
+    "RLW",
+    "save",
     "seed_everything",
     "set_gradients",
     "SoftSharing",
+    "StaticWeighting",
+    "Task",
+    "uncertainty_optimum",
+    "UncertaintyWeighting",
     "unflatten_gradients",
     "upgrad",
+    "Weighting",
+    "WEIGHTINGS",
 ]

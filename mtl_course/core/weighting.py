@@ -1,0 +1,375 @@
+"""Framework-free math of the loss weightings (chapter 7), shared by the twins.
+
+:mod:`mtl_course.torch.weighting` and :mod:`mtl_course.tf.weighting` only
+stack the task losses into a tensor and form ``sum_i w_i L_i``; every rule
+that decides the weights ``w`` lives here, in numpy, once:
+
+* :class:`TaskOrder` puts task losses (a dict or a sequence) in task order and
+  rejects wrong counts and unknown names;
+* :func:`dwa_weights` and :class:`EpochAverages` (Dynamic Weight Average), :func:`rlw_weights` (RLW),
+  :func:`gradnorm_update` (GradNorm's weight step) and the uncertainty
+  weighting helpers :func:`uncertainty_factors`,
+  :func:`uncertainty_multipliers` and :func:`uncertainty_optimum`.
+
+Every function validates its input and raises ``ValueError`` naming the
+problem (and the task, where there is one) instead of returning NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+KINDS = ("regression", "classification")
+"""Task kinds understood by the uncertainty weighting."""
+
+
+# ---------------------------------------------------------------- task order
+class TaskOrder:
+    """The tasks a weighting was built for, and the order of its weights.
+
+    Built from task names (a sequence of str, or a mapping whose keys are the
+    names), a task count (int), or ``None`` (bound later, by :meth:`bind` or by
+    the first call). Called on losses given as a mapping ``name -> loss`` it
+    returns them in task order; given as a sequence, it only checks the count.
+    """
+
+    def __init__(self, tasks: Sequence[str] | Mapping[str, Any] | int | None = None) -> None:
+        self.names: tuple[str, ...] | None = None
+        self.count: int | None = None
+        if tasks is not None:
+            self.bind(tasks)
+
+    def bind(self, tasks: Sequence[str] | Mapping[str, Any] | int) -> None:
+        """Fix the tasks; binding again to the same tasks is a no-op."""
+        names, count = _parse_tasks(tasks)
+        if self.count is not None and count != self.count:
+            raise ValueError(f"built for {self.count} tasks, got {count}")
+        if names is not None and self.names is not None and names != self.names:
+            raise ValueError(f"built for tasks {list(self.names)}, got {list(names)}")
+        self.count = count
+        if names is not None:
+            self.names = names
+
+    def arrange(self, losses: Mapping[str, Any] | Sequence[Any]) -> list[Any]:
+        """The losses as a list in task order (binds on the first call)."""
+        if isinstance(losses, Mapping):
+            given = tuple(losses)
+            if given == self.names:  # the common case: already in task order
+                return list(losses.values())
+            if not given:
+                raise ValueError("no task losses given (empty mapping)")
+            if any(not isinstance(name, str) for name in given):
+                raise TypeError("task names must be strings")
+            if self.names is None:
+                self.bind(given)
+                return [losses[name] for name in given]
+            unknown = [name for name in given if name not in self.names]
+            if unknown:
+                raise ValueError(f"unknown task(s) {unknown}; expected {list(self.names)}")
+            missing = [name for name in self.names if name not in losses]
+            if missing:
+                raise ValueError(f"missing loss for task(s) {missing}")
+            return [losses[name] for name in self.names]
+        if isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence):
+            raise TypeError(
+                "losses must be a mapping task name -> scalar loss or a sequence of "
+                f"scalar losses, got {type(losses).__name__}"
+            )
+        if len(losses) == 0:
+            raise ValueError("no task losses given (empty sequence)")
+        if self.count is None:
+            self.bind(len(losses))
+        elif len(losses) != self.count:
+            raise ValueError(f"expected {self.count} task losses, got {len(losses)}")
+        return list(losses)
+
+    def label(self, i: int) -> str:
+        """A name for task ``i`` in error messages."""
+        return repr(self.names[i]) if self.names is not None else f"#{i}"
+
+    def state(self) -> dict[str, str]:
+        return {"task_names": json.dumps(None if self.names is None else list(self.names)),
+                "task_count": json.dumps(self.count)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        names = json.loads(str(state["task_names"]))
+        count = json.loads(str(state["task_count"]))
+        if names is not None:
+            self.bind(tuple(names))
+        elif count is not None:
+            self.bind(int(count))
+
+
+def _parse_tasks(tasks: Any) -> tuple[tuple[str, ...] | None, int]:
+    if isinstance(tasks, bool):
+        raise TypeError("tasks must be task names or a task count, got a bool")
+    if isinstance(tasks, (int, np.integer)):
+        if tasks < 1:
+            raise ValueError(f"need at least one task, got {int(tasks)}")
+        return None, int(tasks)
+    if isinstance(tasks, str) or not isinstance(tasks, (Sequence, Mapping)):
+        raise TypeError(f"tasks must be a sequence of task names or an int, got {tasks!r}")
+    names = tuple(tasks)
+    if not names:
+        raise ValueError("empty task list: a weighting needs at least one task")
+    if any(not isinstance(name, str) for name in names):
+        raise TypeError(f"task names must be strings, got {list(names)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate task names in {list(names)}")
+    return names, len(names)
+
+
+def check_finite_losses(values: np.ndarray, order: TaskOrder) -> None:
+    """Raise ``ValueError`` naming every task whose loss is NaN or infinite."""
+    bad = [order.label(i) for i, v in enumerate(np.asarray(values, dtype=np.float64))
+           if not np.isfinite(v)]
+    if bad:
+        raise ValueError(f"non-finite (NaN or inf) loss for task(s) {', '.join(bad)}")
+
+
+def static_weights(weights: Mapping[str, float] | Sequence[float]) -> tuple[tuple[str, ...] | None, np.ndarray]:
+    """Validate fixed loss weights: returns ``(task names or None, weights)``."""
+    if isinstance(weights, Mapping):
+        names, count = _parse_tasks(tuple(weights))
+        values = [weights[name] for name in names]
+    else:
+        names = None
+        values = list(weights)
+        if not values:
+            raise ValueError("empty task list: static weights need at least one weight")
+    w = np.asarray(values, dtype=np.float64)
+    if w.ndim != 1:
+        raise ValueError(f"static weights must be scalars, got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"static weights must be finite, got {w.tolist()}")
+    if np.any(w < 0):
+        raise ValueError(f"static weights must be non-negative, got {w.tolist()}")
+    return names, w
+
+
+# --------------------------------------------------------------- small tools
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax of a 1-D array (float64)."""
+    z = np.asarray(x, dtype=np.float64)
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def as_generator(generator: np.random.Generator | int | None) -> np.random.Generator:
+    """A numpy Generator from a Generator (used as is), a seed, or None (fresh entropy)."""
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if generator is None or (isinstance(generator, (int, np.integer)) and not isinstance(generator, bool)):
+        return np.random.default_rng(generator)
+    raise TypeError(f"generator must be a numpy Generator, an int seed or None, got {generator!r}")
+
+
+def generator_state(generator: np.random.Generator) -> str:
+    """The bit generator's state as a JSON string (safe to store without pickle)."""
+    return json.dumps(generator.bit_generator.state)
+
+
+def set_generator_state(generator: np.random.Generator, state: str) -> None:
+    generator.bit_generator.state = json.loads(str(state))
+
+
+# ----------------------------------------------------------------------- DWA
+def dwa_weights(loss_history: np.ndarray, temperature: float = 2.0) -> np.ndarray:
+    """Dynamic Weight Average weights for the next epoch.
+
+    Liu, Johns, Davison, "End-to-End Multi-Task Learning with Attention",
+    CVPR 2019, eq. (7)::
+
+        w_k(t) = K exp(r_k(t-1) / T) / sum_i exp(r_i(t-1) / T),
+        r_k(t-1) = L_k(t-1) / L_k(t-2),
+
+    with ``L_k`` the average training loss of task k over an epoch and ``K``
+    the number of tasks, so the weights sum to K. With fewer than two past
+    epochs the weights are all 1 (the paper's initialisation).
+
+    Args:
+        loss_history: shape ``(epochs, K)``, epoch-average losses, oldest first.
+        temperature: ``T > 0``; larger T gives more even weights.
+    """
+    if not temperature > 0 or not np.isfinite(temperature):
+        raise ValueError(f"DWA temperature must be positive and finite, got {temperature}")
+    history = np.asarray(loss_history, dtype=np.float64)
+    if history.ndim != 2 or history.shape[1] == 0:
+        raise ValueError(f"loss_history must have shape (epochs, tasks), got {history.shape}")
+    num_tasks = history.shape[1]
+    if len(history) < 2:
+        return np.ones(num_tasks)
+    previous, before = history[-1], history[-2]
+    if not (np.all(np.isfinite(previous)) and np.all(np.isfinite(before))):
+        raise ValueError("DWA needs finite epoch losses")
+    if np.any(before <= 0):
+        bad = np.flatnonzero(before <= 0).tolist()
+        raise ValueError(f"DWA needs positive epoch losses; task(s) {bad} had loss <= 0")
+    return num_tasks * softmax(previous / before / temperature)
+
+
+class EpochAverages:
+    """Per-epoch average task losses, accumulated step by step (DWA's input).
+
+    :meth:`add` one loss vector per step; :meth:`end_epoch` closes the epoch
+    and appends its mean to :attr:`history` (oldest first).
+    """
+
+    def __init__(self) -> None:
+        self.history: list[np.ndarray] = []
+        self._sum: np.ndarray | None = None
+        self._steps = 0
+
+    def add(self, values: Sequence[float] | np.ndarray) -> None:
+        self._sum = np.array(values, dtype=np.float64) if self._sum is None else self._sum + values
+        self._steps += 1
+
+    def end_epoch(self) -> np.ndarray:
+        if self._steps == 0:
+            raise ValueError("DWA.end_epoch() called with no losses recorded in this epoch")
+        self.history.append(self._sum / self._steps)
+        self._sum, self._steps = None, 0
+        return self.history[-1]
+
+    def state(self, num_tasks: int) -> dict[str, np.ndarray]:
+        return {"history": np.array(self.history, dtype=np.float64).reshape(-1, num_tasks),
+                "epoch_sum": np.zeros(num_tasks) if self._sum is None else self._sum.copy(),
+                "epoch_steps": np.int64(self._steps)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.history = [row.copy() for row in np.asarray(state["history"], dtype=np.float64)]
+        self._steps = int(state["epoch_steps"])
+        self._sum = np.asarray(state["epoch_sum"], dtype=np.float64).copy() if self._steps else None
+
+
+# ----------------------------------------------------------------------- RLW
+RLW_DISTRIBUTIONS = ("normal", "uniform")
+
+
+def rlw_weights(generator: np.random.Generator, num_tasks: int, distribution: str = "normal") -> np.ndarray:
+    """One Random Loss Weighting draw.
+
+    Lin, Ye, Xu, Shi, Zhang, "Reasonable Effectiveness of Random Weighting: A
+    Litmus Test for Multi-Task Learning", TMLR 2022: at every step draw
+    ``lambda ~ p(lambda)`` and use the weights ``softmax(lambda)`` (they sum to
+    1). ``distribution="normal"`` draws ``lambda ~ N(0, I)`` (the paper's
+    default), ``"uniform"`` draws ``lambda ~ U(0, 1)^K``. The draws come from a
+    numpy Generator so that the PyTorch and TensorFlow twins draw the same
+    weights from the same seed.
+    """
+    if distribution == "normal":
+        return softmax(generator.standard_normal(num_tasks))
+    if distribution == "uniform":
+        return softmax(generator.random(num_tasks))
+    raise ValueError(f"unknown RLW distribution {distribution!r}; use one of {RLW_DISTRIBUTIONS}")
+
+
+# ------------------------------------------------------------------ GradNorm
+def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndarray,
+                    initial_losses: np.ndarray, alpha: float = 1.5, lr: float = 0.025) -> np.ndarray:
+    """One GradNorm step on the task weights.
+
+    Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization
+    for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018::
+
+        G_i = || grad_W (w_i L_i) || = w_i n_i,      n_i = || grad_W L_i ||
+        r_i = (L_i(t) / L_i(0)) / mean_j (L_j(t) / L_j(0))
+        L_grad = sum_i | G_i - mean_j(G_j) * r_i ** alpha |
+
+    with the target ``mean(G) r_i^alpha`` held constant (eq. 2 of the paper).
+    Because ``G_i`` is linear in ``w_i``, ``dL_grad/dw_i = sign(G_i - target_i) n_i``
+    in closed form, so the step needs only the numbers ``n_i``. One gradient
+    descent step ``w <- w - lr dL_grad/dw`` follows, then the weights are
+    renormalised to sum to the number of tasks K (the paper's renormalisation).
+    A weight pushed to zero or below is clipped to a small positive floor
+    (1e-6 of the mean weight) before renormalising, so it can recover later.
+
+    Args:
+        weights: current ``w`` (K,), positive, summing to K.
+        grad_norms: ``n_i`` (K,), non-negative.
+        losses: ``L_i(t)`` (K,); initial_losses: ``L_i(0)`` (K,), positive.
+    Returns:
+        the new weights (K,), float64.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    n = np.asarray(grad_norms, dtype=np.float64)
+    loss = np.asarray(losses, dtype=np.float64)
+    loss0 = np.asarray(initial_losses, dtype=np.float64)
+    k = w.shape[0]
+    for name, a in (("grad_norms", n), ("losses", loss), ("initial_losses", loss0)):
+        if a.shape != (k,):
+            raise ValueError(f"{name} must have shape ({k},), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be finite, got {a.tolist()}")
+    if np.any(n < 0):
+        raise ValueError(f"gradient norms must be non-negative, got {n.tolist()}")
+    if np.any(loss0 <= 0):
+        bad = np.flatnonzero(loss0 <= 0).tolist()
+        raise ValueError(f"GradNorm needs positive initial losses; task(s) {bad} started at <= 0")
+    ratio = loss / loss0
+    mean_ratio = ratio.mean()
+    # All current losses zero: every task trains at the same rate, r_i = 1.
+    rate = ratio / mean_ratio if mean_ratio > 0 else np.ones(k)
+    g = w * n
+    target = g.mean() * rate ** alpha
+    step = np.sign(g - target) * n
+    new = w - lr * step
+    new = np.maximum(new, 1e-6 * w.mean())
+    return k * new / new.sum()
+
+
+def gradnorm_layer_index(shapes: Sequence[Sequence[int]]) -> int:
+    """Which shared parameter GradNorm differentiates: the last one with rank >= 2.
+
+    GradNorm measures gradient norms on "the last shared layer" W; with the
+    shared parameters listed trunk-first this is the last weight matrix (or
+    kernel). Falls back to the last parameter when none has rank >= 2.
+    """
+    if len(shapes) == 0:
+        raise ValueError("GradNorm needs at least one shared parameter (the model shares nothing)")
+    for i in range(len(shapes) - 1, -1, -1):
+        if len(shapes[i]) >= 2:
+            return i
+    return len(shapes) - 1
+
+
+# --------------------------------------------------------- uncertainty (UW)
+def uncertainty_factors(kinds: str | Sequence[str], num_tasks: int) -> np.ndarray:
+    """The factor c_i in ``c_i exp(-s_i) L_i``: 1/2 for regression, 1 for classification."""
+    if isinstance(kinds, str):
+        kinds = [kinds] * num_tasks
+    kinds = list(kinds)
+    if len(kinds) != num_tasks:
+        raise ValueError(f"got {len(kinds)} kinds for {num_tasks} tasks")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown task kind(s) {unknown}; use {KINDS}")
+    return np.array([0.5 if k == "regression" else 1.0 for k in kinds])
+
+
+def uncertainty_multipliers(log_vars: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """The effective loss weights ``c_i / sigma_i^2 = c_i exp(-s_i)``."""
+    return np.asarray(factors, dtype=np.float64) * np.exp(-np.asarray(log_vars, dtype=np.float64))
+
+
+def uncertainty_optimum(losses: Sequence[float] | np.ndarray, kinds: str | Sequence[str] = "regression") -> np.ndarray:
+    """The log-variances ``s_i`` that minimise the uncertainty objective for fixed losses.
+
+    Per task the objective is ``f(s) = c exp(-s) L + s / 2`` (c = 1/2 for
+    regression, 1 for classification). ``f'(s) = -c exp(-s) L + 1/2 = 0`` gives
+    ``exp(s*) = 2 c L``: for regression ``sigma^2 = L``, for classification
+    ``sigma^2 = 2 L``; ``f'' = c exp(-s) L > 0`` so it is the minimum. At the
+    optimum the effective weight ``c exp(-s*)`` is ``1 / (2 L)``: each loss is
+    scaled towards 1/2, which is what balances tasks of different scale.
+    Needs ``L > 0`` (for ``L = 0`` the objective has no minimum, s -> -inf).
+    """
+    loss = np.asarray(losses, dtype=np.float64)
+    if loss.ndim != 1 or loss.size == 0:
+        raise ValueError(f"losses must be a non-empty 1-D array, got shape {loss.shape}")
+    if not np.all(np.isfinite(loss)) or np.any(loss <= 0):
+        raise ValueError(f"the optimum needs finite positive losses, got {loss.tolist()}")
+    return np.log(2 * uncertainty_factors(kinds, loss.size) * loss)

@@ -1,0 +1,268 @@
+"""The multi-task training loop in TensorFlow, twin of :mod:`mtl_course.torch.train`.
+
+Same functions, arguments, defaults and :class:`History` as the PyTorch
+version: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`save`,
+:func:`load`. Steps run eagerly (the weightings compute their weights in
+numpy every step, see :mod:`mtl_course.tf.weighting`).
+"""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from mtl_course.core import tasks as core_tasks
+from mtl_course.core.tasks import History, Task
+from mtl_course.core.weighting import gradnorm_layer_index
+from mtl_course.data.types import MultiTaskSplit
+from mtl_course.tf.runtime import device as default_device
+from mtl_course.tf.weighting import RLW, WEIGHTINGS, GradNorm, UncertaintyWeighting, Weighting
+
+Data = MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]
+Method = Weighting | str | Callable[[tf.Tensor], tf.Tensor]
+
+__all__ = ["History", "Task", "evaluate", "fit", "load", "predict", "save", "task_loss"]
+
+
+def task_loss(name: str, task: Task, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """The mean loss of one task (see :class:`Task` for the built-in losses)."""
+    if not isinstance(task.loss, str):
+        return task.loss(prediction, target)
+    shape = core_tasks.aligned_shape(name, tuple(prediction.shape), tuple(target.shape), task.loss)
+    if task.loss == "cross_entropy":
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=prediction)
+        return tf.reduce_mean(per_example)
+    prediction = tf.reshape(prediction, shape)
+    target = tf.cast(target, prediction.dtype)
+    if task.loss == "mse":
+        return tf.reduce_mean(tf.square(prediction - target))
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=prediction))
+
+
+def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None = None) -> Weighting | Callable:
+    """A weighting (bound to ``tasks``) or an aggregator function; see the PyTorch twin."""
+    names = list(tasks)
+    if isinstance(method, Weighting):
+        return method.bind(names)
+    if isinstance(method, str):
+        if method == "uncertainty":
+            return UncertaintyWeighting(names, kinds=[t.kind for t in tasks.values()])
+        if method == "rlw":
+            return RLW(generator=seed, tasks=names)
+        if method in WEIGHTINGS:
+            return WEIGHTINGS[method](tasks=names)
+        from mtl_course.tf.aggregators import AGGREGATORS
+
+        if method in AGGREGATORS:
+            return AGGREGATORS[method]
+        raise ValueError(f"unknown method {method!r}; weightings: {sorted(WEIGHTINGS)}, "
+                         f"aggregators: {sorted(AGGREGATORS)}")
+    if callable(method):
+        return method
+    raise TypeError(f"method must be a Weighting, a name or an aggregator function, got {method!r}")
+
+
+def _optimizer(optimizer: keras.optimizers.Optimizer | str | None, lr: float) -> keras.optimizers.Optimizer:
+    # epsilon=1e-8 matches torch.optim.Adam's default (Keras defaults to 1e-7).
+    if optimizer is None or optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
+    if optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr)
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    raise ValueError(f"optimizer must be None, 'adam', 'sgd' or a keras optimizer, got {optimizer!r}")
+
+
+def _aggregated_gradients(model: keras.Model, tape: tf.GradientTape, losses: list[tf.Tensor],
+                          task_names: list[str], aggregator: Callable, penalty: tf.Tensor | None,
+                          variables: list) -> list:
+    """Shared variables get ``aggregator(J)``, task variables their own loss's gradient, all the penalty's."""
+    from mtl_course.tf.jacobian import jacobian, unflatten_gradients
+
+    grads: dict[int, tf.Tensor] = {}
+    shared = list(model.shared_parameters())
+    if shared:
+        direction = aggregator(jacobian(tape, losses, shared))
+        for v, g in zip(shared, unflatten_gradients(direction, shared)):
+            grads[id(v)] = g
+    own = [v for name in task_names for v in model.task_parameters(name)]
+    if own:
+        # A task's own variables only reach its own loss: the gradient of the sum is its own gradient.
+        with tape:  # record the sum on the tape (the losses were recorded inside it)
+            loss_sum = tf.add_n(losses)
+        for v, g in zip(own, tape.gradient(loss_sum, own)):
+            if g is not None:
+                grads[id(v)] = tf.convert_to_tensor(g)
+    if penalty is not None:
+        for v, g in zip(variables, tape.gradient(penalty, variables)):
+            if g is not None:
+                grads[id(v)] = grads[id(v)] + g if id(v) in grads else tf.convert_to_tensor(g)
+    return [grads.get(id(v)) for v in variables]
+
+
+def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], method: Method = "equal",
+        epochs: int = 10, batch_size: int = 64, optimizer: keras.optimizers.Optimizer | str | None = None,
+        lr: float = 1e-3, val_data: Data | None = None, seed: int = 0, progress: bool = True,
+        device: str | None = None) -> History:
+    """Train ``model`` on ``tasks`` and return its :class:`History`.
+
+    Twin of :func:`mtl_course.torch.train.fit` (see it for every argument).
+    ``optimizer`` is None or "adam" (Keras Adam with ``epsilon=1e-8`` like
+    PyTorch's), "sgd", or a Keras optimizer; it is applied to
+    ``model.trainable_variables + method.trainable_variables``. ``device`` is
+    a TensorFlow device string (default :func:`mtl_course.tf.device`).
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    split = core_tasks.training_split(train_data)
+    specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
+    names = list(specs)
+    resolved = resolve_method(method, specs, seed)
+    is_weighting = isinstance(resolved, Weighting)
+    opt = _optimizer(optimizer, lr)
+    has_penalty = callable(getattr(model, "penalty", None))
+    rng = np.random.default_rng(seed)
+    history = History(task_names=names)
+    targets = core_tasks.cast_targets(split, specs)
+
+    with tf.device(device or default_device()):
+        x = tf.constant(split.x)
+        ys = {k: tf.constant(v) for k, v in targets.items()}
+        if not model.built:
+            model(x[:1])
+        variables = list(model.trainable_variables) + (list(resolved.trainable_variables) if is_weighting else [])
+        if not opt.built:
+            opt.build(variables)
+        gradnorm_vars = None
+        if isinstance(resolved, GradNorm):
+            shared = list(model.shared_parameters())
+            gradnorm_vars = [shared[gradnorm_layer_index([tuple(v.shape) for v in shared])]]
+        persistent = not is_weighting or gradnorm_vars is not None
+
+        kwargs = {} if progress else {"disable": True}  # leave `disable` to TQDM_DISABLE otherwise
+        bar = tqdm.tqdm(range(epochs), desc="fit", unit="epoch", **kwargs)
+        for _ in bar:
+            start = time.perf_counter()
+            sums = np.zeros(len(names))
+            steps = 0
+            for index in core_tasks.batch_indices(len(split), batch_size, rng):
+                idx = tf.constant(index)
+                with tf.GradientTape(persistent=persistent) as tape:
+                    outputs = model(tf.gather(x, idx), training=True)
+                    losses = [task_loss(n, specs[n], outputs[n], tf.gather(ys[n], idx)) for n in names]
+                    penalty = model.penalty() if has_penalty else None
+                    if is_weighting:
+                        total = resolved(dict(zip(names, losses)))
+                        if penalty is not None:
+                            total = total + penalty
+                values = np.array([float(v) for v in losses])
+                if is_weighting:
+                    if gradnorm_vars is not None:
+                        resolved.update(dict(zip(names, losses)), gradnorm_vars, tape)
+                    grads = tape.gradient(total, variables)
+                else:
+                    if not np.all(np.isfinite(values)):
+                        bad = [n for n, v in zip(names, values) if not np.isfinite(v)]
+                        raise ValueError(f"non-finite (NaN or inf) loss for task(s) {bad}")
+                    grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables)
+                del tape
+                opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+                sums += values
+                steps += 1
+            mean_loss = dict(zip(names, (sums / max(steps, 1)).tolist()))
+            weights = resolved.weights if is_weighting else None
+            if is_weighting:
+                resolved.end_epoch()
+            val_loss = val_metric = None
+            if val_data is not None:
+                val_metric, val_loss = evaluate(model, val_data, specs, return_losses=True)
+            history.record(mean_loss, weights, time.perf_counter() - start, val_loss, val_metric)
+            bar.set_postfix({n: f"{v:.4g}" for n, v in mean_loss.items()})
+    return history
+
+
+def predict(model: keras.Model, x: np.ndarray | tf.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The model's outputs on ``x`` as numpy arrays (inference mode, in batches)."""
+    x = tf.convert_to_tensor(x)
+    chunks: dict[str, list[np.ndarray]] = {}
+    for index in core_tasks.batch_indices(int(x.shape[0]), batch_size, None):
+        for name, out in model(tf.gather(x, tf.constant(index)), training=False).items():
+            chunks.setdefault(name, []).append(np.asarray(out))
+    return {name: np.concatenate(parts) for name, parts in chunks.items()}
+
+
+def evaluate(model: keras.Model, data: Data, tasks: Mapping[str, Task | str], batch_size: int = 256,
+             return_losses: bool = False) -> dict[str, float] | tuple[dict[str, float], dict[str, float]]:
+    """Each task's metric on ``data`` (and, with ``return_losses=True``, its mean loss too)."""
+    split = core_tasks.as_split(data)
+    specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
+    outputs = predict(model, split.x, batch_size)
+    targets = core_tasks.cast_targets(split, specs)
+    metrics, losses = {}, {}
+    for name, task in specs.items():
+        pred, y = outputs[name], targets[name]
+        if isinstance(task.loss, str):
+            pred = pred.reshape(core_tasks.aligned_shape(name, pred.shape, y.shape, task.loss))
+        metrics[name] = task.score(pred, y)
+        if return_losses:
+            losses[name] = float(task_loss(name, task, tf.constant(pred), tf.constant(y)))
+    return (metrics, losses) if return_losses else metrics
+
+
+def save(path: str | Path, model: keras.Model, method: Weighting | None = None,
+         optimizer: keras.optimizers.Optimizer | None = None) -> None:
+    """Save model, weighting and optimizer variables to an ``.npz`` file (plain arrays, no pickle).
+
+    Variables are stored in their creation order (``model.weights``,
+    ``optimizer.variables``), so :func:`load` needs objects of the same
+    architecture, built the same way.
+    """
+    arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.weights)}
+    if method is not None:
+        arrays.update({f"method/{k}": v for k, v in method.state_dict().items()})
+    if optimizer is not None:
+        arrays.update({f"optimizer/{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load(path: str | Path, model: keras.Model, method: Weighting | None = None,
+         optimizer: keras.optimizers.Optimizer | None = None) -> None:
+    """Load what :func:`save` wrote (``np.load(allow_pickle=False)``) into existing, built objects.
+
+    The optimizer is built for ``model.trainable_variables`` plus the
+    weighting's variables first if it has not been built yet.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        stored = {k: data[k] for k in data.files}
+    _assign("model", model.weights, stored)
+    if method is not None:
+        prefix = "method/"
+        state = {k[len(prefix):]: v for k, v in stored.items() if k.startswith(prefix)}
+        if not state:
+            raise ValueError(f"{path} holds no method state")
+        method.load_state_dict(state)
+    if optimizer is not None:
+        if not optimizer.built:
+            extra = list(method.trainable_variables) if method is not None else []
+            optimizer.build(list(model.trainable_variables) + extra)
+        _assign("optimizer", optimizer.variables, stored)
+
+
+def _assign(prefix: str, variables: list, stored: Mapping[str, np.ndarray]) -> None:
+    count = sum(1 for k in stored if k.startswith(prefix + "/"))
+    if count != len(variables):
+        raise ValueError(f"saved {count} {prefix} variables, the {prefix} has {len(variables)}")
+    for i, v in enumerate(variables):
+        value = stored[f"{prefix}/{i}"]
+        if value.shape != tuple(v.shape):
+            raise ValueError(f"{prefix} variable {i}: saved shape {value.shape} != {tuple(v.shape)}")
+        v.assign(value)

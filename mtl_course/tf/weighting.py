@@ -1,0 +1,292 @@
+"""Loss weightings in TensorFlow (chapter 7), twins of :mod:`mtl_course.torch.weighting`.
+
+Same names, arguments and defaults as the PyTorch versions. Each weighting is
+a ``tf.Module``: call it on the task losses (a dict ``name -> scalar`` or a
+sequence in task order) to get the total loss; ``.weights`` is the current
+weight vector (numpy). Learnable state (:class:`UncertaintyWeighting`'s
+log-variances) is a ``tf.Variable`` in ``trainable_variables``, so apply the
+optimizer to ``model.trainable_variables + weighting.trainable_variables``.
+``state_dict()`` returns plain numpy arrays (variables and the numpy-side
+state), ``load_state_dict()`` restores them.
+
+The weights are computed eagerly in numpy (:mod:`mtl_course.core.weighting`):
+call the weightings eagerly, not inside ``tf.function`` (a traced RLW would
+freeze its first draw).
+"""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mtl_course.core import weighting as core
+
+Losses = Mapping[str, tf.Tensor] | Sequence[tf.Tensor]
+Tasks = Sequence[str] | int | None
+
+
+class Weighting(tf.Module):
+    """Base class: orders and validates the task losses, holds the task binding."""
+
+    def __init__(self, tasks: Tasks = None) -> None:
+        super().__init__()
+        self._order = core.TaskOrder(tasks)
+        self._weights: np.ndarray | None = None
+        self._values: np.ndarray | None = None  # the last losses, float64, task order
+
+    @property
+    def task_names(self) -> tuple[str, ...] | None:
+        return self._order.names
+
+    @property
+    def num_tasks(self) -> int | None:
+        return self._order.count
+
+    def bind(self, tasks: Sequence[str] | int) -> "Weighting":
+        """Fix the tasks (a no-op if already bound to the same ones)."""
+        self._order.bind(tasks)
+        return self
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The current task weights (float64, task order); None before the tasks are known."""
+        if self._weights is None and self.num_tasks is not None:
+            self._weights = self._initial_weights(self.num_tasks)
+        return None if self._weights is None else self._weights.copy()
+
+    def _initial_weights(self, num_tasks: int) -> np.ndarray:
+        return np.ones(num_tasks)
+
+    def stack(self, losses: Losses) -> tf.Tensor:
+        """The losses as a 1-D tensor in task order, checked to be finite scalars."""
+        ordered = self._order.arrange(losses)
+        tensors = []
+        for i, loss in enumerate(ordered):
+            loss = tf.convert_to_tensor(loss)
+            if loss.shape.num_elements() != 1:
+                raise ValueError(f"loss of task {self._order.label(i)} is not a scalar (shape {loss.shape})")
+            tensors.append(tf.reshape(loss, []))
+        stacked = tf.stack(tensors)
+        values = stacked.numpy().astype(np.float64)
+        if not np.all(np.isfinite(values)):
+            core.check_finite_losses(values, self._order)
+        self._values = values
+        return stacked
+
+    def end_epoch(self) -> None:
+        """Called by the training loop after each epoch (used by :class:`DWA`)."""
+
+    def _weighted_sum(self, stacked: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
+        return tf.reduce_sum(tf.constant(weights, dtype=stacked.dtype) * stacked)
+
+    def _core_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Variables and numpy-side state as numpy arrays (strings as 0-d str arrays; no pickle needed)."""
+        state = {f"variables/{v.name.split(':')[0]}": v.numpy() for v in self.trainable_variables}
+        for key, value in {**self._order.state(), **self._core_state()}.items():
+            state[key] = np.asarray(value)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        for v in self.trainable_variables:
+            key = f"variables/{v.name.split(':')[0]}"
+            if key not in state:
+                raise ValueError(f"state has no {key!r}")
+            value = np.asarray(state[key])
+            if value.shape != tuple(v.shape):
+                raise ValueError(f"{key}: saved shape {value.shape} != {tuple(v.shape)}")
+            v.assign(value)
+        plain = {k: (v.item() if np.asarray(v).dtype.kind in "US" else np.asarray(v)) for k, v in state.items()}
+        self._order.load_state(plain)
+        self._load_core_state(plain)
+
+
+class EqualWeighting(Weighting):
+    """Equal weighting: ``L = sum_i L_i`` (the sum, as in :class:`mtl_course.torch.weighting.EqualWeighting`)."""
+
+    def __call__(self, losses: Losses) -> tf.Tensor:
+        return tf.reduce_sum(self.stack(losses))
+
+
+class StaticWeighting(Weighting):
+    """Fixed non-negative weights: ``L = sum_i alpha_i L_i``."""
+
+    def __init__(self, weights: Mapping[str, float] | Sequence[float]) -> None:
+        names, w = core.static_weights(weights)
+        super().__init__(names if names is not None else len(w))
+        self._weights = w
+
+    def __call__(self, losses: Losses) -> tf.Tensor:
+        return self._weighted_sum(self.stack(losses), self._weights)
+
+
+class UncertaintyWeighting(Weighting):
+    """Homoscedastic uncertainty weighting (Kendall, Gal, Cipolla, CVPR 2018, eq. 7 and 10).
+
+    ``exp(-s_i) L_i / 2 + s_i / 2`` (regression) or ``exp(-s_i) L_i + s_i / 2``
+    (classification), ``s_i = log sigma_i^2`` a ``tf.Variable`` named
+    ``log_vars``; see the PyTorch twin for the derivation and conventions.
+    """
+
+    def __init__(self, tasks: Sequence[str] | int, kinds: str | Sequence[str] = "regression",
+                 init: float = 0.0) -> None:
+        if tasks is None:
+            raise ValueError("UncertaintyWeighting needs its tasks (names or a count) up front")
+        super().__init__(tasks)
+        self.factors = core.uncertainty_factors(kinds, self.num_tasks)
+        self.kinds = tuple(kinds) if not isinstance(kinds, str) else (kinds,) * self.num_tasks
+        self.log_vars = tf.Variable(tf.fill([self.num_tasks], tf.constant(float(init), tf.float32)),
+                                    name="log_vars")
+
+    @property
+    def weights(self) -> np.ndarray:
+        return core.uncertainty_multipliers(self.log_vars.numpy(), self.factors)
+
+    def __call__(self, losses: Losses) -> tf.Tensor:
+        stacked = self.stack(losses)
+        s = tf.cast(self.log_vars, stacked.dtype)
+        c = tf.constant(self.factors, dtype=stacked.dtype)
+        return tf.reduce_sum(c * tf.exp(-s) * stacked + 0.5 * s)
+
+
+class DWA(Weighting):
+    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019); call :meth:`end_epoch` after each epoch."""
+
+    def __init__(self, temperature: float = 2.0, tasks: Tasks = None) -> None:
+        if not temperature > 0:
+            raise ValueError(f"DWA temperature must be positive, got {temperature}")
+        super().__init__(tasks)
+        self.temperature = float(temperature)
+        self._averages = core.EpochAverages()
+
+    def __call__(self, losses: Losses) -> tf.Tensor:
+        stacked = self.stack(losses)
+        self._averages.add(self._values)
+        return self._weighted_sum(stacked, self.weights)
+
+    def end_epoch(self) -> None:
+        """Close the epoch: store its average losses and compute the next weights."""
+        self._averages.end_epoch()
+        self._weights = core.dwa_weights(np.stack(self._averages.history[-2:]), self.temperature)
+
+    def _core_state(self) -> dict[str, Any]:
+        return self._averages.state(self.num_tasks or 0)
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        self._averages.load_state(state)
+        history = self._averages.history
+        self._weights = core.dwa_weights(np.stack(history[-2:]), self.temperature) if history else None
+
+
+class RLW(Weighting):
+    """Random Loss Weighting (Lin et al., TMLR 2022): ``softmax(lambda)``, ``lambda ~ N(0, I)`` per call.
+
+    ``generator``: a numpy Generator, an int seed or None, exactly as in the
+    PyTorch twin, so both draw the same weights.
+    """
+
+    def __init__(self, distribution: str = "normal", generator: np.random.Generator | int | None = None,
+                 tasks: Tasks = None) -> None:
+        if distribution not in core.RLW_DISTRIBUTIONS:
+            raise ValueError(f"unknown RLW distribution {distribution!r}; use one of {core.RLW_DISTRIBUTIONS}")
+        super().__init__(tasks)
+        self.distribution = distribution
+        self.generator = core.as_generator(generator)
+
+    def _initial_weights(self, num_tasks: int) -> np.ndarray:
+        return np.full(num_tasks, 1.0 / num_tasks)
+
+    def __call__(self, losses: Losses) -> tf.Tensor:
+        stacked = self.stack(losses)
+        self._weights = core.rlw_weights(self.generator, int(stacked.shape[0]), self.distribution)
+        return self._weighted_sum(stacked, self._weights)
+
+    def _core_state(self) -> dict[str, Any]:
+        last = self.weights
+        return {"generator": core.generator_state(self.generator),
+                "last_weights": np.zeros(0) if last is None else last}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        core.set_generator_state(self.generator, state["generator"])
+        last = np.asarray(state["last_weights"], dtype=np.float64)
+        self._weights = last if last.size else None
+
+
+class GradNorm(Weighting):
+    """GradNorm (Chen, Badrinarayanan, Lee, Rabinovich, ICML 2018), twin of the PyTorch class.
+
+    Record the forward pass on a *persistent* tape, then::
+
+        with tf.GradientTape(persistent=True) as tape:
+            ...
+            total = gradnorm(losses)                        # sum_i w_i(t) L_i
+        gradnorm.update(losses, shared_variables, tape)     # w(t) -> w(t+1)
+        grads = tape.gradient(total, variables)
+    """
+
+    def __init__(self, alpha: float = 1.5, lr: float = 0.025, tasks: Tasks = None) -> None:
+        if not alpha >= 0:
+            raise ValueError(f"GradNorm alpha must be >= 0, got {alpha}")
+        if not lr > 0:
+            raise ValueError(f"GradNorm lr must be positive, got {lr}")
+        super().__init__(tasks)
+        self.alpha, self.lr = float(alpha), float(lr)
+        self._initial_losses: np.ndarray | None = None
+
+    def __call__(self, losses: Losses) -> tf.Tensor:
+        stacked = self.stack(losses)
+        if self._initial_losses is None:
+            self._initial_losses = self._values
+        return self._weighted_sum(stacked, self.weights)
+
+    def update(self, losses: Losses, shared_variables: Iterable[tf.Variable], tape: tf.GradientTape) -> np.ndarray:
+        """One GradNorm step on the weights (``tape`` recorded the losses); returns the new weights."""
+        variables = list(shared_variables)
+        if not variables:
+            raise ValueError("GradNorm needs the shared layer's variables (got none)")
+        ordered = self._order.arrange(losses)
+        self.stack(ordered)
+        if self._initial_losses is None:
+            raise ValueError("call the GradNorm weighting on the losses before update()")
+        norms = np.array([_grad_norm(tape, loss, variables) for loss in ordered])
+        self._weights = core.gradnorm_update(self.weights, norms, self._values, self._initial_losses,
+                                             self.alpha, self.lr)
+        return self.weights
+
+    def _core_state(self) -> dict[str, Any]:
+        k = self.num_tasks or 0
+        init = self._initial_losses
+        return {"task_weights": self.weights if k else np.zeros(0),
+                "initial_losses": np.full(k, np.nan) if init is None else init}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        w = np.asarray(state["task_weights"], dtype=np.float64)
+        self._weights = w if w.size else None
+        init = np.asarray(state["initial_losses"], dtype=np.float64)
+        self._initial_losses = None if init.size == 0 or np.isnan(init).all() else init
+
+
+def _grad_norm(tape: tf.GradientTape, loss: tf.Tensor, variables: list[tf.Variable]) -> float:
+    grads = tape.gradient(loss, variables)
+    squares = [np.sum(np.square(tf.convert_to_tensor(g).numpy().astype(np.float64))) for g in grads if g is not None]
+    return float(np.sqrt(sum(squares)))
+
+
+WEIGHTINGS: dict[str, type[Weighting]] = {
+    "equal": EqualWeighting,
+    "uncertainty": UncertaintyWeighting,
+    "gradnorm": GradNorm,
+    "dwa": DWA,
+    "rlw": RLW,
+}
+"""Weightings ``fit`` can build by name (static weights need their values: pass an object)."""

@@ -1,0 +1,355 @@
+"""Loss weightings in PyTorch (chapter 7): total loss = sum_i w_i L_i.
+
+Each weighting is an ``nn.Module``: call it on the task losses (a dict
+``name -> scalar tensor`` or a sequence in task order) and it returns the
+total loss; ``.weights`` is the current weight vector (numpy, task order).
+Learnable state (the log-variances of :class:`UncertaintyWeighting`) is an
+``nn.Parameter``, so give ``weighting.parameters()`` to the optimizer
+together with the model's; every other piece of state (loss history, random
+generator, GradNorm's weights) travels in ``state_dict()`` as extra state.
+
+The rules themselves live in :mod:`mtl_course.core.weighting` (numpy) and are
+shared with the TensorFlow twins in :mod:`mtl_course.tf.weighting`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtl_course.core import weighting as core
+
+Losses = Mapping[str, torch.Tensor] | Sequence[torch.Tensor]
+Tasks = Sequence[str] | int | None
+
+
+class Weighting(nn.Module):
+    """Base class: orders and validates the task losses, holds the task binding.
+
+    ``tasks`` (names or a count) may be given at construction or left to
+    :meth:`bind` (``fit`` calls it) or to the first call.
+    """
+
+    def __init__(self, tasks: Tasks = None) -> None:
+        super().__init__()
+        self._order = core.TaskOrder(tasks)
+        self._weights: np.ndarray | None = None
+        self._values: list[float] | None = None  # the last loss values, task order
+
+    @property
+    def task_names(self) -> tuple[str, ...] | None:
+        return self._order.names
+
+    @property
+    def num_tasks(self) -> int | None:
+        return self._order.count
+
+    def bind(self, tasks: Sequence[str] | int) -> "Weighting":
+        """Fix the tasks (a no-op if already bound to the same ones)."""
+        self._order.bind(tasks)
+        return self
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The current task weights (float64, task order); None before the tasks are known."""
+        if self._weights is None and self.num_tasks is not None:
+            self._weights = self._initial_weights(self.num_tasks)
+        return None if self._weights is None else self._weights.copy()
+
+    def _initial_weights(self, num_tasks: int) -> np.ndarray:
+        return np.ones(num_tasks)
+
+    def stack(self, losses: Losses) -> torch.Tensor:
+        """The losses as a 1-D tensor in task order, checked to be finite scalars."""
+        ordered = self._order.arrange(losses)
+        try:  # fast path: scalar tensors of one dtype and device
+            stacked = torch.stack(ordered)
+        except (TypeError, RuntimeError):
+            stacked = None
+        if stacked is None or stacked.dim() != 1:
+            stacked = self._stack_checked(ordered)
+        # tolist() is the cheapest way to read the values on CPU (a sync on GPU, as any check is).
+        values = stacked.detach().tolist()
+        if not all(map(math.isfinite, values)):
+            core.check_finite_losses(np.array(values), self._order)
+        self._values = values
+        return stacked
+
+    def _stack_checked(self, ordered: list) -> torch.Tensor:
+        for i, loss in enumerate(ordered):
+            if not isinstance(loss, torch.Tensor):
+                raise TypeError(f"loss of task {self._order.label(i)} is a {type(loss).__name__}, not a tensor")
+            if loss.numel() != 1:
+                raise ValueError(f"loss of task {self._order.label(i)} is not a scalar (shape {tuple(loss.shape)})")
+        return torch.stack([loss.reshape(()) for loss in ordered])
+
+    def end_epoch(self) -> None:
+        """Called by the training loop after each epoch (used by :class:`DWA`)."""
+
+    def _weighted_sum(self, stacked: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
+        # Weights that change rarely (static, DWA) are copied to the device once.
+        cached = getattr(self, "_weights_tensor", None)
+        if cached is None or cached[0] is not weights or cached[1].device != stacked.device \
+                or cached[1].dtype != stacked.dtype:
+            cached = (weights, torch.as_tensor(weights, dtype=stacked.dtype, device=stacked.device))
+            self._weights_tensor = cached
+        return (cached[1] * stacked).sum()
+
+    # Non-parameter state goes through torch's extra-state hook as plain values
+    # (str, tensors), which torch.load(..., weights_only=True) accepts.
+    def _core_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state = {**self._order.state(), **self._core_state()}
+        return {k: torch.from_numpy(np.array(v)) if isinstance(v, (np.ndarray, np.generic)) else v
+                for k, v in state.items()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        state = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+        self._order.load_state(state)
+        self._load_core_state(state)
+
+    def extra_repr(self) -> str:
+        return f"tasks={list(self.task_names) if self.task_names else self.num_tasks}"
+
+
+class EqualWeighting(Weighting):
+    """Equal weighting: ``L = sum_i L_i`` (all weights 1).
+
+    The sum (not the mean) is the common convention in the MTL literature and
+    in libraries such as LibMTL; the mean is the same direction with the
+    learning rate divided by the number of tasks.
+    """
+
+    def forward(self, losses: Losses) -> torch.Tensor:
+        return self.stack(losses).sum()
+
+
+class StaticWeighting(Weighting):
+    """Fixed non-negative weights: ``L = sum_i alpha_i L_i`` (chapter 2's linear scalarization).
+
+    ``weights`` is a mapping ``task -> weight`` (which also fixes the task
+    names) or a sequence in task order.
+    """
+
+    def __init__(self, weights: Mapping[str, float] | Sequence[float]) -> None:
+        names, w = core.static_weights(weights)
+        super().__init__(names if names is not None else len(w))
+        self._weights = w
+
+    def forward(self, losses: Losses) -> torch.Tensor:
+        return self._weighted_sum(self.stack(losses), self._weights)
+
+
+class UncertaintyWeighting(Weighting):
+    """Homoscedastic uncertainty weighting with learnable log-variances.
+
+    Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh
+    Losses for Scene Geometry and Semantics", CVPR 2018 (eq. 7 and 10). With
+    ``s_i = log sigma_i^2`` (the log-variance parameterisation the paper
+    recommends: unconstrained and numerically stable)::
+
+        regression:      L_i / (2 sigma_i^2) + log sigma_i = exp(-s_i) L_i / 2 + s_i / 2
+        classification:  L_i / sigma_i^2    + log sigma_i = exp(-s_i) L_i     + s_i / 2
+
+    The total adds these over tasks. ``weights`` are the effective multipliers
+    ``exp(-s_i) / 2`` or ``exp(-s_i)``. ``log_vars`` is an ``nn.Parameter``:
+    the model's optimizer must own it. For fixed losses the optimum is
+    :func:`mtl_course.core.weighting.uncertainty_optimum`. (LibMTL's ``UW``
+    uses the regression form for every task and starts from ``s = -0.5``.)
+
+    Args:
+        tasks: task names or the number of tasks.
+        kinds: "regression" or "classification", for all tasks or per task.
+        init: initial ``s_i`` (0: sigma = 1).
+    """
+
+    def __init__(self, tasks: Sequence[str] | int, kinds: str | Sequence[str] = "regression",
+                 init: float = 0.0) -> None:
+        if tasks is None:
+            raise ValueError("UncertaintyWeighting needs its tasks (names or a count) up front")
+        super().__init__(tasks)
+        factors = core.uncertainty_factors(kinds, self.num_tasks)
+        self.kinds = tuple(kinds) if not isinstance(kinds, str) else (kinds,) * self.num_tasks
+        self.register_buffer("factors", torch.as_tensor(factors, dtype=torch.float32), persistent=False)
+        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+
+    @property
+    def weights(self) -> np.ndarray:
+        return core.uncertainty_multipliers(self.log_vars.detach().cpu().numpy(), self.factors.cpu().numpy())
+
+    def forward(self, losses: Losses) -> torch.Tensor:
+        stacked = self.stack(losses)
+        s = self.log_vars.to(stacked.dtype)
+        return (self.factors.to(stacked.dtype) * torch.exp(-s) * stacked + 0.5 * s).sum()
+
+
+class DWA(Weighting):
+    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019), see :func:`core.dwa_weights`.
+
+    ``w_k(t) = K softmax(r(t-1) / T)_k`` with ``r_k(t-1) = L_k(t-1) / L_k(t-2)``
+    from epoch-average training losses; 1 for the first two epochs (as the
+    paper and LibMTL's ``DWA``). Every call adds the loss values to the running
+    epoch average; the training loop must call :meth:`end_epoch` after each epoch.
+    """
+
+    def __init__(self, temperature: float = 2.0, tasks: Tasks = None) -> None:
+        if not temperature > 0:
+            raise ValueError(f"DWA temperature must be positive, got {temperature}")
+        super().__init__(tasks)
+        self.temperature = float(temperature)
+        self._averages = core.EpochAverages()
+
+    def forward(self, losses: Losses) -> torch.Tensor:
+        stacked = self.stack(losses)
+        self._averages.add(self._values)
+        if self._weights is None:
+            self._weights = self._initial_weights(stacked.shape[0])
+        return self._weighted_sum(stacked, self._weights)
+
+    def end_epoch(self) -> None:
+        """Close the epoch: store its average losses and compute the next weights."""
+        self._averages.end_epoch()
+        self._weights = core.dwa_weights(np.stack(self._averages.history[-2:]), self.temperature)
+
+    def _core_state(self) -> dict[str, Any]:
+        return self._averages.state(self.num_tasks or 0)
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        self._averages.load_state(state)
+        history = self._averages.history
+        self._weights = core.dwa_weights(np.stack(history[-2:]), self.temperature) if history else None
+
+
+class RLW(Weighting):
+    """Random Loss Weighting (Lin et al., TMLR 2022), see :func:`core.rlw_weights`.
+
+    Every call draws new weights ``softmax(lambda)``, ``lambda ~ N(0, I)``,
+    from a numpy Generator (``generator``: a Generator, an int seed, or None
+    for fresh entropy) so the torch and tf twins agree draw for draw.
+    ``weights`` is the last draw (uniform ``1/K`` before the first). The
+    weights sum to 1, not to K (as in the paper and LibMTL's ``RLW``), so the
+    total is on the scale of one task's loss, not of the equal-weighting sum.
+    """
+
+    def __init__(self, distribution: str = "normal", generator: np.random.Generator | int | None = None,
+                 tasks: Tasks = None) -> None:
+        if distribution not in core.RLW_DISTRIBUTIONS:
+            raise ValueError(f"unknown RLW distribution {distribution!r}; use one of {core.RLW_DISTRIBUTIONS}")
+        super().__init__(tasks)
+        self.distribution = distribution
+        self.generator = core.as_generator(generator)
+
+    def _initial_weights(self, num_tasks: int) -> np.ndarray:
+        return np.full(num_tasks, 1.0 / num_tasks)
+
+    def forward(self, losses: Losses) -> torch.Tensor:
+        stacked = self.stack(losses)
+        self._weights = core.rlw_weights(self.generator, stacked.shape[0], self.distribution)
+        return self._weighted_sum(stacked, self._weights)
+
+    def _core_state(self) -> dict[str, Any]:
+        last = self.weights
+        return {"generator": core.generator_state(self.generator),
+                "last_weights": np.zeros(0) if last is None else last}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        core.set_generator_state(self.generator, state["generator"])
+        last = np.asarray(state["last_weights"], dtype=np.float64)
+        self._weights = last if last.size else None
+
+
+class GradNorm(Weighting):
+    """GradNorm (Chen, Badrinarayanan, Lee, Rabinovich, ICML 2018), see :func:`core.gradnorm_update`.
+
+    Two calls per training step, in this order::
+
+        total = gradnorm(losses)                     # sum_i w_i(t) L_i, w held constant
+        gradnorm.update(losses, shared_parameters)   # w(t) -> w(t+1)
+        total.backward()
+
+    ``update`` needs the parameters of the last shared layer ``W`` (``fit``
+    passes the last shared weight matrix, :func:`core.gradnorm_layer_index`)
+    and the graph of the losses (it differentiates each ``L_i`` w.r.t. ``W``
+    with ``retain_graph=True``: one extra backward per task to ``W``). It
+    takes one gradient step of size ``lr`` on
+    ``L_grad = sum_i |G_i - mean(G) r_i^alpha|`` and renormalises the weights
+    to sum to the number of tasks. ``L_i(0)`` is the loss at the first call.
+    The TensorFlow twin's ``update(losses, shared_variables, tape)`` also takes
+    the (persistent) tape.
+
+    The weights have their own plain gradient-descent step (not the model's
+    optimizer), so they are not ``nn.Parameter``s and travel as extra state.
+    (LibMTL's ``GradNorm`` differs in two conventions: it parameterises the
+    weights as ``K softmax(logits)`` instead of renormalising, and takes the
+    gradient norms over all shared parameters rather than the last layer.)
+
+    Args:
+        alpha: the asymmetry ``alpha`` (larger pulls training rates together harder).
+        lr: step size of the weight update.
+    """
+
+    def __init__(self, alpha: float = 1.5, lr: float = 0.025, tasks: Tasks = None) -> None:
+        if not alpha >= 0:
+            raise ValueError(f"GradNorm alpha must be >= 0, got {alpha}")
+        if not lr > 0:
+            raise ValueError(f"GradNorm lr must be positive, got {lr}")
+        super().__init__(tasks)
+        self.alpha, self.lr = float(alpha), float(lr)
+        self._initial_losses: np.ndarray | None = None
+
+    def forward(self, losses: Losses) -> torch.Tensor:
+        stacked = self.stack(losses)
+        if self._initial_losses is None:
+            self._initial_losses = np.array(self._values)
+        return self._weighted_sum(stacked, self.weights)
+
+    def update(self, losses: Losses, shared_parameters: Iterable[torch.Tensor]) -> np.ndarray:
+        """One GradNorm step on the weights; returns the new weights."""
+        params = list(shared_parameters)
+        if not params:
+            raise ValueError("GradNorm needs the shared layer's parameters (got none)")
+        stacked = self.stack(losses)
+        if self._initial_losses is None:
+            raise ValueError("call the GradNorm weighting on the losses before update()")
+        norms = torch.stack([_grad_norm(loss, params) for loss in stacked]).cpu().numpy()
+        self._weights = core.gradnorm_update(self.weights, norms, np.array(self._values),
+                                             self._initial_losses, self.alpha, self.lr)
+        return self.weights
+
+    def _core_state(self) -> dict[str, Any]:
+        k = self.num_tasks or 0
+        init = self._initial_losses
+        return {"task_weights": self.weights if k else np.zeros(0),
+                "initial_losses": np.full(k, np.nan) if init is None else init}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        w = np.asarray(state["task_weights"], dtype=np.float64)
+        self._weights = w if w.size else None
+        init = np.asarray(state["initial_losses"], dtype=np.float64)
+        self._initial_losses = None if init.size == 0 or np.isnan(init).all() else init
+
+
+def _grad_norm(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    squares = [g.double().pow(2).sum() for g in grads if g is not None]
+    return torch.stack(squares).sum().sqrt() if squares else torch.zeros((), dtype=torch.float64)
+
+
+WEIGHTINGS: dict[str, type[Weighting]] = {
+    "equal": EqualWeighting,
+    "uncertainty": UncertaintyWeighting,
+    "gradnorm": GradNorm,
+    "dwa": DWA,
+    "rlw": RLW,
+}
+"""Weightings ``fit`` can build by name (static weights need their values: pass an object)."""
