@@ -139,6 +139,17 @@ def test_jacobian_equals_per_task_gradients():
         np.testing.assert_allclose(J[t], np.concatenate([g.numpy().ravel() for g in grads]), rtol=1e-6, atol=1e-7)
 
 
+def test_eager_loop_equals_the_vectorised_jacobian():
+    """Eager + persistent tape takes one tape.gradient per task; a
+    non-persistent tape takes the pfor path. Both give the same matrix."""
+    w = two_layer_weights(2)
+    tape, losses, variables, _ = tf_two_layer(w, persistent=True)
+    looped = jacobian(tape, losses, variables).numpy()
+    tape, losses, variables, _ = tf_two_layer(w, persistent=False)
+    vectorised = jacobian(tape, losses, variables).numpy()
+    np.testing.assert_allclose(looped, vectorised, rtol=1e-6, atol=1e-7)
+
+
 def test_fallback_without_pfor(monkeypatch):
     w = two_layer_weights(2)
     tape, losses, variables, _ = tf_two_layer(w, persistent=True)
@@ -151,8 +162,22 @@ def test_fallback_without_pfor(monkeypatch):
         return original(self, target, sources, *args, experimental_use_pfor=False, **kwargs)
 
     monkeypatch.setattr(tf.GradientTape, "jacobian", no_pfor)
+    variables = [tf.Variable(w[k]) for k in ("W1", "b1", "W2", "b2")]
+
+    @tf.function
+    def graph_jacobian():  # in a graph the pfor path (and so its fallback) is taken
+        W1, b1, W2, b2 = variables
+        with tf.GradientTape(persistent=True) as tape:
+            z = tf.tanh(tf.matmul(w["x"], W1, transpose_b=True) + b1)
+            out = tf.matmul(z, W2, transpose_b=True) + b2
+            graph_losses = {
+                "regression": tf.reduce_mean((out[:, 0] - w["y"][:, 0]) ** 2),
+                "other": tf.reduce_mean(tf.abs(out[:, 1] - w["y"][:, 1])),
+            }
+        return jacobian(tape, graph_losses, variables)
+
     with pytest.warns(UserWarning, match="experimental_use_pfor=False"):
-        J = jacobian(tape, losses, variables).numpy()
+        J = graph_jacobian().numpy()
     np.testing.assert_allclose(J, expected, rtol=1e-6, atol=1e-7)
     tape, losses, variables, _ = tf_two_layer(w, persistent=False)
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="persistent=True"):

@@ -1,8 +1,13 @@
 """Per-task gradients as one Jacobian matrix: the TensorFlow twin of :mod:`mtl_course.torch.jacobian`.
 
-The losses are recorded on a ``tf.GradientTape``; :func:`jacobian` stacks
-them on the same tape and calls ``tape.jacobian`` once, which vectorises the
-``T`` backward passes with ``pfor`` (``tf.vectorized_map``).
+The losses are recorded on a ``tf.GradientTape``. Inside a ``tf.function``
+:func:`jacobian` stacks them on the same tape and calls ``tape.jacobian``
+once, which vectorises the ``T`` backward passes with ``pfor``
+(``tf.vectorized_map``) and is traced once. In eager mode ``pfor`` traces a
+new graph on every call (about 0.3 s for a small MLP, with a retracing
+warning on stderr), which costs far more than the ``T`` backward passes it
+saves, so with a persistent tape eager calls take one ``tape.gradient`` per
+task instead (measured about 20x faster for 3 tasks on CPU).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ def _loss_list(losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> list[tf
         if not tf.is_tensor(loss) or loss.shape.num_elements() != 1:
             label = repr(names[k]) if names else str(k)
             raise ValueError(f"loss {label} must be a scalar tensor")
+    if not tf.executing_eagerly():  # values unknown while tracing: jacobian checks in the graph
+        return values
     finite = np.isfinite([float(tf.reshape(loss, [])) for loss in values])
     if not finite.all():
         bad = [repr(names[k]) if names else str(k) for k in np.flatnonzero(~finite)]
@@ -46,7 +53,8 @@ def jacobian(
     ``losses`` (a sequence or dict of scalar tensors) must have been computed
     inside ``tape``; call this after the ``with tape:`` block. The losses are
     stacked on the same tape (re-entering it) and differentiated with one
-    ``tape.jacobian`` call, vectorised by ``pfor``.
+    ``tape.jacobian`` call, vectorised by ``pfor`` (in eager mode with a
+    persistent tape: one ``tape.gradient`` per task, which is faster there).
 
     If vectorisation fails it warns and falls back to
     ``experimental_use_pfor=False`` (a loop of per-task gradients), which
@@ -58,9 +66,17 @@ def jacobian(
     if not variables:
         raise ValueError("variables is empty: pass the variables to differentiate with respect to")
     T = len(values)
+    zero = tf.UnconnectedGradients.ZERO
+    if tf.executing_eagerly() and tape._persistent:  # see the module docstring
+        rows = []
+        for loss in values:
+            grads = tape.gradient(loss, variables, unconnected_gradients=zero)
+            rows.append(tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0))
+        return tf.stack(rows)
     with tape:  # stack on the tape so that the stacked target is recorded
         stacked = tf.stack([tf.reshape(loss, []) for loss in values])
-    zero = tf.UnconnectedGradients.ZERO
+        if not tf.executing_eagerly():
+            stacked = tf.debugging.check_numerics(stacked, "a task loss is NaN or inf")
     try:
         blocks = tape.jacobian(stacked, variables, unconnected_gradients=zero)
     except ValueError as error:  # pfor could not vectorise an operation
