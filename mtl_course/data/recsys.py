@@ -1,6 +1,6 @@
 r"""Synthetic click and conversion data with real sample-selection bias (numpy only).
 
-The setting of Ma, Zhao, Huang, Wang, Zhu, Gai, Zheng and Gao, "Entire Space
+The setting of Ma, Zhao, Huang, Wang, Hu, Zhu and Gai, "Entire Space
 Multi-Task Model: An Effective Approach for Estimating Post-Click Conversion
 Rate", SIGIR 2018 (ESMM). An impression is clicked or not; a conversion
 (purchase) can only be observed after a click. ESMM models, over the entire
