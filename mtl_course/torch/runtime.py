@@ -23,7 +23,7 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and PyTorch (CPU and every CUDA device).
 
     On CPU, seeding is enough: two runs of the same code give bit-identical
@@ -35,7 +35,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     have no deterministic kernel (PyTorch warns about those). Results still
     differ *between* CPU and GPU, and between GPU models, in the last bits.
 
-    Returns a ``torch.Generator`` seeded with ``seed``, handy for data loaders.
+    Returns nothing (like the TensorFlow twin), so a notebook cell that ends
+    with it prints nothing. For a data loader, make a generator with
+    ``torch.Generator().manual_seed(seed)``.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -50,6 +52,3 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    return generator

@@ -74,7 +74,10 @@ class SoftSharing(MultiTaskModel):
       Regularised Deep Multi-Task Learning", ICLR 2017 workshop track).
 
     ``strength = 0`` gives separate single-task models; a large strength pulls
-    the towers together (towards hard sharing for ``"l2"``).
+    the towers together. Since every layer is coupled, output layers included,
+    the ``"l2"`` limit is one network whose outputs serve every task (all
+    towers equal), not hard sharing with task-specific heads: to mimic that,
+    build towers whose heads are not coupled, or use :class:`HardSharing`.
     """
 
     def __init__(self, towers: Mapping[str, nn.Module], coupling: str = "l2", strength: float = 1e-2) -> None:
