@@ -29,7 +29,7 @@ class MultiTaskRelationshipLearning(IterativeSolverMixin, MultiTaskLinearModel):
     """Multi-task relationship learning (Zhang and Yeung, UAI 2010).
 
     Book eq. ``ch3-mtrl``; learns the weights ``W`` (``T x d``) together with a
-    task covariance matrix ``Omega`` (``T x T``):
+    task covariance matrix ``Omega`` (``T x T``)::
 
         min_{W, b, Omega}  sum_t ||y_t - X_t w_t - b_t||^2 + lambda_1 ||W||_F^2
                            + lambda_2 tr(W' Omega^{-1} W)

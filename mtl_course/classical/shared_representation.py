@@ -43,7 +43,7 @@ class SharedRepresentationMTL(IterativeSolverMixin, MultiTaskLinearModel):
         max_iter: maximum number of alternations.
 
     Attributes:
-        components_: ``(k, d)``; loadings_: ``(T, k)``; ``coef_ = loadings_ @ components_``.
+        components_: ``(k, d)``; ``loadings_``: ``(T, k)``; ``coef_ = loadings_ @ components_``.
         n_iter_, converged_: solver report.
     """
 

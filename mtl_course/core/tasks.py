@@ -20,8 +20,8 @@ import numpy as np
 from mtl_course.data.types import MultiTaskSplit
 
 LOSSES = ("mse", "cross_entropy", "bce")
-"""Built-in task losses: mean squared error, softmax cross-entropy on logits
-with integer class targets, and binary cross-entropy on logits."""
+"""The built-in task losses (mean squared error, softmax cross-entropy on logits
+with integer class targets, and binary cross-entropy on logits)."""
 
 DEFAULT_METRIC = {"mse": "mse", "cross_entropy": "accuracy", "bce": "auc"}
 
@@ -83,7 +83,7 @@ class Task:
 
     @property
     def target_dtype(self) -> str | None:
-        """The dtype targets are cast to: int64 class indices, float32, or None (left as given)."""
+        """The dtype targets are cast to (int64 class indices, float32, or None to leave them as given)."""
         if self.loss == "cross_entropy":
             return "int64"
         if isinstance(self.loss, str):
@@ -119,7 +119,7 @@ def resolve_tasks(tasks: Mapping[str, Task | str], data_tasks: tuple[str, ...],
 
 
 def as_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]) -> MultiTaskSplit:
-    """Accept a :class:`MultiTaskSplit` or a pair ``(x, {task: y})``."""
+    """Accept a :class:`~mtl_course.data.MultiTaskSplit` or a pair ``(x, {task: y})``."""
     if isinstance(data, MultiTaskSplit):
         return data
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], Mapping):
@@ -183,7 +183,8 @@ def aligned_shape(task: str, prediction_shape: tuple[int, ...], target_shape: tu
 
 @dataclass
 class History:
-    """What :func:`fit` records, one entry per epoch (plain floats, identical in torch and tf).
+    """What :func:`~mtl_course.torch.train.fit` records, one entry per epoch (plain floats,
+    identical in torch and tf).
 
     Attributes:
         task_names: task order of every per-task list.

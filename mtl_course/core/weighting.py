@@ -216,7 +216,7 @@ class EpochAverages:
     """Per-epoch average task losses, accumulated step by step (DWA's input).
 
     :meth:`add` one loss vector per step; :meth:`end_epoch` closes the epoch
-    and appends its mean to :attr:`history` (oldest first).
+    and appends its mean to ``history`` (oldest first).
     """
 
     def __init__(self) -> None:

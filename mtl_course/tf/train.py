@@ -1,6 +1,6 @@
 """The multi-task training loop in TensorFlow, twin of :mod:`mtl_course.torch.train`.
 
-Same functions, arguments, defaults and :class:`History` as the PyTorch
+Same functions, arguments, defaults and :class:`~mtl_course.core.tasks.History` as the PyTorch
 version: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`save`,
 :func:`load`. Steps run eagerly (the weightings compute their weights in
 numpy every step, see :mod:`mtl_course.tf.weighting`).
@@ -33,7 +33,7 @@ __all__ = ["History", "Task", "evaluate", "fit", "load", "predict", "save", "tas
 
 
 def task_loss(name: str, task: Task, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """The mean loss of one task (see :class:`Task` for the built-in losses)."""
+    """The mean loss of one task (see :class:`~mtl_course.core.tasks.Task` for the built-in losses)."""
     if not isinstance(task.loss, str):
         return task.loss(prediction, target)
     shape = core_tasks.aligned_shape(name, tuple(prediction.shape), tuple(target.shape), task.loss)
@@ -112,13 +112,13 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
         epochs: int = 10, batch_size: int = 64, optimizer: keras.optimizers.Optimizer | str | None = None,
         lr: float = 1e-3, val_data: Data | None = None, seed: int = 0, progress: bool = True,
         device: str | None = None) -> History:
-    """Train ``model`` on ``tasks`` and return its :class:`History`.
+    """Train ``model`` on ``tasks`` and return its :class:`~mtl_course.core.tasks.History`.
 
     Twin of :func:`mtl_course.torch.train.fit` (see it for every argument).
     ``optimizer`` is None or "adam" (Keras Adam with ``epsilon=1e-8`` like
     PyTorch's), "sgd", or a Keras optimizer; it is applied to
     ``model.trainable_variables + method.trainable_variables``. ``device`` is
-    a TensorFlow device string (default :func:`mtl_course.tf.device`).
+    a TensorFlow device string (default :func:`mtl_course.tf.device <mtl_course.tf.runtime.device>`).
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")

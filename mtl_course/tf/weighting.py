@@ -289,4 +289,4 @@ WEIGHTINGS: dict[str, type[Weighting]] = {
     "dwa": DWA,
     "rlw": RLW,
 }
-"""Weightings ``fit`` can build by name (static weights need their values: pass an object)."""
+"""Weightings ``fit`` can build by name (static weights need their values, so pass an object)."""

@@ -6,7 +6,7 @@ either a loss *weighting* (:mod:`mtl_course.torch.weighting`: one backward of
 ``sum_i w_i L_i``) or a gradient *aggregator*
 (:data:`mtl_course.torch.aggregators.AGGREGATORS`: the Jacobian of the task
 losses w.r.t. the shared parameters is combined into one direction). Its twin
-with the same arguments and the same :class:`History` is
+with the same arguments and the same :class:`~mtl_course.core.tasks.History` is
 :func:`mtl_course.tf.train.fit`.
 """
 
@@ -37,7 +37,7 @@ __all__ = ["History", "Task", "evaluate", "fit", "load", "predict", "save", "tas
 
 
 def task_loss(name: str, task: Task, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The mean loss of one task (see :class:`Task` for the built-in losses)."""
+    """The mean loss of one task (see :class:`~mtl_course.core.tasks.Task` for the built-in losses)."""
     if not isinstance(task.loss, str):
         return task.loss(prediction, target)
     shape = core_tasks.aligned_shape(name, tuple(prediction.shape), tuple(target.shape), task.loss)
@@ -129,20 +129,20 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
         epochs: int = 10, batch_size: int = 64, optimizer: torch.optim.Optimizer | str | None = None,
         lr: float = 1e-3, val_data: Data | None = None, seed: int = 0, progress: bool = True,
         device: torch.device | str | None = None) -> History:
-    """Train ``model`` on ``tasks`` and return its :class:`History`.
+    """Train ``model`` on ``tasks`` and return its :class:`~mtl_course.core.tasks.History`.
 
     Args:
         model: a multi-task model (moved to ``device``).
-        train_data: a :class:`MultiTaskSplit` or ``(x, {task: y})``.
-        tasks: task name -> :class:`Task` (or a loss name as shorthand).
-        method: a :class:`Weighting` object or name, or an aggregator
+        train_data: a :class:`~mtl_course.data.MultiTaskSplit` or ``(x, {task: y})``.
+        tasks: task name -> :class:`~mtl_course.core.tasks.Task` (or a loss name as shorthand).
+        method: a :class:`~mtl_course.torch.weighting.Weighting` object or name, or an aggregator
             function or name (see :func:`resolve_method`).
         optimizer: None or "adam" (Adam), "sgd", or a torch optimizer that
             owns the model's and the weighting's parameters.
         val_data: scored with :func:`evaluate` after each epoch.
         seed: seeds the mini-batch shuffling (a numpy Generator) and, for
             ``method="rlw"``, the random weights. Model initialisation is the
-            caller's (use :func:`mtl_course.torch.seed_everything`).
+            caller's (use :func:`mtl_course.torch.seed_everything <mtl_course.torch.runtime.seed_everything>`).
         progress: a ``tqdm.tqdm`` bar over epochs with the latest losses
             (also silenced by the environment variable ``TQDM_DISABLE=1``).
 

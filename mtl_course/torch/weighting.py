@@ -194,7 +194,8 @@ class UncertaintyWeighting(Weighting):
 
 
 class DWA(Weighting):
-    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019), see :func:`core.dwa_weights`.
+    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019), see
+    :func:`~mtl_course.core.weighting.dwa_weights`.
 
     ``w_k(t) = K softmax(r(t-1) / T)_k`` with ``r_k(t-1) = L_k(t-1) / L_k(t-2)``
     from epoch-average training losses; 1 for the first two epochs (as the
@@ -231,7 +232,7 @@ class DWA(Weighting):
 
 
 class RLW(Weighting):
-    """Random Loss Weighting (Lin et al., TMLR 2022), see :func:`core.rlw_weights`.
+    """Random Loss Weighting (Lin et al., TMLR 2022), see :func:`~mtl_course.core.weighting.rlw_weights`.
 
     Every call draws new weights ``softmax(lambda)``, ``lambda ~ N(0, I)``,
     from a numpy Generator (``generator``: a Generator, an int seed, or None
@@ -269,7 +270,8 @@ class RLW(Weighting):
 
 
 class GradNorm(Weighting):
-    """GradNorm (Chen, Badrinarayanan, Lee, Rabinovich, ICML 2018), see :func:`core.gradnorm_update`.
+    """GradNorm (Chen, Badrinarayanan, Lee, Rabinovich, ICML 2018), see
+    :func:`~mtl_course.core.weighting.gradnorm_update`.
 
     Two calls per training step, in this order::
 
@@ -278,7 +280,7 @@ class GradNorm(Weighting):
         total.backward()
 
     ``update`` needs the parameters of the last shared layer ``W`` (``fit``
-    passes the last shared weight matrix, :func:`core.gradnorm_layer_index`)
+    passes the last shared weight matrix, :func:`~mtl_course.core.weighting.gradnorm_layer_index`)
     and the graph of the losses (it differentiates each ``L_i`` w.r.t. ``W``
     with ``retain_graph=True``: one extra backward per task to ``W``). It
     takes one gradient step of size ``lr`` on
@@ -352,4 +354,4 @@ WEIGHTINGS: dict[str, type[Weighting]] = {
     "dwa": DWA,
     "rlw": RLW,
 }
-"""Weightings ``fit`` can build by name (static weights need their values: pass an object)."""
+"""Weightings ``fit`` can build by name (static weights need their values, so pass an object)."""

@@ -278,7 +278,7 @@ class ESMM(MultiTaskModel):
 
     and ``forward`` also returns ``"cvr"``, the logit of pCVR = p(conversion |
     click, x), which has no label on the entire space and is not a task
-    (it is not in :attr:`task_names`). All outputs are logits of shape
+    (it is not in :attr:`~MultiTaskModel.task_names`). All outputs are logits of shape
     ``(batch, 1)``: train with ``binary_cross_entropy_with_logits``.
 
     Parameter split: the bottom and the CTR tower reach both tasks (shared);
