@@ -428,3 +428,18 @@ def test_bit_identical_run_to_run(name):
     kwargs = {"generator": 1} if name == "pcgrad" else {}
     f = agg.AGGREGATORS[name]
     assert torch.equal(f(J, **kwargs), f(J, **kwargs))
+
+
+def test_nash_mtl_nearly_opposite_gradients_use_the_two_task_closed_form():
+    # Found on the toy problem's Pareto set (1 + cos = 2.9e-10): Newton's
+    # method is ill-conditioned here; the closed form is exact.
+    from mtl_course.core.aggregation import nash_mtl_weights
+
+    G = np.array([[7.325083290841097, -0.24979356223145685],
+                  [-0.24979356223145685, 0.008518240856864713]])
+    alpha = nash_mtl_weights(G)
+    norms = np.sqrt(np.diag(G))
+    cosine = G[0, 1] / (norms[0] * norms[1])
+    # 1 + cos loses about 7 digits to cancellation, whatever the order of operations
+    np.testing.assert_allclose(alpha, 1.0 / (norms * np.sqrt(1.0 + cosine)), rtol=1e-6)
+    np.testing.assert_allclose(G @ alpha, 1.0 / alpha, rtol=1e-5)  # cancellation in 1 + cos

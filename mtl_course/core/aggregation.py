@@ -403,7 +403,8 @@ def nash_mtl_weights(
     objective is coercive). Degenerate cases: zero gradients get weight 0 and
     are left out; if zero is in the convex hull of the others (MGDA's min-norm
     squared below ``rtol``, e.g. exactly opposite gradients) no bargaining
-    agreement helps everyone and all weights are 0 (``d = 0``).
+    agreement helps everyone and all weights are 0 (``d = 0``). Two active
+    tasks use the closed form :math:`\alpha_t = 1/(\|g_t\|\sqrt{1+\cos\phi})`.
     """
     G = _check_gram(G)
     T = G.shape[0]
@@ -416,6 +417,15 @@ def nash_mtl_weights(
     G_active = G[np.ix_(active, active)]
     min_norm = mgda_weights(G_active)
     if float(min_norm @ G_active @ min_norm) <= rtol * np.trace(G_active) / active.size:
+        return weights
+
+    if active.size == 2:
+        # Closed form: alpha_t = 1 / (|g_t| sqrt(1 + cos)), which solves
+        # G alpha = 1/alpha exactly and stays accurate for nearly opposite
+        # gradients, where Newton's method is ill-conditioned.
+        norms = np.sqrt(np.diag(G_active))
+        cosine = G_active[0, 1] / (norms[0] * norms[1])
+        weights[active] = 1.0 / (norms * np.sqrt(1.0 + cosine)) / np.sqrt(scale)
         return weights
 
     def f(a: np.ndarray) -> float:

@@ -51,8 +51,10 @@ class TwoObjectiveToy:
     The Pareto set is the segment :math:`x_1 \in [-7, 7]` at
     :math:`x_2 \approx -8.36` (see :meth:`pareto_set`).
 
-    Where a ``max`` clips (a floor is active) the gradient of that piece is 0,
-    as with ``torch.clamp`` in the papers' code.
+    Where a ``max`` clips (the argument is below its floor) the gradient of
+    that piece is 0; at the floor itself the gradient passes, exactly as
+    ``torch.clamp`` differentiates in the papers' code (so the start (0, 0)
+    of the Nash-MTL paper, where both gates sit at their floor, can move).
     """
 
     scale: float = 1.0
@@ -96,9 +98,9 @@ class TwoObjectiveToy:
         g1 = np.log(np.maximum(np.abs(a1), LOWER)) + 6.0
         g2 = np.log(np.maximum(np.abs(a2), LOWER)) + 6.0
         sech2 = 1.0 - np.tanh(x2) ** 2
-        # d log|a| = da / a, zero where the floor LOWER is active
-        live1 = np.abs(a1) > LOWER
-        live2 = np.abs(a2) > LOWER
+        # d log|a| = da / a, zero below the floor LOWER (torch.clamp passes it at the floor)
+        live1 = np.abs(a1) >= LOWER
+        live2 = np.abs(a2) >= LOWER
         inv1 = np.divide(1.0, a1, out=np.zeros_like(a1), where=live1)
         inv2 = np.divide(1.0, a2, out=np.zeros_like(a2), where=live2)
         dg1 = (-0.5 * inv1, sech2 * inv1)
@@ -111,8 +113,8 @@ class TwoObjectiveToy:
         half_t = np.tanh(0.5 * x2)
         c1, c2 = np.maximum(half_t, 0.0), np.maximum(-half_t, 0.0)
         dc = 0.5 * (1.0 - half_t**2)
-        dc1 = np.where(half_t > 0, dc, 0.0)
-        dc2 = np.where(half_t < 0, -dc, 0.0)
+        dc1 = np.where(half_t >= 0, dc, 0.0)  # inclusive, like torch.clamp's gradient
+        dc2 = np.where(half_t <= 0, -dc, 0.0)
 
         J = np.empty(x1.shape + (2, 2))
         J[..., 0, 0] = self.scale * (c1 * dg1[0] + c2 * dq1[0])
