@@ -7,8 +7,10 @@ TensorFlow. Pick a framework explicitly::
     from mtl_course import tf as mtl         # TensorFlow / Keras 3 twins
 
 Framework-free parts: :mod:`mtl_course.data` (numpy data sets),
-:mod:`mtl_course.metrics`, :mod:`mtl_course.classical` (convex MTL in
-numpy/scipy), :mod:`mtl_course.plotting` and :mod:`mtl_course.exercises`.
+:mod:`mtl_course.metrics` (per-task metrics and delta_m),
+:mod:`mtl_course.objective` (Pareto fronts and scalarization),
+:mod:`mtl_course.classical` (convex MTL in numpy/scipy) and
+:mod:`mtl_course.core` (the math the torch and tf twins share).
 """
 
 __version__ = "0.1.0"
