@@ -253,7 +253,7 @@ RLW_DISTRIBUTIONS = ("normal", "uniform")
 def rlw_weights(generator: np.random.Generator, num_tasks: int, distribution: str = "normal") -> np.ndarray:
     """One Random Loss Weighting draw.
 
-    Lin, Ye, Xu, Shi, Zhang, "Reasonable Effectiveness of Random Weighting: A
+    Lin, Ye, Zhang and Tsang, "Reasonable Effectiveness of Random Weighting: A
     Litmus Test for Multi-Task Learning", TMLR 2022: at every step draw
     ``lambda ~ p(lambda)`` and use the weights ``softmax(lambda)`` (they sum to
     1). ``distribution="normal"`` draws ``lambda ~ N(0, I)`` (the paper's

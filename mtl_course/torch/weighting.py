@@ -297,7 +297,10 @@ class GradNorm(Weighting):
 
     Args:
         alpha: the asymmetry ``alpha`` (larger pulls training rates together harder).
-        lr: step size of the weight update.
+        lr: step size of the weight update. The step is ``lr * dL_grad/dw_i``,
+            which grows with the gradient norms, so the right value depends on
+            the problem's loss scale: if the weights jump between the floor
+            and their maximum from step to step, lower it (chapter 7 uses 1e-3).
     """
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025, tasks: Tasks = None) -> None:
