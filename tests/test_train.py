@@ -262,3 +262,20 @@ def test_tqdm_disable_environment_variable_silences_the_bar():
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok\n" and done.stderr == ""
+
+
+def test_fit_with_pcgrad_by_name_is_reproducible_from_its_seed():
+    # Three tasks with conflicting targets: PCGrad's random task order matters.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    data = MultiTaskSplit(x, {"a": x[:, 0], "b": -x[:, 0] + x[:, 1], "c": x[:, 2] - x[:, 1]})
+    tasks = {name: Task("mse") for name in "abc"}
+
+    def run(seed: int) -> dict:
+        torch.manual_seed(0)
+        model = HardSharing(mlp([4, 8]), {name: mlp([8, 1]) for name in "abc"})
+        return without_time(fit(model, data, tasks, method="pcgrad", epochs=3, batch_size=16,
+                                lr=1e-1, seed=seed, progress=False, device="cpu"))
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)

@@ -181,3 +181,19 @@ def test_soft_sharing_penalty_steps_match_between_frameworks(method):
     for name in tasks:
         np.testing.assert_allclose(h_tf.train_loss[name], h_torch.train_loss[name], rtol=1e-5)
     np.testing.assert_allclose(float(tf_model.penalty()), float(torch_model.penalty().detach()), rtol=1e-5)
+
+
+def test_tf_fit_with_pcgrad_by_name_is_reproducible_from_its_seed():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    data = MultiTaskSplit(x, {"a": x[:, 0], "b": -x[:, 0] + x[:, 1], "c": x[:, 2] - x[:, 1]})
+    tasks = {name: Task("mse") for name in "abc"}
+
+    def run(seed: int) -> dict:
+        keras.utils.set_random_seed(0)
+        model = TFHardSharing(tf_mlp([4, 8]), {name: tf_mlp([8, 1]) for name in "abc"})
+        return without_time(tf_train.fit(model, data, tasks, method="pcgrad", epochs=3,
+                                         batch_size=16, lr=1e-1, seed=seed, progress=False))
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)

@@ -8,6 +8,8 @@ numpy every step, see :mod:`mtl_course.tf.weighting`).
 
 from __future__ import annotations
 
+import functools
+
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 import time
@@ -61,6 +63,8 @@ def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None =
             return WEIGHTINGS[method](tasks=names)
         from mtl_course.tf.aggregators import AGGREGATORS
 
+        if method == "pcgrad":  # its random task order, seeded like RLW's draws
+            return functools.partial(AGGREGATORS["pcgrad"], generator=np.random.default_rng(seed))
         if method in AGGREGATORS:
             return AGGREGATORS[method]
         raise ValueError(f"unknown method {method!r}; weightings: {sorted(WEIGHTINGS)}, "

@@ -12,6 +12,8 @@ with the same arguments and the same :class:`~mtl_course.core.tasks.History` is
 
 from __future__ import annotations
 
+import functools
+
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -55,8 +57,9 @@ def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None =
     Names: the weightings in :data:`mtl_course.torch.weighting.WEIGHTINGS`
     ("equal", "uncertainty", "gradnorm", "dwa", "rlw") and the aggregators in
     :data:`mtl_course.torch.aggregators.AGGREGATORS` ("mgda", "pcgrad", ...).
-    "uncertainty" takes each task's kind from its loss; "rlw" draws from a
-    generator seeded with ``seed``.
+    "uncertainty" takes each task's kind from its loss; "rlw" and "pcgrad"
+    draw their random weights / task orders from a generator seeded with
+    ``seed`` (an aggregator passed as a function is used as given).
     """
     names = list(tasks)
     if isinstance(method, Weighting):
@@ -70,6 +73,8 @@ def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None =
             return WEIGHTINGS[method](tasks=names)
         from mtl_course.torch.aggregators import AGGREGATORS
 
+        if method == "pcgrad":  # its random task order, seeded like RLW's draws
+            return functools.partial(AGGREGATORS["pcgrad"], generator=np.random.default_rng(seed))
         if method in AGGREGATORS:
             return AGGREGATORS[method]
         raise ValueError(f"unknown method {method!r}; weightings: {sorted(WEIGHTINGS)}, "
