@@ -5,6 +5,7 @@ Nothing here imports a deep-learning framework, and nothing downloads.
 """
 
 from mtl_course.data.digits import multi_digits
+from mtl_course.data.groups import GroupedRegression, grouped_regression
 from mtl_course.data.recsys import ClickConversion, ClickConversionTruth, click_conversion
 from mtl_course.data.synthetic import (
     RelatedRegression,
@@ -18,11 +19,13 @@ from mtl_course.data.types import MultiTaskSplit, Splits
 __all__ = [
     "ClickConversion",
     "ClickConversionTruth",
+    "GroupedRegression",
     "MultiTaskSplit",
     "RelatedRegression",
     "Splits",
     "TwoObjectiveToy",
     "click_conversion",
+    "grouped_regression",
     "gradnorm_toy",
     "mmoe_synthetic",
     "multi_digits",

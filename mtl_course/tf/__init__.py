@@ -31,6 +31,8 @@ from mtl_course.tf.aggregators import (
     upgrad,
 )
 from mtl_course.tf.jacobian import jacobian, representation_jacobian, unflatten_gradients
+from mtl_course.tf.affinity import task_affinity
+from mtl_course.tf.meta import adapt, reptile, reptile_step
 from mtl_course.tf.models import (
     CGCLayer,
     CrossStitch,
@@ -48,6 +50,7 @@ from mtl_course.tf.models import (
 from mtl_course.tf.runtime import device, seed_everything
 
 __all__ = [
+    "adapt",
     "AGGREGATORS",
     "aligned_mtl",
     "cagrad",
@@ -78,12 +81,15 @@ __all__ = [
     "PLE",
     "predict",
     "representation_jacobian",
+    "reptile",
+    "reptile_step",
     "RLW",
     "save",
     "seed_everything",
     "SoftSharing",
     "StaticWeighting",
     "Task",
+    "task_affinity",
     "uncertainty_optimum",
     "UncertaintyWeighting",
     "unflatten_gradients",

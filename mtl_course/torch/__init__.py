@@ -33,6 +33,8 @@ from mtl_course.torch.jacobian import (
     set_gradients,
     unflatten_gradients,
 )
+from mtl_course.torch.affinity import task_affinity
+from mtl_course.torch.meta import adapt, reptile, reptile_step
 from mtl_course.torch.models import (
     CGCLayer,
     CrossStitch,
@@ -50,6 +52,7 @@ from mtl_course.torch.models import (
 from mtl_course.torch.runtime import device, seed_everything
 
 __all__ = [
+    "adapt",
     "AGGREGATORS",
     "aligned_mtl",
     "cagrad",
@@ -80,6 +83,8 @@ __all__ = [
     "PLE",
     "predict",
     "representation_jacobian",
+    "reptile",
+    "reptile_step",
     "RLW",
     "save",
     "seed_everything",
@@ -87,6 +92,7 @@ __all__ = [
     "SoftSharing",
     "StaticWeighting",
     "Task",
+    "task_affinity",
     "uncertainty_optimum",
     "UncertaintyWeighting",
     "unflatten_gradients",
