@@ -1,0 +1,82 @@
+r"""Framework-free parts of meta-learning shared by :mod:`mtl_course.torch.meta` and :mod:`mtl_course.tf.meta`.
+
+Reptile (Nichol, Achiam and Schulman, "On First-Order Meta-Learning
+Algorithms", arXiv 2018) updates an initialisation :math:`\theta` from a batch
+of :math:`n` tasks by running :math:`k` steps of SGD on each task from
+:math:`\theta`, which gives adapted weights :math:`\phi_i`, and moving towards
+their mean:
+
+.. math::
+
+   \theta \leftarrow \theta + \varepsilon \, \frac{1}{n} \sum_{i=1}^{n} (\phi_i - \theta).
+
+This module checks the arguments and the examples both twins receive, and
+computes that update on numpy arrays (:func:`reptile_update`), the reference
+the tests compare the twins with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Real
+
+import numpy as np
+
+__all__ = ["check_count", "check_examples", "check_rate", "reptile_update"]
+
+
+def check_count(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, or ``ValueError`` unless it is an int ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_rate(value: object, name: str) -> float:
+    """``value`` as a float, or ``ValueError`` unless it is a finite number ``> 0``."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_examples(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+    """The examples of one task as float32 arrays of shape ``(n, d_in)`` and ``(n, d_out)``.
+
+    Raises ``ValueError`` for other ranks, a row-count mismatch, no rows, or
+    NaN/inf values. A 1-D ``y`` is refused rather than reshaped: broadcasting
+    it against an ``(n, 1)`` prediction would silently compare every pair.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError(f"x and y must be 2-D (n, features), got shapes {x.shape} and {y.shape}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
+    if x.shape[0] == 0:
+        raise ValueError("no examples: x and y have 0 rows")
+    if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+        raise TypeError(f"x and y must be numeric, got {x.dtype} and {y.dtype}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x or y contains NaN or inf")
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def reptile_update(theta: Sequence[np.ndarray], adapted: Sequence[Sequence[np.ndarray]],
+                   outer_lr: float) -> list[np.ndarray]:
+    r"""Reptile's outer update :math:`\theta + \varepsilon \frac{1}{n}\sum_i (\phi_i - \theta)` on numpy arrays.
+
+    Args:
+        theta: the initialisation, one array per parameter.
+        adapted: for each of the ``n`` tasks, its adapted weights :math:`\phi_i`
+            (same shapes as ``theta``).
+        outer_lr: the outer step size :math:`\varepsilon` (1 moves to the mean of the :math:`\phi_i`).
+    """
+    outer_lr = check_rate(outer_lr, "outer_lr")
+    if not adapted:
+        raise ValueError("adapted is empty: the update needs the weights adapted to at least one task")
+    theta = [np.asarray(t, dtype=np.float64) for t in theta]
+    for i, phi in enumerate(adapted):
+        if len(phi) != len(theta) or any(np.shape(p) != t.shape for p, t in zip(phi, theta)):
+            raise ValueError(f"adapted weights {i} do not have the shapes of theta")
+    return [t + outer_lr * np.mean([np.asarray(phi[j], dtype=np.float64) - t for phi in adapted], axis=0)
+            for j, t in enumerate(theta)]

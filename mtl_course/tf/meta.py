@@ -1,0 +1,137 @@
+r"""Meta-learning in TensorFlow: Reptile and few-shot adaptation (chapter 11).
+
+Twin of :mod:`mtl_course.torch.meta`, name for name. :func:`reptile_step` is
+one outer update of Reptile (Nichol, Achiam and Schulman, "On First-Order
+Meta-Learning Algorithms", arXiv 2018) with :math:`k` steps of full-batch SGD
+on each task's mean squared error, :math:`\phi_i = U^k_i(\theta)`, then
+
+.. math::
+
+   \theta \leftarrow \theta + \varepsilon \, \frac{1}{n} \sum_{i=1}^{n} (\phi_i - \theta).
+
+The models are single-task Keras regressors mapping ``(n, d_in)`` to
+``(n, d_out)``; :func:`adapt` copies them with ``keras.models.clone_model``,
+so they must be Sequential or functional models (as
+:func:`mtl_course.tf.models.mlp` builds).
+"""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+import math
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from mtl_course.core.meta import check_count, check_examples, check_rate
+
+__all__ = ["adapt", "reptile", "reptile_step"]
+
+Examples = tuple[np.ndarray, np.ndarray]
+
+
+def _mse(model: keras.Model, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    prediction = model(x, training=True)
+    if tuple(prediction.shape) != tuple(y.shape):
+        raise ValueError(f"the model predicts shape {tuple(prediction.shape)} but y has shape {tuple(y.shape)}")
+    return tf.reduce_mean(tf.square(prediction - y))
+
+
+def _sgd(model: keras.Model, variables: list, x: tf.Tensor, y: tf.Tensor, steps: int, lr: float) -> float:
+    """``steps`` full-batch SGD steps on the MSE, in place; returns the loss before the first step."""
+    first = math.nan
+    for step in range(steps):
+        with tf.GradientTape() as tape:
+            loss = _mse(model, x, y)
+        value = float(loss)
+        if not math.isfinite(value):
+            raise ValueError(f"the loss became {value} at SGD step {step}: lower the learning rate")
+        first = value if step == 0 else first
+        for v, g in zip(variables, tape.gradient(loss, variables)):
+            v.assign_sub(lr * g)
+    return first
+
+
+def _trainable(model: keras.Model) -> list:
+    variables = list(model.trainable_variables)
+    if not variables:
+        raise ValueError("the model has no trainable variables (is it built?)")
+    return variables
+
+
+def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+    x, y = check_examples(x, y)
+    return tf.constant(x), tf.constant(y)
+
+
+def reptile_step(model: keras.Model, tasks: Sequence[Examples], inner_steps: int = 5, inner_lr: float = 0.02,
+                 outer_lr: float = 0.1) -> float:
+    r"""One Reptile outer update of ``model``'s weights, in place, from a batch of tasks.
+
+    Twin of :func:`mtl_course.torch.meta.reptile_step` (same arguments): each
+    task gets ``inner_steps`` full-batch SGD steps of size ``inner_lr`` from
+    :math:`\theta`, then :math:`\theta` moves by ``outer_lr`` times the mean
+    of :math:`\phi_i - \theta`. Returns the tasks' mean MSE at :math:`\theta`.
+    """
+    if len(tasks) == 0:
+        raise ValueError("tasks is empty: a Reptile step needs at least one task")
+    inner_steps = check_count(inner_steps, "inner_steps")
+    inner_lr, outer_lr = check_rate(inner_lr, "inner_lr"), check_rate(outer_lr, "outer_lr")
+    variables = _trainable(model)
+    data = [_tensors(x, y) for x, y in tasks]
+    theta = [tf.identity(v) for v in variables]
+    delta = [tf.zeros_like(v) for v in variables]
+    losses = []
+    try:
+        for x, y in data:
+            losses.append(_sgd(model, variables, x, y, inner_steps, inner_lr))
+            delta = [d + (v - t) for d, v, t in zip(delta, variables, theta)]
+            for v, t in zip(variables, theta):
+                v.assign(t)
+    except Exception:
+        for v, t in zip(variables, theta):  # leave the model as it was
+            v.assign(t)
+        raise
+    for v, t, d in zip(variables, theta, delta):
+        v.assign(t + outer_lr * (d / len(data)))
+    return float(np.mean(losses))
+
+
+def reptile(model: keras.Model, sample_task: Callable[[np.random.Generator], Examples], meta_steps: int,
+            meta_batch_size: int = 1, inner_steps: int = 5, inner_lr: float = 0.02, outer_lr: float = 0.1,
+            seed: int = 0, progress: bool = True) -> np.ndarray:
+    """Meta-train ``model`` with Reptile: ``meta_steps`` calls of :func:`reptile_step`.
+
+    Twin of :func:`mtl_course.torch.meta.reptile`: ``sample_task(rng)``
+    returns one new task's ``(x, y)``, drawn with a numpy Generator seeded
+    with ``seed``, so both twins see the same tasks. Returns the
+    pre-adaptation loss of every step.
+    """
+    meta_steps = check_count(meta_steps, "meta_steps", 0)
+    meta_batch_size = check_count(meta_batch_size, "meta_batch_size")
+    rng = np.random.default_rng(seed)
+    kwargs = {} if progress else {"disable": True}
+    losses = np.empty(meta_steps)
+    for step in tqdm.tqdm(range(meta_steps), desc="reptile", unit="step", **kwargs):
+        batch = [sample_task(rng) for _ in range(meta_batch_size)]
+        losses[step] = reptile_step(model, batch, inner_steps, inner_lr, outer_lr)
+    return losses
+
+
+def adapt(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int = 32, lr: float = 0.02) -> keras.Model:
+    """A copy of ``model`` fine-tuned on one task's examples by ``steps`` full-batch SGD steps on the MSE.
+
+    Twin of :func:`mtl_course.torch.meta.adapt`; ``model`` itself is not changed.
+    """
+    steps = check_count(steps, "steps", 0)
+    lr = check_rate(lr, "lr")
+    x_t, y_t = _tensors(x, y)
+    adapted = keras.models.clone_model(model)
+    adapted.set_weights(model.get_weights())
+    if steps:
+        _sgd(adapted, _trainable(adapted), x_t, y_t, steps, lr)
+    return adapted
