@@ -1,0 +1,113 @@
+"""Checkers for the exercises of chapter 14, "Challenges and FAQ".
+
+The exercises use results that earlier chapters print; the constants below
+quote them. Each checker prints a short message (``Correct`` or ``Not yet``,
+with a hint) and returns ``True`` or ``False``. Malformed answers get a
+message that explains the expected form instead of an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+from mtl_course.metrics import delta_m
+
+__all__ = [
+    "CH4_MEAN_ACCURACY",
+    "CH4_PRINTED_DELTA_M",
+    "CLAIMS",
+    "check_claims",
+    "check_hard_sharing_delta_m",
+    "expected_hard_sharing_delta_m",
+]
+
+#: Exercise ch14-ex-deltam: mean test accuracies over three seeds printed by chapter 4
+#: ("separate" and "hard, same width" on the two-digit task).
+CH4_MEAN_ACCURACY = {
+    "separate": {"left": 0.918, "right": 0.930, "parity": 0.794},
+    "hard, same width": {"left": 0.902, "right": 0.900, "parity": 0.757},
+}
+
+#: The Delta_m (percent) that chapter 4 prints for "hard, same width": the mean of the per-seed values.
+CH4_PRINTED_DELTA_M = -3.19
+
+#: Exercise ch14-ex-claims: statements about the book's experiments; the answer says which
+#: the printed results support (True) and which they contradict (False).
+CLAIMS = {
+    "a": "Chapter 4: hard sharing at the same parameter budget beat separate networks on the "
+         "two-digit task.",
+    "b": "Chapter 1: on unrelated tasks, pooling all tasks into one model stayed worse than "
+         "single-task learning at every sample size.",
+    "c": "Chapter 9: on multi_digits, the learning rate of equal weighting moved Delta_m more "
+         "than the choice among the methods other than RLW did.",
+    "d": "Chapter 10: the lookahead affinity is symmetric, Z(i -> j) = Z(j -> i).",
+    "e": "Chapter 11: Reptile had the lowest test error for every number K of examples.",
+}
+
+_CLAIM_ANSWERS = {"a": False, "b": True, "c": True, "d": False, "e": False}
+
+_CLAIM_EVIDENCE = {
+    "a": "hard sharing at the same budget had Delta_m -1.36 +- 0.74 % against separate networks.",
+    "b": "pooled ridge stayed at 1.15-1.21 while single-task ridge fell from 1.04 to 0.33.",
+    "c": "59.82 pp over the learning-rate grid against 3.46 pp between the 12 methods "
+         "other than RLW.",
+    "d": "a0 -> a1 was 2.556 and a1 -> a0 was 2.871 (x 100): the receiving task's loss differs.",
+    "e": "the multi-task representation with a new head was best from K = 10 on.",
+}
+
+
+def _say(correct: bool, message: str) -> bool:
+    print(("Correct: " if correct else "Not yet: ") + message)
+    return correct
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def expected_hard_sharing_delta_m() -> float:
+    """The answer of exercise ch14-ex-deltam: :func:`mtl_course.metrics.delta_m` of the
+    same-width shared network against separate networks, from :data:`CH4_MEAN_ACCURACY`."""
+    scores = CH4_MEAN_ACCURACY
+    higher = {task: True for task in scores["separate"]}
+    return delta_m(scores["hard, same width"], scores["separate"], higher)
+
+
+def check_hard_sharing_delta_m(answer: object) -> bool:
+    """Exercise ch14-ex-deltam: Delta_m in percent of the same-width shared network of chapter 4."""
+    if not _is_number(answer):
+        return _say(False, f"give Delta_m as one finite number in percent (e.g. -1.5), got {answer!r}.")
+    value, target = float(answer), expected_hard_sharing_delta_m()
+    if abs(value - target) <= 0.01:
+        return _say(True, f"Delta_m = {target:.2f} % from the mean accuracies, close to the "
+                          f"{CH4_PRINTED_DELTA_M} +- 1.04 % that chapter 4 averages over seeds: "
+                          "Delta_m is not linear in the scores, so the two agree only approximately.")
+    if abs(value + target) <= 0.01:
+        return _say(False, "the sign is reversed: the shared network is less accurate on every task, "
+                           "so Delta_m is negative.")
+    if abs(value - CH4_PRINTED_DELTA_M) <= 0.005:
+        return _say(False, "that is chapter 4's mean of the per-seed Delta_m; compute Delta_m from the "
+                           "mean accuracies in CH4_MEAN_ACCURACY instead.")
+    if abs(value - target / 100) <= 1e-4:
+        return _say(False, "that is a fraction; Delta_m is reported in percent (multiply by 100).")
+    if abs(value - 3 * target) <= 0.03:
+        return _say(False, "Delta_m averages over the tasks: divide the sum by the number of tasks.")
+    return _say(False, "for each task compute (M_shared - M_separate) / M_separate (accuracy: higher "
+                       "is better, no sign flip), average over the three tasks, multiply by 100.")
+
+
+def check_claims(answer: object) -> bool:
+    """Exercise ch14-ex-claims: a dict mapping each key of :data:`CLAIMS` to True (supported
+    by the printed results) or False (contradicted)."""
+    if not isinstance(answer, dict) or set(answer) != set(CLAIMS) or \
+            not all(isinstance(v, bool) for v in answer.values()):
+        return _say(False, "give a dict with the keys 'a' to 'e' and the values True or False, e.g. "
+                           "{'a': True, 'b': False, ...}.")
+    wrong = sorted(key for key in CLAIMS if answer[key] != _CLAIM_ANSWERS[key])
+    if wrong:
+        first = wrong[0]
+        return _say(False, f"{len(wrong)} of 5 wrong. Look again at claim {first!r} in the chapter "
+                           "it names and compare it with the table that chapter prints.")
+    return _say(True, "b and c are supported; a, d and e are contradicted. "
+                      + " ".join(f"({key}) {_CLAIM_EVIDENCE[key]}" for key in sorted(CLAIMS)))
