@@ -30,6 +30,7 @@ from mtl_course.tf.aggregators import (
     pcgrad,
     upgrad,
 )
+from mtl_course.tf.dense import dense_prediction_model, segmentation_loss
 from mtl_course.tf.jacobian import jacobian, representation_jacobian, unflatten_gradients
 from mtl_course.tf.affinity import task_affinity
 from mtl_course.tf.meta import adapt, reptile, reptile_step
@@ -58,6 +59,7 @@ __all__ = [
     "CrossStitch",
     "CrossStitchUnit",
     "ctcvr_logit",
+    "dense_prediction_model",
     "device",
     "DWA",
     "EqualWeighting",
@@ -86,6 +88,7 @@ __all__ = [
     "RLW",
     "save",
     "seed_everything",
+    "segmentation_loss",
     "SoftSharing",
     "StaticWeighting",
     "Task",

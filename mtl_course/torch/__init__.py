@@ -27,6 +27,7 @@ from mtl_course.torch.aggregators import (
     pcgrad,
     upgrad,
 )
+from mtl_course.torch.dense import dense_prediction_model, segmentation_loss
 from mtl_course.torch.jacobian import (
     jacobian,
     representation_jacobian,
@@ -60,6 +61,7 @@ __all__ = [
     "CrossStitch",
     "CrossStitchUnit",
     "ctcvr_logit",
+    "dense_prediction_model",
     "device",
     "DWA",
     "EqualWeighting",
@@ -88,6 +90,7 @@ __all__ = [
     "RLW",
     "save",
     "seed_everything",
+    "segmentation_loss",
     "set_gradients",
     "SoftSharing",
     "StaticWeighting",

@@ -1,0 +1,215 @@
+"""Experiment of chapter 12: dense prediction (segmentation + depth) with one
+shared encoder and two decoders, against two single-task networks.
+
+The metrics are numpy functions on label or depth maps; the experiment driver
+:func:`dense_experiment` takes the framework module first, ``mtl`` =
+:mod:`mtl_course.torch` or :mod:`mtl_course.tf`, and uses that framework's
+``dense`` module (:mod:`mtl_course.torch.dense` / :mod:`mtl_course.tf.dense`),
+so the chapter runs the same experiment in both frameworks.
+
+The package's ``Task("cross_entropy")`` expects logits ``(n, C)``; per-pixel
+cross-entropy on ``(n, C, H, W)`` logits is passed to ``fit`` as a callable
+loss (``dense.segmentation_loss``) with a callable metric (mean IoU).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from mtl_course.core.model_config import check_task_names
+from mtl_course.core.tasks import Task
+from mtl_course.data.types import MultiTaskSplit, Splits
+from mtl_course.experiments.sharing import count_parameters
+from mtl_course.metrics import delta_m
+
+__all__ = [
+    "DENSE_TASKS",
+    "HIGHER_IS_BETTER",
+    "check_dense_config",
+    "dense_experiment",
+    "dense_scores",
+    "dense_tasks",
+    "depth_abs_rel",
+    "depth_rmse",
+    "mean_iou",
+    "pixel_accuracy",
+]
+
+DENSE_TASKS = ("segmentation", "depth")
+"""The tasks a dense prediction model can have a decoder for."""
+
+HIGHER_IS_BETTER = {
+    "segmentation": {"mIoU": True, "pixel_acc": True},
+    "depth": {"abs_rel": False, "rmse": False},
+}
+"""Direction of each metric reported by :func:`dense_scores` (the structure ``delta_m`` takes)."""
+
+
+def check_dense_config(in_channels: int, num_classes: int, width: int, tasks: Sequence[str]) -> tuple[str, ...]:
+    """Validate the arguments of ``dense_prediction_model`` (shared by the torch and tf twins)."""
+    for value, name, minimum in ((in_channels, "in_channels", 1), (num_classes, "num_classes", 2), (width, "width", 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    tasks = check_task_names(tasks)
+    unknown = [t for t in tasks if t not in DENSE_TASKS]
+    if unknown:
+        raise ValueError(f"unknown dense task(s) {unknown}; use some of {DENSE_TASKS}")
+    return tasks
+
+
+def _same_shape(prediction: np.ndarray, target: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    prediction, target = np.asarray(prediction), np.asarray(target)
+    if prediction.shape != target.shape:
+        raise ValueError(f"{what}: prediction shape {prediction.shape} differs from target shape {target.shape}")
+    if prediction.size == 0:
+        raise ValueError(f"{what}: empty arrays")
+    return prediction, target
+
+
+def _labels(prediction: np.ndarray, target: np.ndarray, num_classes: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    prediction, target = _same_shape(prediction, target, what)
+    for array, name in ((prediction, "prediction"), (target, "target")):
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"{what}: {name} must hold integer class labels, got dtype {array.dtype}")
+        if array.min() < 0 or array.max() >= num_classes:
+            raise ValueError(f"{what}: {name} has labels outside 0..{num_classes - 1}")
+    return prediction, target
+
+
+def pixel_accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Fraction of pixels whose predicted class equals the true class (label maps of the same shape)."""
+    prediction, target = _same_shape(prediction, target, "pixel_accuracy")
+    return float(np.mean(prediction == target))
+
+
+def mean_iou(prediction: np.ndarray, target: np.ndarray, num_classes: int) -> float:
+    r"""Mean intersection over union of label maps, over the classes that occur.
+
+    .. math::
+
+        \mathrm{IoU}_c = \frac{|P_c \cap T_c|}{|P_c \cup T_c|}, \qquad
+        \mathrm{mIoU} = \frac{1}{|\mathcal{C}|} \sum_{c \in \mathcal{C}} \mathrm{IoU}_c,
+
+    with :math:`P_c` and :math:`T_c` the pixels predicted as and labelled
+    :math:`c` over the whole set (not averaged per image), and
+    :math:`\mathcal{C}` the classes with a non-empty union (a class neither
+    predicted nor present is left out rather than counted as 0 or 1). The
+    background is a class like the others. This is the PASCAL VOC measure
+    (Everingham et al., "The PASCAL Visual Object Classes (VOC) Challenge", IJCV 2010).
+    """
+    prediction, target = _labels(prediction, target, num_classes, "mean_iou")
+    index = target.reshape(-1).astype(np.int64) * num_classes + prediction.reshape(-1)
+    confusion = np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+    intersection = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - intersection
+    present = union > 0
+    return float(np.mean(intersection[present] / union[present]))
+
+
+def _depths(prediction: np.ndarray, target: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    prediction, target = _same_shape(prediction, target, what)
+    prediction, target = prediction.astype(np.float64), target.astype(np.float64)
+    if not (np.all(np.isfinite(prediction)) and np.all(np.isfinite(target))):
+        raise ValueError(f"{what}: NaN or infinite depth")
+    return prediction, target
+
+
+def depth_abs_rel(prediction: np.ndarray, target: np.ndarray) -> float:
+    r"""Mean absolute relative depth error :math:`\frac{1}{N}\sum_i |\hat d_i - d_i| / d_i` (true depths > 0).
+
+    The usual depth measure since Eigen, Puhrsch and Fergus, "Depth Map
+    Prediction from a Single Image using a Multi-Scale Deep Network", NeurIPS 2014.
+    """
+    prediction, target = _depths(prediction, target, "depth_abs_rel")
+    if np.any(target <= 0):
+        raise ValueError("depth_abs_rel: true depths must be positive")
+    return float(np.mean(np.abs(prediction - target) / target))
+
+
+def depth_rmse(prediction: np.ndarray, target: np.ndarray) -> float:
+    r"""Root mean squared depth error :math:`\sqrt{\frac{1}{N}\sum_i (\hat d_i - d_i)^2}`."""
+    prediction, target = _depths(prediction, target, "depth_rmse")
+    return float(np.sqrt(np.mean((prediction - target) ** 2)))
+
+
+def _miou_from_logits(logits: np.ndarray, target: np.ndarray, num_classes: int) -> float:
+    return mean_iou(np.asarray(logits).argmax(axis=1), target, num_classes)
+
+
+def dense_scores(outputs: Mapping[str, np.ndarray], split: MultiTaskSplit, num_classes: int
+                 ) -> dict[str, dict[str, float]]:
+    """Every metric of every task a model outputs, in the structure of :data:`HIGHER_IS_BETTER`.
+
+    Args:
+        outputs: task -> raw model outputs: segmentation logits ``(n, C, H, W)``,
+            depth ``(n, 1, H, W)`` or ``(n, H, W)`` (channels first, as both twins return).
+        split: the data with the true maps.
+        num_classes: segmentation classes.
+    """
+    scores: dict[str, dict[str, float]] = {}
+    if "segmentation" in outputs:
+        labels = np.asarray(outputs["segmentation"]).argmax(axis=1)
+        true = split.y["segmentation"]
+        scores["segmentation"] = {"mIoU": mean_iou(labels, true, num_classes),
+                                  "pixel_acc": pixel_accuracy(labels, true)}
+    if "depth" in outputs:
+        true = split.y["depth"]
+        depth = np.asarray(outputs["depth"]).reshape(true.shape)
+        scores["depth"] = {"abs_rel": depth_abs_rel(depth, true), "rmse": depth_rmse(depth, true)}
+    if not scores:
+        raise ValueError(f"no dense task among the outputs {list(outputs)}; expected some of {DENSE_TASKS}")
+    return scores
+
+
+def dense_tasks(dense: Any, num_classes: int, tasks: Sequence[str] = DENSE_TASKS) -> dict[str, Task]:
+    """The :class:`~mtl_course.core.tasks.Task` specs for ``fit``: per-pixel
+    cross-entropy (``dense.segmentation_loss``) scored by mean IoU, and depth MSE."""
+    specs = {
+        "segmentation": Task(loss=dense.segmentation_loss, metric=partial(_miou_from_logits, num_classes=num_classes),
+                             higher_is_better=True),
+        "depth": Task("mse"),
+    }
+    return {t: specs[t] for t in tasks}
+
+
+def dense_experiment(mtl: Any, splits: Splits, num_classes: int, width: int = 8, epochs: int = 4,
+                     batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> dict[str, Any]:
+    """Train one shared-encoder model on both tasks and one network per task; score them on the test set.
+
+    Every model has the same encoder and decoder shapes (the single-task
+    networks have one decoder), the same initialisation seed, optimizer (Adam)
+    and mini-batch order, and equal task weights.
+
+    Returns:
+        ``{"scores": {"multi_task": ..., "single_task": ...}`` (each as
+        :func:`dense_scores`), ``"delta_m"`` (percent, positive = the shared
+        model gains, averaged over tasks), ``"models"`` (the trained models,
+        ``"multi_task"``, ``"segmentation"``, ``"depth"``), ``"parameters"``
+        (number of parameters of the shared model and of the two single-task
+        networks together)}.
+    """
+    dense = importlib.import_module(f"{mtl.__name__}.dense")
+    in_channels = splits.train.x.shape[1]
+    models: dict[str, Any] = {}
+    configurations = {"multi_task": DENSE_TASKS, "segmentation": ("segmentation",), "depth": ("depth",)}
+    for name, tasks in configurations.items():
+        mtl.seed_everything(seed)
+        model = dense.dense_prediction_model(in_channels, num_classes, width, tasks=tasks)
+        mtl.fit(model, splits.train, dense_tasks(dense, num_classes, tasks), epochs=epochs,
+                batch_size=batch_size, lr=lr, seed=seed, progress=False)
+        models[name] = model
+    test = splits.test
+    multi = dense_scores(mtl.predict(models["multi_task"], test.x), test, num_classes)
+    single = {t: dense_scores(mtl.predict(models[t], test.x), test, num_classes)[t] for t in DENSE_TASKS}
+    return {
+        "scores": {"multi_task": multi, "single_task": single},
+        "delta_m": delta_m(multi, single, HIGHER_IS_BETTER),
+        "models": models,
+        "parameters": {"multi_task": count_parameters(models["multi_task"]),
+                       "single_task": sum(count_parameters(models[t]) for t in DENSE_TASKS)},
+    }
