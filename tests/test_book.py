@@ -75,6 +75,7 @@ def test_chapter_follows_the_structure_convention(path):
     assert markdown.count("{exercise}") >= 3, f"{path.name} needs at least three exercises"
     assert markdown.count("{solution}") >= markdown.count("{exercise}")
     assert "{bibliography}" in markdown
+    assert "{term}`" in markdown, f"{path.name} links no glossary term (book/glossary.md)"
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
 
