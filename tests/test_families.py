@@ -19,12 +19,7 @@ from mtl_course.torch.models import mlp
 from mtl_course.torch.runtime import seed_everything
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def test_sine_task_by_hand():

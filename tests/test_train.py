@@ -16,13 +16,7 @@ from mtl_course.torch.weighting import RLW, UncertaintyWeighting
 TASKS = {"r": Task("mse"), "c": Task("cross_entropy")}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one intra-op thread avoids OpenMP spin contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def problem(n: int = 96, seed: int = 0) -> MultiTaskSplit:
