@@ -10,12 +10,12 @@ torchjd's implementation of the same method run in the same process
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import warnings
 
 import torch
+from _threads import parse_threads  # benchmarks/_threads.py (scripts run from benchmarks/)
 import torchjd.aggregation as A
 
 from mtl_course.torch import aggregators as agg
@@ -51,14 +51,7 @@ def median_seconds(ours, theirs, J: torch.Tensor, repeats: int) -> tuple[float, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--threads", type=int, default=None,
-        help="torch intra-op threads (default: torch's choice); 1 gives stable timings "
-        "on a machine loaded by other processes",
-    )
-    if (threads := parser.parse_args().threads) is not None:
-        torch.set_num_threads(threads)
+    parse_threads(__doc__.splitlines()[0])
     warnings.simplefilter("ignore")  # cvxpy's "problem is not DPP" notice
     generator = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 J on CPU")

@@ -9,11 +9,11 @@ speed-up of :func:`mtl_course.torch.jacobian` over the loop
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+from _threads import parse_threads  # benchmarks/_threads.py (scripts run from benchmarks/)
 
 from mtl_course.torch.jacobian import jacobian
 
@@ -47,14 +47,7 @@ def per_task(params, losses) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--threads", type=int, default=None,
-        help="torch intra-op threads (default: torch's choice); 1 gives stable timings "
-        "on a machine loaded by other processes",
-    )
-    if (threads := parser.parse_args().threads) is not None:
-        torch.set_num_threads(threads)
+    parse_threads(__doc__.splitlines()[0])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(f"{'T':>3} {'P':>8} {'batched ms':>11} {'per-task ms':>12} {'speed-up':>9}")
     for T in (2, 4, 8):
