@@ -12,6 +12,7 @@ with the same arguments and the same :class:`~mtl_course.core.tasks.History` is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import time
@@ -107,13 +108,40 @@ def _to_tensors(split: MultiTaskSplit, tasks: Mapping[str, Task], dev: torch.dev
     return x, ys
 
 
+def _gramian_recorder(model: nn.Module, method: Weighting | Callable):
+    """A :class:`~mtl_course.torch.gramian.LayerGramian` when ``method`` is an aggregator whose
+    weights depend on ``G`` only (all built-in ones), else None (then ``J`` is formed)."""
+    from mtl_course.core.gramian import gram_rule
+    from mtl_course.torch.aggregators import AGGREGATORS
+    from mtl_course.torch.gramian import LayerGramian
+
+    if isinstance(method, Weighting) or gram_rule(method, AGGREGATORS) is None:
+        return None
+    shared = list(model.shared_parameters())
+    return LayerGramian(model, shared) if shared else None
+
+
 def _backward_aggregated(model: nn.Module, losses: list[torch.Tensor], task_names: list[str],
-                         aggregator: Callable, penalty: torch.Tensor | None) -> None:
-    """Shared params get ``aggregator(J)``, task params their own loss's gradient, all params the penalty's."""
+                         aggregator: Callable, penalty: torch.Tensor | None, recorder=None) -> None:
+    """Shared params get ``aggregator(J)``, task params their own loss's gradient, all params the penalty's.
+
+    With a ``recorder`` (a :class:`~mtl_course.torch.gramian.LayerGramian` that recorded the
+    forward pass) ``J`` is never formed: ``G = J J^T`` is built layer by layer, the
+    aggregator's weights ``w`` come from ``G``, and one backward pass of ``sum_t w_t L_t``
+    gives the shared parameters ``w @ J``, the same direction to rounding.
+    """
     from mtl_course.torch.jacobian import jacobian, unflatten_gradients
 
     shared = list(model.shared_parameters())
-    if shared:
+    if shared and recorder is not None:
+        from mtl_course.torch.gramian import gramian_weights
+
+        w = gramian_weights(aggregator, recorder.gramian(losses))
+        total = (w.to(losses[0].dtype) * torch.stack(losses)).sum()
+        grads = torch.autograd.grad(total, shared, retain_graph=True, allow_unused=True)
+        for p, g in zip(shared, grads):
+            p.grad = torch.zeros_like(p) if g is None else g
+    elif shared:
         direction = aggregator(jacobian(losses, shared, retain_graph=True))
         for p, g in zip(shared, unflatten_gradients(direction, shared)):
             p.grad = g.detach().clone()
@@ -155,6 +183,10 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     With an aggregator, ``J = jacobian(losses, model.shared_parameters())``
     and the shared parameters' gradient is ``aggregator(J)``; every task's own
     parameters get the gradient of its own loss; one optimizer step follows.
+    The built-in aggregators need ``J`` only through ``G = J J^T``: for them ``J``
+    is never formed (:class:`~mtl_course.torch.gramian.LayerGramian` builds ``G``
+    layer by layer, then one backward pass of ``sum_t w_t L_t``), with the same
+    result to rounding.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -173,6 +205,7 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
         shared = list(model.shared_parameters())
         gradnorm_params = [shared[gradnorm_layer_index([tuple(p.shape) for p in shared])]]
     has_penalty = callable(getattr(model, "penalty", None))
+    recorder = _gramian_recorder(model, resolved)
     x, ys = _to_tensors(split, specs, dev)
     rng = np.random.default_rng(seed)
     history = History(task_names=names)
@@ -186,7 +219,8 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
         steps = 0
         for index in core_tasks.batch_indices(len(split), batch_size, rng):
             idx = torch.as_tensor(index, device=dev)
-            outputs = model(x[idx])
+            with recorder if recorder is not None else contextlib.nullcontext():
+                outputs = model(x[idx])
             losses = [task_loss(n, specs[n], outputs[n], ys[n][idx]) for n in names]
             values = np.array(torch.stack(losses).detach().tolist())  # float64 on the host (MPS has none)
             opt.zero_grad(set_to_none=True)
@@ -201,7 +235,7 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
                 if not np.all(np.isfinite(values)):
                     bad = [n for n, v in zip(names, values) if not np.isfinite(v)]
                     raise ValueError(f"non-finite (NaN or inf) loss for task(s) {bad}")
-                _backward_aggregated(model, losses, names, resolved, penalty)
+                _backward_aggregated(model, losses, names, resolved, penalty, recorder)
             opt.step()
             sums += values
             steps += 1
