@@ -31,6 +31,7 @@ from mtl_course.tf.aggregators import (
     upgrad,
 )
 from mtl_course.tf.dense import dense_prediction_model, segmentation_loss
+from mtl_course.tf.gramian import LayerGramian, gramian_weights
 from mtl_course.tf.jacobian import jacobian, representation_jacobian, unflatten_gradients
 from mtl_course.tf.affinity import task_affinity
 from mtl_course.tf.meta import adapt, reptile, reptile_step
@@ -66,11 +67,13 @@ __all__ = [
     "ESMM",
     "evaluate",
     "fit",
+    "gramian_weights",
     "GradNorm",
     "HardSharing",
     "History",
     "imtl_g",
     "jacobian",
+    "LayerGramian",
     "load",
     "mean",
     "mgda",

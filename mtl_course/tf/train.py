@@ -5,12 +5,15 @@ version: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`save`,
 :func:`load`. ``fit`` compiles its training step with ``tf.function`` (no XLA)
 for the built-in weightings but GradNorm (their weights are drawn on the host
 and passed in as a tensor) and for the built-in aggregators (whose small
-``T x T`` solve runs through ``tf.numpy_function``); GradNorm, weightings of
-your own and aggregator functions of your own run eagerly.
+``T x T`` solve runs through ``tf.numpy_function``; they get ``G = J J^T`` from
+:class:`~mtl_course.tf.gramian.LayerGramian` without forming ``J``, then one
+backward pass of ``sum_t w_t L_t``); GradNorm, weightings of your own and
+aggregator functions of your own run eagerly (the latter on ``J``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
@@ -91,13 +94,26 @@ def _optimizer(optimizer: keras.optimizers.Optimizer | str | None, lr: float) ->
 
 def _aggregated_gradients(model: keras.Model, tape: tf.GradientTape, losses: list[tf.Tensor],
                           task_names: list[str], aggregator: Callable, penalty: tf.Tensor | None,
-                          variables: list) -> list:
-    """Shared variables get ``aggregator(J)``, task variables their own loss's gradient, all the penalty's."""
+                          variables: list, recorder=None) -> list:
+    """Shared variables get ``aggregator(J)``, task variables their own loss's gradient, all the penalty's.
+
+    With a ``recorder`` (a :class:`~mtl_course.tf.gramian.LayerGramian` that recorded the forward
+    pass) ``J`` is never formed: ``G`` is built layer by layer, the aggregator's weights ``w``
+    come from it, and the shared variables get the gradient of ``sum_t w_t L_t`` (``w^T J``).
+    """
     from mtl_course.tf.jacobian import jacobian, unflatten_gradients
 
     grads: dict[int, tf.Tensor] = {}
     shared = list(model.shared_parameters())
-    if shared:
+    if shared and recorder is not None:
+        from mtl_course.tf.gramian import gramian_weights
+
+        w = gramian_weights(aggregator, recorder.gramian(tape, losses))
+        with tape:
+            total = tf.reduce_sum(tf.cast(w, losses[0].dtype) * tf.stack([tf.reshape(v, []) for v in losses]))
+        for v, g in zip(shared, tape.gradient(total, shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)):
+            grads[id(v)] = g
+    elif shared:
         direction = aggregator(jacobian(tape, losses, shared))
         for v, g in zip(shared, unflatten_gradients(direction, shared)):
             grads[id(v)] = g
@@ -148,9 +164,15 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
     is_weighting = isinstance(resolved, Weighting)
     has_penalty = callable(getattr(model, "penalty", None))
     compiled = type(resolved) in _COMPILED_WEIGHTINGS if is_weighting else _builtin_aggregator(resolved)
+    recorder = None  # the built-in aggregators need J only through G: build G layer by layer
+    if not is_weighting and compiled and model.shared_parameters():
+        from mtl_course.tf.gramian import LayerGramian
+
+        recorder = LayerGramian(model, model.shared_parameters())
 
     def forward(batch_x, batch_ys):
-        outputs = model(batch_x, training=True)
+        with recorder if recorder is not None else contextlib.nullcontext():
+            outputs = model(batch_x, training=True)
         losses = [task_loss(n, specs[n], outputs[n], batch_ys[n]) for n in names]
         return losses, (model.penalty() if has_penalty else None)
 
@@ -196,7 +218,7 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
             if is_weighting:
                 grads = tape.gradient(total, variables)
             else:
-                grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables)
+                grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables, recorder)
             opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
             return tf.constant(True)
 
