@@ -14,9 +14,20 @@ parameters' UPGrad direction, every head's own gradient, an SGD step.
   (Sener and Koltun, 2018), then one backward of the weighted loss: the cheap
   upper-bound variant, for comparison (a different method, not the same direction).
 
-Trunks: an MLP 64-256-256 (batch 64) and a small CNN on 3x16x16 inputs (two
+Trunks: an MLP 64-256-256 (batch 64), a small CNN on 3x16x16 inputs (two
 3x3 convolutions, 16 and 32 channels, then a 2048-64 linear layer; batch 32),
-one linear head per task, ``T`` in 2, 4, 8, 16. Times are process CPU time
+and a wider MLP 64-1024-1024 (batch 64) where the batch is small next to the
+width, one linear head per task, ``T`` in 2, 4, 8, 16.
+
+What bounds the ratio (multiply-adds; ``N`` rows of the batch, ``T`` tasks):
+the loop pays per task a backward with input and weight gradients, then
+``T^2 P`` for ``J J^T``; the Gramian path pays per task a backward with input
+gradients only, then per linear layer ``N^2 d_in + T N^2 d_out + T^2 N d_out``
+(the Gram trick, about ``N / d_in`` of a weight gradient per task) or the
+per-task weight gradients when cheaper, and per convolution the per-task
+weight gradients (the Gram trick there would need ``(N x positions)^2``), then
+one backward of the weighted loss. So a linear layer approaches half the
+loop's cost when ``N << d_in``, and a convolution costs what the loop costs. Times are process CPU time
 per step over interleaved rounds (best and median); the ratio is
 ``gramian / loop`` (target <= 0.6 at T >= 8). Peak memory is the highest total
 of the CPU memory timeline of ``torch.profiler`` over one step, next to the
@@ -49,9 +60,10 @@ from mtl_course.torch.train import _backward_aggregated
 
 def build(kind: str, T: int):
     torch.manual_seed(0)
-    if kind == "MLP":
-        trunk = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
-        x, width = torch.randn(64, 64), 256
+    if kind in ("MLP", "wide MLP"):
+        width = 256 if kind == "MLP" else 1024
+        trunk = nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+        x = torch.randn(64, 64)
     else:
         trunk = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
                               nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
@@ -136,12 +148,12 @@ def main() -> None:
     args = parse_threads(__doc__.splitlines()[0], parser)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; ms of process time per step "
           f"(median of {args.rounds} interleaved rounds of {args.steps} steps); ratio = gramian / loop")
-    header = (f"{'trunk':<5} {'T':>3} {'P':>7} {'loop':>7} {'gramian':>8} {'batched J':>10} {'MGDA-UB':>8} "
+    header = (f"{'trunk':<8} {'T':>3} {'P':>7} {'loop':>7} {'gramian':>8} {'batched J':>10} {'MGDA-UB':>8} "
               f"{'ratio best':>11} {'ratio median':>13}")
     if not args.no_memory:
         header += f" {'T x P MB':>9} {'peak MB loop':>13} {'gramian':>8} {'batched J':>10} {'MGDA-UB':>8}"
     print(header)
-    for kind in ("MLP", "CNN"):
+    for kind in ("MLP", "CNN", "wide MLP"):
         for T in (2, 4, 8, 16):
             P, steps = build(kind, T)
             for step in steps.values():
@@ -152,7 +164,7 @@ def main() -> None:
                     times[name].append(1e3 * seconds_per_step(step, args.steps))
             ratios = [g / loop for g, loop in zip(times["gramian"], times["loop"])]
             med = {name: statistics.median(v) for name, v in times.items()}
-            line = (f"{kind:<5} {T:>3} {P:>7} {med['loop']:>7.2f} {med['gramian']:>8.2f} {med['batched J']:>10.2f} "
+            line = (f"{kind:<8} {T:>3} {P:>7} {med['loop']:>7.2f} {med['gramian']:>8.2f} {med['batched J']:>10.2f} "
                     f"{med['MGDA-UB']:>8.2f} {min(ratios):>11.2f} {statistics.median(ratios):>13.2f}")
             if not args.no_memory:
                 peaks = {name: peak_mb(step) for name, step in steps.items()}
