@@ -8,6 +8,11 @@ returns ``w^T J`` in ``J``'s dtype. ``pcgrad``'s ``generator`` is a numpy
 ``Generator``, an int seed or ``None`` in both frameworks, so seeded results
 match the PyTorch side exactly.
 
+Half-precision Jacobians get a float32 Gram matrix, and ``J J^T`` is
+recomputed from row-rescaled ``J`` where it would underflow or overflow (see the
+PyTorch twin). The weights are constants: the result is differentiable with
+respect to ``J`` through ``w^T J`` only, as in the PyTorch twin.
+
 The small ``T x T`` solve runs in numpy, so these functions run eagerly; inside
 a ``tf.function`` compute ``J`` in the graph and aggregate outside it. With
 :func:`mtl_course.tf.jacobian`::
@@ -53,32 +58,68 @@ def _check_jacobian(J: tf.Tensor) -> None:
         raise TypeError(f"J must have a floating dtype, got {J.dtype.name}")
 
 
-def _raise_if_not_finite(J: tf.Tensor, summary: tf.Tensor) -> None:
-    """``summary`` (the Gram matrix or the mean) is finite whenever J is, and NaN or
-    inf whenever J has a NaN or inf, so only the error path scans all of J."""
-    if bool(tf.reduce_all(tf.math.is_finite(summary))):
-        return
+def _raise_if_bad_rows(J: tf.Tensor) -> None:
     bad_rows = np.flatnonzero(~tf.reduce_all(tf.math.is_finite(J), axis=1).numpy()).tolist()
     if bad_rows:
         raise ValueError(f"J contains NaN or inf in row(s) {bad_rows}")
+
+
+def _raise_if_not_finite(J: tf.Tensor, d: tf.Tensor) -> None:
+    """The direction ``d`` is finite whenever J is and nothing overflowed, and NaN
+    or inf whenever J has a NaN or inf, so only the error path scans all of J."""
+    if bool(tf.reduce_all(tf.math.is_finite(d))):
+        return
+    _raise_if_bad_rows(J)
     raise ValueError(
-        f"J J^T overflowed in {J.dtype.name} (the gradients are too large); "
-        "rescale the losses or use float64"
+        f"the aggregated direction overflowed in {J.dtype.name} (the gradients are too large); "
+        "rescale the losses or use a wider dtype"
     )
 
 
 def _gram(J: tf.Tensor) -> tuple[np.ndarray, float]:
-    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype."""
+    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype.
+
+    As in the PyTorch twin: recomputed in float64 from row-rescaled J where
+    ``J J^T`` overflowed or a non-zero row's squared norm is near underflow
+    (TensorFlow flushes subnormal numbers to zero on CPU).
+    """
     compute_dtype = J.dtype if J.dtype in (tf.float32, tf.float64) else tf.float32
+    info = np.finfo(compute_dtype.as_numpy_dtype)
+    rtol = core.gram_rtol(J.shape[0], float(info.eps))
     Jc = tf.cast(J, compute_dtype)
-    G = tf.matmul(Jc, Jc, transpose_b=True)
-    _raise_if_not_finite(J, G)
-    eps = float(np.finfo(compute_dtype.as_numpy_dtype).eps)
-    return G.numpy().astype(np.float64), core.gram_rtol(J.shape[0], eps)
+    G = tf.matmul(Jc, Jc, transpose_b=True).numpy().astype(np.float64)
+    small = ~(np.diag(G) >= float(info.tiny) / float(info.eps) ** 2)
+    finite = bool(np.isfinite(G).all())
+    if finite and not small.any():
+        return G, rtol
+    if not finite:
+        _raise_if_bad_rows(J)
+    J64 = tf.cast(J, tf.float64)
+    row_max = tf.reduce_max(tf.abs(J64), axis=1).numpy()
+    if finite and not (row_max > 0)[small].any():
+        return G, rtol  # the small rows are exactly zero
+    scales = np.where(row_max > 0, row_max, 1.0)
+    Js = J64 / scales[:, None]
+    return tf.matmul(Js, Js, transpose_b=True).numpy() * np.outer(scales, scales), rtol
 
 
-def _combine(J: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
-    return tf.linalg.matvec(J, tf.constant(weights, dtype=J.dtype), transpose_a=True)
+def _combine(J: tf.Tensor, weights: np.ndarray, G: np.ndarray | None = None) -> tf.Tensor:
+    """``weights^T J`` in J's dtype; raises if the direction overflows that dtype.
+
+    ``|weights| @ sqrt(diag(G))`` bounds every entry of the result, so it is only
+    checked when that bound comes near the dtype's largest number.
+    """
+    largest_float = float(np.finfo(J.dtype.as_numpy_dtype).max)
+    largest = float(np.max(np.abs(weights)))
+    if largest > largest_float / 4:  # not representable in J's dtype: combine, then scale
+        power = 2.0 ** int(np.frexp(largest)[1])
+        d = tf.linalg.matvec(J, tf.constant(weights / power, dtype=J.dtype), transpose_a=True)
+        d = tf.cast(tf.cast(d, tf.float64) * power, J.dtype)
+    else:
+        d = tf.linalg.matvec(J, tf.constant(weights, dtype=J.dtype), transpose_a=True)
+    if G is not None and not float(np.abs(weights) @ np.sqrt(np.diag(G))) < largest_float / 2:
+        _raise_if_not_finite(J, d)
+    return d
 
 
 def mean(J: tf.Tensor) -> tf.Tensor:
@@ -92,7 +133,8 @@ def mean(J: tf.Tensor) -> tf.Tensor:
 def mgda(J: tf.Tensor) -> tf.Tensor:
     """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`)."""
     _check_jacobian(J)
-    return _combine(J, core.mgda_weights(_gram(J)[0]))
+    G, _ = _gram(J)
+    return _combine(J, core.mgda_weights(G), G)
 
 
 def pcgrad(J: tf.Tensor, generator: np.random.Generator | int | None = None) -> tf.Tensor:
@@ -102,7 +144,8 @@ def pcgrad(J: tf.Tensor, generator: np.random.Generator | int | None = None) -> 
     ``Generator``, an int seed or ``None``) draws the random task orders.
     """
     _check_jacobian(J)
-    return _combine(J, core.pcgrad_weights(_gram(J)[0], generator))
+    G, _ = _gram(J)
+    return _combine(J, core.pcgrad_weights(G, generator), G)
 
 
 def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
@@ -112,7 +155,7 @@ def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol))
+    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol), G)
 
 
 def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
@@ -122,7 +165,7 @@ def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter))
+    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter), G)
 
 
 def imtl_g(J: tf.Tensor) -> tf.Tensor:
@@ -132,7 +175,7 @@ def imtl_g(J: tf.Tensor) -> tf.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.imtl_g_weights(G, rtol=rtol))
+    return _combine(J, core.imtl_g_weights(G, rtol=rtol), G)
 
 
 def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
@@ -142,7 +185,7 @@ def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol))
+    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol), G)
 
 
 def upgrad(J: tf.Tensor) -> tf.Tensor:
@@ -151,7 +194,8 @@ def upgrad(J: tf.Tensor) -> tf.Tensor:
     See :func:`mtl_course.core.aggregation.upgrad_weights`.
     """
     _check_jacobian(J)
-    return _combine(J, core.upgrad_weights(_gram(J)[0]))
+    G, rtol = _gram(J)
+    return _combine(J, core.upgrad_weights(G, rtol=rtol), G)
 
 
 AGGREGATORS: dict[str, Callable[..., tf.Tensor]] = {

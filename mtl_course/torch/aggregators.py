@@ -14,7 +14,16 @@ Typical use, with :func:`mtl_course.torch.jacobian`::
 
 Only the small ``T x T`` solve leaves the device. Pass a float64 ``J`` for the
 most accurate weights (a float32 Gram matrix is accurate to about 1e-7, and
-near-singular cases are decided with a float32 tolerance).
+near-singular cases are decided with a float32 tolerance). float16 and bfloat16
+Jacobians get a float32 Gram matrix. When ``J J^T`` would underflow or overflow
+(gradients below about 1e-12 or above 1e19 in float32), each row of ``J`` is
+rescaled by a power of two before the product, so the weights do not depend on
+the gradients' absolute scale; a direction too large for ``J``'s dtype raises.
+
+Differentiability: the weights are computed from ``J.detach()`` and held
+constant (as torchjd does), so when ``J.requires_grad`` the result ``w @ J`` is
+differentiable with respect to ``J`` through the combination only, exactly as
+for ``mean``.
 """
 
 from __future__ import annotations
@@ -51,36 +60,73 @@ def _check_jacobian(J: torch.Tensor) -> None:
         raise TypeError(f"J must have a floating dtype, got {J.dtype}")
 
 
-def _raise_if_not_finite(J: torch.Tensor, summary: torch.Tensor | np.ndarray) -> None:
-    """``summary`` (the Gram matrix or the mean) is finite whenever J is, and NaN or
-    inf whenever J has a NaN or inf, so only the error path scans all of J."""
-    if isinstance(summary, torch.Tensor):
-        # The sum propagates NaN and inf and is the cheapest full pass (about 3x
-        # cheaper than aminmax). A sum of finite values that overflows lands on
-        # the error path below, which then reports the overflow.
-        summary = np.array([summary.sum().item()])
-    if bool(np.isfinite(summary).all()):
-        return
+def _raise_if_bad_rows(J: torch.Tensor) -> None:
     bad_rows = (~torch.isfinite(J)).any(dim=1).nonzero().flatten().tolist()
     if bad_rows:
         raise ValueError(f"J contains NaN or inf in row(s) {bad_rows}")
+
+
+def _raise_if_not_finite(J: torch.Tensor, d: torch.Tensor) -> None:
+    """The direction ``d`` is finite whenever J is and nothing overflowed, and NaN
+    or inf whenever J has a NaN or inf, so only the error path scans all of J."""
+    # The sum propagates NaN and inf and is the cheapest full pass (about 3x
+    # cheaper than aminmax). A sum of finite values can overflow (float16), so
+    # a non-finite sum is confirmed on d itself before anything is reported.
+    if bool(torch.isfinite(d.sum())) or bool(torch.isfinite(d).all()):
+        return
+    _raise_if_bad_rows(J)
     raise ValueError(
-        f"J J^T overflowed in {J.dtype} (the gradients are too large); "
-        "rescale the losses or use float64"
+        f"the aggregated direction overflowed in {J.dtype} (the gradients are too large); "
+        "rescale the losses or use a wider dtype"
     )
 
 
 def _gram(J: torch.Tensor) -> tuple[np.ndarray, float]:
-    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype."""
+    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype.
+
+    Computed in J's dtype (float32 for half precisions). Where it overflowed, or
+    a diagonal entry of a non-zero row is so small that underflow may have eaten
+    its digits, it is recomputed in float64 from J with each row divided by its
+    largest entry, and the scales are put back.
+    """
     compute_dtype = J.dtype if J.dtype in (torch.float32, torch.float64) else torch.float32
+    info = torch.finfo(compute_dtype)
+    rtol = core.gram_rtol(J.shape[0], info.eps)
+    J = J.detach()
     Jc = J.to(compute_dtype)
     G = (Jc @ Jc.T).cpu().numpy().astype(np.float64)
-    _raise_if_not_finite(J, G)
-    return G, core.gram_rtol(J.shape[0], torch.finfo(compute_dtype).eps)
+    small = ~(np.diag(G) >= info.tiny / info.eps**2)
+    finite = bool(np.isfinite(G).all())
+    if finite and not small.any():
+        return G, rtol
+    if not finite:
+        _raise_if_bad_rows(J)
+    row_max = J.abs().amax(dim=1).to(torch.float64)
+    if finite and not bool((row_max.cpu().numpy() > 0)[small].any()):
+        return G, rtol  # the small rows are exactly zero
+    scales = torch.where(row_max > 0, row_max, torch.ones_like(row_max))
+    Js = J.to(torch.float64) / scales[:, None]
+    s = scales.cpu().numpy()
+    return (Js @ Js.T).cpu().numpy() * np.outer(s, s), rtol
 
 
-def _combine(J: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(weights, dtype=J.dtype, device=J.device) @ J
+def _combine(J: torch.Tensor, weights: np.ndarray, G: np.ndarray) -> torch.Tensor:
+    """``weights @ J`` in J's dtype; raises if the direction overflows that dtype.
+
+    ``|weights| @ sqrt(diag(G))`` bounds every entry of the result, so it is only
+    checked when that bound comes near the dtype's largest number.
+    """
+    info = torch.finfo(J.dtype)
+    largest = float(np.max(np.abs(weights)))
+    if largest > info.max / 4:  # not representable in J's dtype: combine, then scale
+        power = 2.0 ** int(np.frexp(largest)[1])
+        w = torch.as_tensor(weights / power, dtype=J.dtype, device=J.device)
+        d = ((w @ J).to(torch.float64) * power).to(J.dtype)
+    else:
+        d = torch.as_tensor(weights, dtype=J.dtype, device=J.device) @ J
+    if not float(np.abs(weights) @ np.sqrt(np.diag(G))) < info.max / 2:
+        _raise_if_not_finite(J, d)
+    return d
 
 
 def mean(J: torch.Tensor) -> torch.Tensor:
@@ -95,7 +141,8 @@ def mean(J: torch.Tensor) -> torch.Tensor:
 def mgda(J: torch.Tensor) -> torch.Tensor:
     """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`)."""
     _check_jacobian(J)
-    return _combine(J, core.mgda_weights(_gram(J)[0]))
+    G, _ = _gram(J)
+    return _combine(J, core.mgda_weights(G), G)
 
 
 def pcgrad(
@@ -107,7 +154,8 @@ def pcgrad(
     ``Generator``, an int seed or ``None``) draws the random task orders.
     """
     _check_jacobian(J)
-    return _combine(J, core.pcgrad_weights(_gram(J)[0], generator))
+    G, _ = _gram(J)
+    return _combine(J, core.pcgrad_weights(G, generator), G)
 
 
 def cagrad(J: torch.Tensor, c: float = 0.5) -> torch.Tensor:
@@ -117,7 +165,7 @@ def cagrad(J: torch.Tensor, c: float = 0.5) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol))
+    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol), G)
 
 
 def nash_mtl(J: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
@@ -127,7 +175,7 @@ def nash_mtl(J: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter))
+    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter), G)
 
 
 def imtl_g(J: torch.Tensor) -> torch.Tensor:
@@ -137,7 +185,7 @@ def imtl_g(J: torch.Tensor) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.imtl_g_weights(G, rtol=rtol))
+    return _combine(J, core.imtl_g_weights(G, rtol=rtol), G)
 
 
 def aligned_mtl(J: torch.Tensor) -> torch.Tensor:
@@ -147,7 +195,7 @@ def aligned_mtl(J: torch.Tensor) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol))
+    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol), G)
 
 
 def upgrad(J: torch.Tensor) -> torch.Tensor:
@@ -156,7 +204,8 @@ def upgrad(J: torch.Tensor) -> torch.Tensor:
     See :func:`mtl_course.core.aggregation.upgrad_weights`.
     """
     _check_jacobian(J)
-    return _combine(J, core.upgrad_weights(_gram(J)[0]))
+    G, rtol = _gram(J)
+    return _combine(J, core.upgrad_weights(G, rtol=rtol), G)
 
 
 AGGREGATORS: dict[str, Callable[..., torch.Tensor]] = {
