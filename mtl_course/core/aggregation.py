@@ -140,14 +140,17 @@ def _zero_in_hull(C: np.ndarray, rtol: float) -> bool:
     return float(alpha @ C @ alpha) <= rtol
 
 
-def _gram_factor(G: np.ndarray) -> np.ndarray:
+def _gram_factor(G: np.ndarray, rtol: float = 0.0) -> np.ndarray:
     """A matrix ``A`` with ``A.T @ A == G`` (from the eigendecomposition).
 
     ``||A @ w||`` is then the norm of the direction ``w @ J``, which turns
     problems on the directions into least-squares problems on the weights.
+    Eigenvalues below ``rtol`` times the largest are set to zero: the square
+    root would turn their rounding error ``e`` into ``sqrt(e)`` (1e-8 in float64).
     """
     eigenvalues, V = np.linalg.eigh(G)
-    return np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * V.T
+    eigenvalues = np.where(eigenvalues > rtol * eigenvalues[-1], eigenvalues, 0.0)
+    return np.sqrt(eigenvalues)[:, None] * V.T
 
 
 def _rng(generator: np.random.Generator | int | None) -> np.random.Generator:
@@ -387,7 +390,9 @@ def cagrad_weights(G: np.ndarray, c: float = 0.5, rtol: float | None = None) -> 
         weights = mean + (radius / gw_norm) * w
         if dual_value - float(np.min(G @ weights)) <= 1e-7:
             return weights
-    return _cagrad_primal(G, radius)
+    weights = _cagrad_primal(G, radius)
+    weights[norms == 0.0] = 1.0 / T  # arbitrary in the primal (and possibly huge): the mean's share
+    return weights
 
 
 def _simplex_constraint(T: int) -> dict:
@@ -688,7 +693,7 @@ class _DualConeProjector:
     def __init__(self, G: np.ndarray, rtol: float) -> None:
         self.active, self.norms, cosines = _nonzero_cosines(G)
         self.rtol = rtol
-        self.A = _gram_factor(cosines)
+        self.A = _gram_factor(cosines, rtol)
         k = self.active.size
         self.A_ridge = np.vstack([self.A, np.sqrt(rtol) * np.eye(k)])
 

@@ -111,10 +111,9 @@ def _combine(J: tf.Tensor, weights: np.ndarray, G: np.ndarray | None = None) -> 
     """
     largest_float = float(np.finfo(J.dtype.as_numpy_dtype).max)
     largest = float(np.max(np.abs(weights)))
-    if largest > largest_float / 4:  # not representable in J's dtype: combine, then scale
-        power = 2.0 ** int(np.frexp(largest)[1])
-        d = tf.linalg.matvec(J, tf.constant(weights / power, dtype=J.dtype), transpose_a=True)
-        d = tf.cast(tf.cast(d, tf.float64) * power, J.dtype)
+    if largest > largest_float / 4:  # weights not representable in J's dtype: combine in float64
+        d = tf.linalg.matvec(tf.cast(J, tf.float64), tf.constant(weights, dtype=tf.float64), transpose_a=True)
+        d = tf.cast(d, J.dtype)
     else:
         d = tf.linalg.matvec(J, tf.constant(weights, dtype=J.dtype), transpose_a=True)
     if G is not None and not float(np.abs(weights) @ np.sqrt(np.diag(G))) < largest_float / 2:

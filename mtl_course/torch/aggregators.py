@@ -118,10 +118,9 @@ def _combine(J: torch.Tensor, weights: np.ndarray, G: np.ndarray) -> torch.Tenso
     """
     info = torch.finfo(J.dtype)
     largest = float(np.max(np.abs(weights)))
-    if largest > info.max / 4:  # not representable in J's dtype: combine, then scale
-        power = 2.0 ** int(np.frexp(largest)[1])
-        w = torch.as_tensor(weights / power, dtype=J.dtype, device=J.device)
-        d = ((w @ J).to(torch.float64) * power).to(J.dtype)
+    if largest > info.max / 4:  # weights not representable in J's dtype: combine in float64
+        w = torch.as_tensor(weights, dtype=torch.float64, device=J.device)
+        d = (w @ J.to(torch.float64)).to(J.dtype)
     else:
         d = torch.as_tensor(weights, dtype=J.dtype, device=J.device) @ J
     if not float(np.abs(weights) @ np.sqrt(np.diag(G))) < info.max / 2:
