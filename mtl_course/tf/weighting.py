@@ -145,7 +145,7 @@ class UncertaintyWeighting(Weighting):
         super().__init__(tasks)
         self.factors = core.uncertainty_factors(kinds, self.num_tasks)
         self.kinds = tuple(kinds) if not isinstance(kinds, str) else (kinds,) * self.num_tasks
-        self.log_vars = tf.Variable(tf.fill([self.num_tasks], tf.constant(float(init), tf.float32)),
+        self.log_vars = tf.Variable(tf.fill([self.num_tasks], tf.constant(core.uncertainty_init(init), tf.float32)),
                                     name="log_vars")
 
     @property
@@ -154,6 +154,8 @@ class UncertaintyWeighting(Weighting):
 
     def __call__(self, losses: Losses) -> tf.Tensor:
         stacked = self.stack(losses)
+        if self._values.min() < 0:
+            core.check_nonnegative_losses(self._values, self._order, "UncertaintyWeighting", core.UNCERTAINTY_NEEDS)
         s = tf.cast(self.log_vars, stacked.dtype)
         c = tf.constant(self.factors, dtype=stacked.dtype)
         return tf.reduce_sum(c * tf.exp(-s) * stacked + 0.5 * s)
