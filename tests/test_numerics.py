@@ -143,6 +143,21 @@ def test_mean_in_float16_does_not_report_a_false_overflow(framework):
         aggregate(framework, "mean", J)
 
 
+def test_mean_is_checked_in_chunks_without_changing_a_bit():
+    """The CPU path computes and checks wide Jacobians chunk by chunk (issue 17: the check
+    must cost almost nothing); the result is bit-identical to w @ J and a NaN in the last
+    chunk is still found."""
+    generator = torch.Generator().manual_seed(0)
+    for T, P in [(2, 1_000_003), (5, 2 * torch_agg._MEAN_CHUNK + 1)]:
+        J = torch.randn(T, P, generator=generator)
+        torch.testing.assert_close(torch_agg.mean(J), torch.full((T,), 1 / T) @ J, rtol=0, atol=0)
+        J[T - 1, P - 1] = float("nan")
+        with pytest.raises(ValueError, match=rf"NaN or inf in row\(s\) \[{T - 1}\]"):
+            torch_agg.mean(J)
+    J = torch.full((2, 3 * torch_agg._MEAN_CHUNK), 60000.0, dtype=torch.float16)  # sums overflow float16
+    assert torch.equal(torch_agg.mean(J), J[0])
+
+
 def near_opposite_beside_a_third(seed: int, angle: float, dims: int = 5) -> np.ndarray:
     """g1 = -k g0 turned by ``angle`` radians, and an unrelated g2."""
     rng = np.random.default_rng(seed)
