@@ -98,9 +98,9 @@ def test_upgrad_at_a_weakly_pareto_stationary_jacobian(seed):
     d = w @ J
     permutation = np.random.default_rng(seed).permutation(20)
     d_permuted = core.upgrad_weights(G[np.ix_(permutation, permutation)]) @ J[permutation]
-    np.testing.assert_allclose(d_permuted, d, rtol=0, atol=1e-9 * np.linalg.norm(d))
+    np.testing.assert_allclose(d_permuted, d, rtol=0, atol=1e-12 * np.linalg.norm(d))  # before: 13%
     cosines = J @ d / np.linalg.norm(J, axis=1) / np.linalg.norm(d)
-    assert cosines.min() >= -1e-11  # before: -0.07 (seed 3)
+    assert cosines.min() >= -1e-12  # before: -0.07 (seed 3)
     # the exact projection of the mean, by cvxpy, onto {x: J x >= 0}
     cp = pytest.importorskip("cvxpy")
     g0 = J.mean(axis=0)
@@ -289,8 +289,8 @@ def test_float32_is_finite_keeps_the_promise_and_matches_float64(name, J):
         d64 = aggregate("torch", name, J)
     assert np.all(np.isfinite(d32))
     check_promise(name, J, d32, 1e-3)
-    # float64 decides linear dependence at about 1e-13 (gram_rtol): J's float32 rounding
-    # leaves a weakly stationary J dependent only to ~1e-15, so the promise holds to ~1e-8
+    # float64 treats cosine-matrix eigenvalues below gram_rtol (~1e-13) as zero; J's float32
+    # rounding leaves a weakly stationary J dependent only to ~1e-15: the promise holds to ~1e-8
     check_promise(name, J, d64, 1e-7)
     if well_conditioned(J):
         size = np.sqrt(len(J)) if name == "nash_mtl" else np.linalg.norm(J, axis=1).max()

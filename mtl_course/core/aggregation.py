@@ -673,7 +673,9 @@ def dual_cone_projection_weights(
     and any multiple of it can be added), and a plain NNLS solver may return
     weights of 1e10 whose cancellation in :math:`J^\top v` ruins the direction.
     So the NNLS problem gets a ridge :math:`\text{rtol}\,\|s\|^2` that keeps
-    ``s`` bounded (``scipy.optimize.nnls``), and is then polished: the exact
+    ``s`` bounded (``scipy.optimize.nnls``), whose bias a few proximal-point
+    steps remove (the same ridge centred on the previous solution, which
+    converges to an optimal ``s`` near the first one), and is then polished: the exact
     least-squares solution on the ridge solution's support, of minimal norm
     (singular values below ``sqrt(rtol)`` times the largest dropped), replaces
     it when it is non-negative. On well-conditioned ``G`` that is the exact
@@ -704,6 +706,13 @@ class _DualConeProjector:
             y0 = self.norms * u[self.active]  # the bound y >= y0 in the scaled variables
             b = -self.A @ y0
             s, _ = nnls(self.A_ridge, np.concatenate([b, np.zeros(k)]))
+            # Proximal-point steps (the ridge centred on the last solution) remove the
+            # ridge's bias while keeping s bounded: each shrinks it by rtol / (rtol + eigenvalue).
+            for _ in range(50):
+                previous = s
+                s, _ = nnls(self.A_ridge, np.concatenate([b, np.sqrt(self.rtol) * previous]))
+                if np.linalg.norm(s - previous) <= 1e-3 * np.sqrt(self.rtol) * (1.0 + np.linalg.norm(s)):
+                    break
             v[self.active] = (y0 + self._polish(s, b)) / self.norms
         return v
 

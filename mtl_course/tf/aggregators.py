@@ -114,6 +114,9 @@ def _combine(J: tf.Tensor, weights: np.ndarray, G: np.ndarray | None = None) -> 
     if largest > largest_float / 4:  # weights not representable in J's dtype: combine in float64
         d = tf.linalg.matvec(tf.cast(J, tf.float64), tf.constant(weights, dtype=tf.float64), transpose_a=True)
         d = tf.cast(d, J.dtype)
+    elif J.dtype.size < 4:  # half precision: weights rounded to 3 digits would move d; round d once
+        d = tf.linalg.matvec(tf.cast(J, tf.float32), tf.constant(weights, dtype=tf.float32), transpose_a=True)
+        d = tf.cast(d, J.dtype)
     else:
         d = tf.linalg.matvec(J, tf.constant(weights, dtype=J.dtype), transpose_a=True)
     if G is not None and not float(np.abs(weights) @ np.sqrt(np.diag(G))) < largest_float / 2:

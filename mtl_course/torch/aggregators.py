@@ -122,6 +122,9 @@ def _combine(J: torch.Tensor, weights: np.ndarray, G: np.ndarray) -> torch.Tenso
     if largest > info.max / 4:  # weights not representable in J's dtype: combine in float64
         w = torch.as_tensor(weights, dtype=torch.float64, device=J.device)
         d = (w @ J.to(torch.float64)).to(J.dtype)
+    elif info.bits < 32:  # half precision: weights rounded to 3 digits would move d; round d once
+        w = torch.as_tensor(weights, dtype=torch.float32, device=J.device)
+        d = (w @ J.to(torch.float32)).to(J.dtype)
     else:
         d = torch.as_tensor(weights, dtype=J.dtype, device=J.device) @ J
     if not float(np.abs(weights) @ np.sqrt(np.diag(G))) < info.max / 2:
