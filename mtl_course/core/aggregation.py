@@ -17,8 +17,6 @@ Conventions shared by all functions:
 
 * ``G`` is a symmetric positive semi-definite ``(T, T)`` array, ``T >= 1``;
   the solve runs in float64.
-* Most methods are invariant to a common rescaling of ``G``. They solve on
-  ``G / (trace(G) / T)`` so that the tolerances below are relative.
 * ``rtol`` is the relative accuracy of the Gram matrix: ``G[s, t]`` is trusted
   to about ``rtol * |g_s| |g_t|``. Decisions about degeneracy (linear
   dependence, zero in the convex hull) are taken on the cosine matrix
@@ -30,9 +28,9 @@ Conventions shared by all functions:
 * The answer does not depend on the gradients' absolute scale: every solve
   runs on ``G`` divided by its mean diagonal (the wrappers also rescale ``J``
   before forming ``G`` when ``J J^T`` would underflow or overflow).
-* Weights stay bounded on singular ``G`` (the solution of minimal norm is
-  chosen where the optimal weights are not unique), so ``w @ J`` does not lose
-  the direction to cancellation.
+* Weights stay bounded on singular ``G`` (where the optimal weights are not
+  unique, a bounded optimum is chosen), so ``w @ J`` does not lose the
+  direction to cancellation.
 * A zero Gram matrix (all gradients zero) gives well-defined weights whose
   direction ``w @ J`` is zero; no function ever returns NaN.
 """
@@ -462,9 +460,11 @@ def nash_mtl_weights(
     stopping when the squared Newton decrement is below ``tol``. It runs on the
     cosine matrix (:math:`\beta_t = \|g_t\|\alpha_t` solves
     :math:`C\beta = 1/\beta`), so the answer does not depend on the gradients'
-    sizes. If ``max_iter`` iterations leave a relative residual above 1e-6 (only
-    for nearly degenerate gradients), the best iterate is returned with a
-    ``RuntimeWarning`` saying so. This is the
+    sizes. Near degeneracy a step that lowers the residual of the equation is
+    taken even when rounding hides the decrease of the objective. If
+    ``max_iter`` iterations leave a relative residual above 1e-6 and above the
+    floor the cosines' accuracy allows (only for nearly degenerate gradients),
+    the best iterate is returned with a ``RuntimeWarning`` saying so. This is the
     exact single-step solution; the authors approximate it with a few rounds of
     a convex-concave procedure and clip the update norm, which is not done here.
 
