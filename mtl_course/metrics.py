@@ -226,7 +226,9 @@ def _relative_gain(label: str, model: object, base: object, up: object) -> float
     if base_value == 0.0:
         raise ValueError(f"baseline of {label} is 0: the relative change is undefined")
     sign = 1.0 if up else -1.0
-    return sign * (model_value - base_value) / base_value
+    # |M_b|, not M_b: with a negative baseline (R^2 < 0, a log-likelihood) dividing by
+    # M_b would flip the sign, reporting an improvement as a loss
+    return sign * (model_value - base_value) / abs(base_value)
 
 
 def delta_m(
@@ -243,11 +245,14 @@ def delta_m(
     .. math::
 
         \Delta_m = \frac{100\%}{T} \sum_{i=1}^{T}
-            (-1)^{l_i} \, \frac{M_{m,i} - M_{b,i}}{M_{b,i}},
+            (-1)^{l_i} \, \frac{M_{m,i} - M_{b,i}}{|M_{b,i}|},
 
     with :math:`M_{m,i}` the model's and :math:`M_{b,i}` the baseline's
     (usually single-task) score and :math:`l_i = 1` when lower is better for
     metric :math:`i`. **Positive is better** (the model gains on average).
+    The paper divides by :math:`M_{b,i}`, its metrics being positive; the
+    absolute value keeps that meaning for a negative baseline (an :math:`R^2`
+    below zero, a log-likelihood), where dividing by it would flip the sign.
 
     When a task reports several metrics there are two averages:
 

@@ -352,3 +352,31 @@ def test_click_conversion_has_sample_selection_bias():
 def test_click_conversion_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         click_conversion(**kwargs)
+
+
+# ------------------------------------------- issue 14, item 16: scales that overflow float32
+
+
+def test_generators_reject_scales_whose_outputs_overflow_float32():
+    """Before: mmoe_synthetic(scale=1e200) and gradnorm_toy(sigmas=[1e39, 1]) returned inf targets."""
+    from mtl_course.data.groups import grouped_regression
+
+    with pytest.raises(ValueError, match=r"scale=1e\+200 .* targets of task1 overflow float32"):
+        mmoe_synthetic(n=10, scale=1e200)
+    with pytest.raises(ValueError, match=r"sigma=1e\+39, the targets of t0 overflow float32"):
+        gradnorm_toy(num_tasks=2, sigmas=[1e39, 1.0], n=10, input_dim=3, output_dim=2)
+    with pytest.raises(ValueError, match=r"noise=1e\+39 .* targets of a0 overflow float32"):
+        grouped_regression((1,), n_train=4, n_val=4, n_test=4, noise=1e39)
+    # just inside float32's range is fine, and exactly as before
+    data = gradnorm_toy(num_tasks=2, sigmas=[1e38, 1.0], n=10, input_dim=3, output_dim=2)
+    assert np.all(np.isfinite(data.train.y["t0"])) and np.abs(data.train.y["t0"]).max() > 1e37
+    assert np.all(np.isfinite(mmoe_synthetic(n=10, scale=1e30).y["task1"]))
+
+
+def test_grouped_regression_needs_a_sequence_of_group_sizes():
+    """Before: grouped_regression(3) failed with "'int' object is not iterable"."""
+    from mtl_course.data.groups import grouped_regression
+
+    with pytest.raises(TypeError, match=r"group_sizes must be a sequence .* e\.g\. \(3, 3\), got 3"):
+        grouped_regression(3)
+    assert len(grouped_regression((3,), n_train=4, n_val=4, n_test=4).groups) == 1

@@ -35,6 +35,16 @@ def test_delta_m_single_metric_by_hand():
     )
 
 
+def test_delta_m_keeps_its_sign_for_negative_baselines():
+    """Issue 14, item 15: before, -0.5 against a baseline of -1.0 (higher better) gave -50 %."""
+    assert delta_m({"a": -0.5}, {"a": -1.0}, {"a": True}) == pytest.approx(50.0)
+    assert delta_m({"a": -1.5}, {"a": -1.0}, {"a": True}) == pytest.approx(-50.0)
+    # lower is better (e.g. a negative log-likelihood): -1.5 against -1.0 is a 50 % gain
+    assert delta_m({"nll": -1.5}, {"nll": -1.0}, {"nll": False}) == pytest.approx(50.0)
+    # an R^2 that goes from -0.2 to 0.1 improved, by 0.3 / 0.2 = 150 %
+    assert delta_m({"r2": 0.1}, {"r2": -0.2}, {"r2": True}) == pytest.approx(150.0)
+
+
 def test_delta_m_several_metrics_tasks_vs_metrics_by_hand():
     scores = {"seg": {"miou": 0.44, "pix": 0.66}, "depth": {"abs": 0.5}}
     base = {"seg": {"miou": 0.40, "pix": 0.60}, "depth": {"abs": 0.4}}

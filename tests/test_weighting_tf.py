@@ -164,3 +164,75 @@ def test_bad_input_raises_in_both_frameworks(framework, case, message):
             module.StaticWeighting({"a": 1.0, "b": -1.0})
         else:
             module.RLW(tasks=[])
+
+
+# ------------------------------------------------- issue 14, items 9 and 10
+
+@pytest.mark.parametrize("framework", ["torch", "tf"])
+def test_gradnorm_rejects_a_loss_that_turned_negative(framework):
+    """Before: the weights turned NaN (r_i ** alpha of a negative training rate)."""
+    with pytest.raises(ValueError, match=r"GradNorm needs non-negative losses .*task\(s\) \[1\] have loss \[-0.5\]"):
+        tw_or_tf_gradnorm_step(framework, [1.0, -0.5])
+
+
+def tw_or_tf_gradnorm_step(framework: str, second_values: list[float]) -> np.ndarray:
+    """GradNorm's first step at losses (1, 2), then a second step at ``second_values`` + the
+    shared parameter's contribution (losses a * L_a(w) with L_a(w) = w . w)."""
+    if framework == "torch":
+        weighting = tw.GradNorm(tasks=["a", "b"])
+        shared = torch.tensor([1.0, 2.0], requires_grad=True)
+        for values in ([1.0, 2.0], second_values):
+            task_losses = {n: (shared**2).sum() * 0 + v + 0 * shared.sum() for n, v in zip("ab", values)}
+            weighting(task_losses)
+            weighting.update(task_losses, [shared])
+        return weighting.weights
+    weighting = tfw.GradNorm(tasks=["a", "b"])
+    shared = tf.Variable([1.0, 2.0])
+    for values in ([1.0, 2.0], second_values):
+        with tf.GradientTape(persistent=True) as tape:
+            task_losses = {n: tf.reduce_sum(shared**2) * 0 + v for n, v in zip("ab", values)}
+            weighting(task_losses)
+        weighting.update(task_losses, [shared], tape)
+    return weighting.weights
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf"])
+def test_uncertainty_weighting_rejects_negative_losses_and_a_nan_init(framework):
+    """Before: a negative loss drove log_vars to -inf silently, and init=nan was accepted."""
+    module = tw if framework == "torch" else tfw
+    scalar = (lambda v: torch.tensor(v)) if framework == "torch" else (lambda v: tf.constant(v))
+    weighting = module.UncertaintyWeighting(["a", "b"])
+    with pytest.raises(ValueError, match=r"UncertaintyWeighting needs non-negative losses .*'b' \(-0.25\)"):
+        weighting({"a": scalar(1.0), "b": scalar(-0.25)})
+    assert float(weighting({"a": scalar(1.0), "b": scalar(0.0)})) == pytest.approx(0.5)
+    for init in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="init .* must be finite"):
+            module.UncertaintyWeighting(["a", "b"], init=init)
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf"])
+def test_dwa_state_before_binding_round_trips(framework, tmp_path):
+    """Before: DWA().state_dict() raised a numpy reshape error, so saving before fit failed."""
+    if framework == "torch":
+        path = tmp_path / "dwa.pt"
+        torch.save(tw.DWA().state_dict(), path)
+        fresh = tw.DWA()
+        fresh.load_state_dict(torch.load(path, weights_only=True))
+        scalar = torch.tensor
+    else:
+        path = tmp_path / "dwa.npz"
+        np.savez(path, **tfw.DWA().state_dict())
+        with np.load(path, allow_pickle=False) as data:
+            fresh = tfw.DWA()
+            fresh.load_state_dict({k: data[k] for k in data.files})
+        scalar = tf.constant
+    assert fresh.num_tasks is None and fresh.weights is None
+    for values in VALUES:  # the restored weighting then trains as a new one
+        fresh({"a": scalar(values[0]), "b": scalar(values[1])})
+        fresh.end_epoch()
+    np.testing.assert_allclose(fresh.weights, 2 * _softmax(np.array(VALUES[2]) / VALUES[1] / 2.0))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()

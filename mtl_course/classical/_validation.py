@@ -35,6 +35,16 @@ def _as_finite_float(array: object, what: str) -> np.ndarray:
     return out
 
 
+def _check_magnitude(array: np.ndarray, what: str) -> None:
+    """Reject entries so large that sums of squares (X^T X, ||y||^2) overflow float64."""
+    largest = float(np.max(np.abs(array))) if array.size else 0.0
+    if largest > np.sqrt(np.finfo(np.float64).max / max(array.size, 1)):
+        raise ValueError(
+            f"{what} is too large (largest |entry| {largest:.3g}): its sums of squares overflow "
+            "float64; rescale it (e.g. standardize the features)"
+        )
+
+
 def check_X_list(X_list: Sequence[np.ndarray], n_features: int | None = None) -> ArrayList:
     """Validate the per-task inputs and return them as float64 arrays.
 
@@ -42,12 +52,14 @@ def check_X_list(X_list: Sequence[np.ndarray], n_features: int | None = None) ->
         TypeError: ``X_list`` is not a list, or an entry is not numeric.
         ValueError: no tasks, a task without rows, an input that is not 2-D,
             tasks with different feature counts (or a count different from
-            ``n_features``), or NaN / inf values.
+            ``n_features``), NaN / inf values, or values so large that
+            ``X^T X`` overflows float64.
     """
     X_list = _as_list(X_list, "X_list")
     out = []
     for t, X in enumerate(X_list):
         X = _as_finite_float(X, f"X_list[{t}]")
+        _check_magnitude(X, f"X_list[{t}]")
         if X.ndim != 2:
             raise ValueError(f"X_list[{t}] must be 2-D (n_samples, n_features), got shape {X.shape}")
         if X.shape[0] == 0:
@@ -85,6 +97,7 @@ def check_tasks(
     y_out = []
     for t, (X, y) in enumerate(zip(X_out, y_list)):
         y = _as_finite_float(y, f"y_list[{t}]")
+        _check_magnitude(y, f"y_list[{t}]")
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:

@@ -20,6 +20,19 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def _check_prox(V: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
+    """``V`` as a finite float64 matrix and ``tau`` as a finite number >= 0, or a clear error."""
+    V = np.asarray(V, dtype=np.float64)
+    if V.ndim != 2:
+        raise ValueError(f"V must be a 2-D matrix (tasks x features), got shape {V.shape}")
+    if not np.all(np.isfinite(V)):
+        raise ValueError("V contains NaN or inf")
+    tau = float(tau)
+    if not np.isfinite(tau) or tau < 0:
+        raise ValueError(f"tau must be a finite number >= 0 (a proximal step), got {tau}")
+    return V, tau
+
+
 def prox_l21(V: np.ndarray, tau: float) -> np.ndarray:
     """Proximal operator of ``tau ||W||_{2,1}`` (group soft-thresholding of the features).
 
@@ -28,6 +41,7 @@ def prox_l21(V: np.ndarray, tau: float) -> np.ndarray:
     by ``tau`` in Euclidean norm and set exactly to zero when its norm is <= tau,
     which removes the feature from *every* task at once.
     """
+    V, tau = _check_prox(V, tau)
     norms = np.linalg.norm(V, axis=0)
     scale = np.where(norms > tau, 1.0 - tau / np.where(norms > 0, norms, 1.0), 0.0)
     return V * scale
@@ -40,6 +54,7 @@ def prox_trace_norm(V: np.ndarray, tau: float) -> np.ndarray:
     Candes and Shen, SIAM J. Optimization 2010). Small singular values become
     exactly zero, so the result has low rank.
     """
+    V, tau = _check_prox(V, tau)
     U, s, Rt = np.linalg.svd(V, full_matrices=False)
     return (U * np.maximum(s - tau, 0.0)) @ Rt
 
@@ -53,6 +68,7 @@ def prox_squared_trace_norm(V: np.ndarray, tau: float) -> np.ndarray:
     largest survive, ``S = (sigma_1 + ... + sigma_k) / (1 + 2 tau k)``; ``k`` is
     the largest count with ``sigma_k > 2 tau S``.
     """
+    V, tau = _check_prox(V, tau)
     U, sigma, Rt = np.linalg.svd(V, full_matrices=False)
     counts = np.arange(1, sigma.size + 1)
     totals = np.cumsum(sigma) / (1.0 + 2.0 * tau * counts)

@@ -17,17 +17,27 @@ Conventions shared by all functions:
 
 * ``G`` is a symmetric positive semi-definite ``(T, T)`` array, ``T >= 1``;
   the solve runs in float64.
-* Most methods are invariant to a common rescaling of ``G``. They solve on
-  ``G / (trace(G) / T)`` so that the tolerances below are relative.
-* ``rtol`` is the relative size under which an eigenvalue of ``G`` or a squared
-  gradient norm counts as zero. Its default suits a Gram matrix accurate to
-  float64; the framework wrappers pass :func:`gram_rtol` of the Jacobian's
-  dtype (a float32 Gram matrix is only accurate to about 1e-7).
+* ``rtol`` is the relative accuracy of the Gram matrix: ``G[s, t]`` is trusted
+  to about ``rtol * |g_s| |g_t|``. Decisions about degeneracy (linear
+  dependence, zero in the convex hull) are taken on the cosine matrix
+  :math:`C_{st} = G_{st} / (|g_s||g_t|)`, whose entries all carry that same
+  absolute error, so a gradient 300 (or 1e6) times smaller than the others is
+  never mistaken for zero; only an exactly zero gradient (``G[t, t] == 0``) is.
+  The default suits a Gram matrix accurate to float64; the framework wrappers
+  pass :func:`gram_rtol` of the Jacobian's dtype (float32: about 1e-7 per entry).
+* The answer does not depend on the gradients' absolute scale: every solve
+  runs on ``G`` divided by its mean diagonal (the wrappers also rescale ``J``
+  before forming ``G`` when ``J J^T`` would underflow or overflow).
+* Weights stay bounded on singular ``G`` (where the optimal weights are not
+  unique, a bounded optimum is chosen), so ``w @ J`` does not lose the
+  direction to cancellation.
 * A zero Gram matrix (all gradients zero) gives well-defined weights whose
   direction ``w @ J`` is zero; no function ever returns NaN.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize, nnls
@@ -56,7 +66,12 @@ def gram_rtol(n_tasks: int, eps: float = float(np.finfo(np.float64).eps)) -> flo
     entries carry a relative rounding error of about ``eps``.
 
     ``100 * n_tasks * eps``: about 4e-14 for float64 and 2e-5 for float32 with
-    two tasks. Eigenvalues below ``rtol * max eigenvalue`` are rounding noise.
+    two tasks. It bounds the absolute error of the cosine matrix
+    :math:`G_{st} / (|g_s||g_t|)` (and so of its eigenvalues): cosine-matrix
+    eigenvalues below ``rtol`` times the largest are rounding noise (linearly
+    dependent gradients), and so is a min-norm point of the unit gradients whose
+    squared norm is below ``rtol`` (zero in the convex hull). Singular values,
+    being norms, are compared with ``sqrt(rtol)``.
     """
     return 100.0 * n_tasks * eps
 
@@ -86,14 +101,54 @@ def _normalized(G: np.ndarray) -> tuple[np.ndarray, float]:
     return G / scale, scale
 
 
-def _gram_factor(G: np.ndarray) -> np.ndarray:
+def _nonzero_cosines(G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The indices of the non-zero gradients, their norms, and their cosine matrix.
+
+    The cosine matrix is what degeneracy is decided on: its entries all carry the
+    same absolute rounding error, whatever the gradients' sizes.
+    """
+    norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
+    active = np.flatnonzero(norms > 0.0)
+    n = norms[active]
+    C = G[np.ix_(active, active)] / n[:, None] / n[None, :]
+    np.fill_diagonal(C, 1.0)
+    return active, n, C
+
+
+def _range_basis(n: np.ndarray, C: np.ndarray, rtol: float) -> np.ndarray | None:
+    """An orthonormal basis of the range of ``D C D`` (``D = diag(n)``) once the
+    eigenvalues of ``C`` below ``rtol`` times the largest are dropped as noise;
+    ``None`` when ``C`` (and so the Gram matrix of these gradients) has full rank.
+    """
+    eigenvalues, U = np.linalg.eigh(C)
+    keep = eigenvalues > rtol * eigenvalues[-1]
+    if keep.all():
+        return None
+    Q, _ = np.linalg.qr(n[:, None] * U[:, keep])
+    return Q
+
+
+def _zero_in_hull(C: np.ndarray, rtol: float) -> bool:
+    """Whether zero is (to rounding) in the convex hull of the unit gradients.
+
+    That is the case exactly when it is in the hull of the gradients themselves;
+    the squared norm of the unit gradients' min-norm point is compared with ``rtol``.
+    """
+    alpha = mgda_weights(C)
+    return float(alpha @ C @ alpha) <= rtol
+
+
+def _gram_factor(G: np.ndarray, rtol: float = 0.0) -> np.ndarray:
     """A matrix ``A`` with ``A.T @ A == G`` (from the eigendecomposition).
 
     ``||A @ w||`` is then the norm of the direction ``w @ J``, which turns
     problems on the directions into least-squares problems on the weights.
+    Eigenvalues below ``rtol`` times the largest are set to zero: the square
+    root would turn their rounding error ``e`` into ``sqrt(e)`` (1e-8 in float64).
     """
     eigenvalues, V = np.linalg.eigh(G)
-    return np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * V.T
+    eigenvalues = np.where(eigenvalues > rtol * eigenvalues[-1], eigenvalues, 0.0)
+    return np.sqrt(eigenvalues)[:, None] * V.T
 
 
 def _rng(generator: np.random.Generator | int | None) -> np.random.Generator:
@@ -244,7 +299,8 @@ def pcgrad_weights(
 
     ``generator`` draws one random order per task: a
     ``numpy.random.Generator``, an int seed, or ``None`` for fresh entropy.
-    Zero gradients never conflict, so they are never projected on.
+    Zero gradients never conflict, so they are never projected on (nor is a
+    gradient whose squared norm underflowed, however its inner products came out).
     """
     G = _check_gram(G)
     rng = _rng(generator)
@@ -257,8 +313,12 @@ def pcgrad_weights(
             if j == i:
                 continue
             inner = float(G[j] @ c)
-            if inner < 0.0:  # a conflict implies g_j != 0, so G[j, j] > 0
-                c[j] -= inner / G[j, j]
+            # In floating point G[j, j] can underflow to 0 while G[j] @ c does not
+            # (a gradient of norm 1e-30 in float32): such a g_j is treated as zero.
+            if inner < 0.0 and G[j, j] > 0.0:
+                factor = inner / G[j, j]
+                if np.isfinite(factor):
+                    c[j] -= factor
         weights += c
     return weights
 
@@ -309,23 +369,28 @@ def cagrad_weights(G: np.ndarray, c: float = 0.5, rtol: float | None = None) -> 
     T = G.shape[0]
     rtol = gram_rtol(T) if rtol is None else rtol
     mean = np.full(T, 1.0 / T)
+    if scale == 0.0 or c == 0.0:
+        return mean
+    norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
     g0_sq_norm = float(mean @ G @ mean)
-    if scale == 0.0 or c == 0.0 or g0_sq_norm <= rtol:
+    # |g0|^2 is accurate to about rtol (sum_t |g_t| / T)^2
+    if g0_sq_norm <= rtol * float(mean @ norms) ** 2:
         return mean
     radius = c * np.sqrt(g0_sq_norm)
-    min_norm = mgda_weights(G)
-    if float(min_norm @ G @ min_norm) <= rtol:  # zero is in the convex hull
-        projection = dual_cone_projection_weights(G, mean)
+    if _zero_in_hull(_nonzero_cosines(G)[2], rtol):
+        projection = dual_cone_projection_weights(G, mean, rtol=rtol)
         offset = projection - mean
         if float(offset @ G @ offset) <= radius**2 * (1.0 + 1e-9):
             return projection
     w, dual_value = _cagrad_dual(G, radius)
     gw_norm = np.sqrt(max(float(w @ G @ w), 0.0))
-    if gw_norm > np.sqrt(rtol):
+    if gw_norm > np.sqrt(rtol) * float(w @ norms):
         weights = mean + (radius / gw_norm) * w
         if dual_value - float(np.min(G @ weights)) <= 1e-7:
             return weights
-    return _cagrad_primal(G, radius)
+    weights = _cagrad_primal(G, radius)
+    weights[norms == 0.0] = 1.0 / T  # arbitrary in the primal (and possibly huge): the mean's share
+    return weights
 
 
 def _simplex_constraint(T: int) -> dict:
@@ -392,66 +457,104 @@ def nash_mtl_weights(
 
     solved here by Newton's method with a backtracking line search that keeps
     :math:`\alpha > 0` (Boyd and Vandenberghe, Convex Optimization, 2004, §9.5),
-    stopping when the squared Newton decrement is below ``tol``. This is the
+    stopping when the squared Newton decrement is below ``tol``. It runs on the
+    cosine matrix (:math:`\beta_t = \|g_t\|\alpha_t` solves
+    :math:`C\beta = 1/\beta`), so the answer does not depend on the gradients'
+    sizes. Near degeneracy a step that lowers the residual of the equation is
+    taken even when rounding hides the decrease of the objective. If
+    ``max_iter`` iterations leave a relative residual above 1e-6 and above the
+    floor the cosines' accuracy allows (only for nearly degenerate gradients),
+    the best iterate is returned with a ``RuntimeWarning`` saying so. This is the
     exact single-step solution; the authors approximate it with a few rounds of
     a convex-concave procedure and clip the update norm, which is not done here.
 
     The direction :math:`d = \alpha^\top J` does not change when all gradients
-    are rescaled (``alpha`` scales inversely); one task gives the unit vector
+    are rescaled (``alpha`` scales inversely), and :math:`\|d\| = \sqrt{T}`
+    for ``T`` non-zero gradients; one task gives the unit vector
     :math:`g / \|g\|`. A solution exists exactly when some direction improves
     every task, i.e. zero is not in the convex hull of the gradients (then the
     objective is coercive). Degenerate cases: zero gradients get weight 0 and
-    are left out; if zero is in the convex hull of the others (MGDA's min-norm
-    squared below ``rtol``, e.g. exactly opposite gradients) no bargaining
-    agreement helps everyone and all weights are 0 (``d = 0``). Two active
-    tasks use the closed form :math:`\alpha_t = 1/(\|g_t\|\sqrt{1+\cos\phi})`.
+    are left out; if zero is in the convex hull of the others (the unit
+    gradients' min-norm point squared below ``rtol``, e.g. exactly opposite
+    gradients) no bargaining agreement helps everyone and all weights are 0
+    (``d = 0``). Two active tasks use the closed form
+    :math:`\alpha_t = 1/(\|g_t\|\sqrt{1+\cos\phi})`.
     """
     G = _check_gram(G)
     T = G.shape[0]
     rtol = gram_rtol(T) if rtol is None else rtol
     G, scale = _normalized(G)
     weights = np.zeros(T)
-    active = np.flatnonzero(np.diag(G) > rtol)
-    if scale == 0.0 or active.size == 0:
+    if scale == 0.0:
         return weights
-    G_active = G[np.ix_(active, active)]
-    min_norm = mgda_weights(G_active)
-    if float(min_norm @ G_active @ min_norm) <= rtol * np.trace(G_active) / active.size:
+    # With G = D C D (D the gradient norms, C the cosines) and beta = D alpha, the
+    # equation is C beta = 1 / beta: solved on C, whatever the gradients' sizes.
+    active, norms, C = _nonzero_cosines(G)
+    if active.size > 1 and _zero_in_hull(C, rtol):
         return weights
+    if active.size == 1:
+        beta = np.ones(1)
+    elif active.size == 2:
+        # Closed form: beta_t = 1 / sqrt(1 + cos), which solves C beta = 1/beta
+        # exactly and stays accurate for nearly opposite gradients, where Newton's
+        # method is ill-conditioned.
+        beta = np.full(2, 1.0 / np.sqrt(1.0 + C[0, 1]))
+    else:
+        beta = _nash_newton(C, max_iter, tol, rtol)
+    weights[active] = beta / norms / np.sqrt(scale)
+    return weights
 
-    if active.size == 2:
-        # Closed form: alpha_t = 1 / (|g_t| sqrt(1 + cos)), which solves
-        # G alpha = 1/alpha exactly and stays accurate for nearly opposite
-        # gradients, where Newton's method is ill-conditioned.
-        norms = np.sqrt(np.diag(G_active))
-        cosine = G_active[0, 1] / (norms[0] * norms[1])
-        weights[active] = 1.0 / (norms * np.sqrt(1.0 + cosine)) / np.sqrt(scale)
-        return weights
 
-    def f(a: np.ndarray) -> float:
-        return 0.5 * float(a @ G_active @ a) - float(np.sum(np.log(a)))
+def _nash_residual(C: np.ndarray, beta: np.ndarray) -> float:
+    """``max_t |beta_t (C beta)_t - 1|``: the relative error of ``C beta = 1 / beta``."""
+    return float(np.max(np.abs(beta * (C @ beta) - 1.0)))
 
-    alpha = 1.0 / np.sqrt(np.diag(G_active))  # exact when the gradients are orthogonal
+
+def _nash_newton(C: np.ndarray, max_iter: int, tol: float, rtol: float) -> np.ndarray:
+    """Damped Newton's method on ``beta.C.beta / 2 - sum(log beta)``, from ``beta = 1``.
+
+    Returns the iterate with the smallest residual. Near degeneracy (zero close to
+    the hull) beta grows like 1/angle and ``C beta`` cancels: the residual cannot
+    fall below about ``rtol * max(beta)^2`` (C is only known to ``rtol``), and
+    stalls there. A residual above both that floor and 1e-6 gives a warning.
+    """
+    def f(b: np.ndarray) -> float:
+        return 0.5 * float(b @ C @ b) - float(np.sum(np.log(b)))
+
+    beta = np.ones(len(C))  # exact when the gradients are orthogonal
+    best, best_residual = beta, _nash_residual(C, beta)
     for _ in range(max_iter):
-        gradient = G_active @ alpha - 1.0 / alpha
-        step = -np.linalg.solve(G_active + np.diag(1.0 / alpha**2), gradient)
+        gradient = C @ beta - 1.0 / beta
+        step = -np.linalg.solve(C + np.diag(1.0 / beta**2), gradient)
         decrement = -float(gradient @ step)
-        if decrement <= tol:
+        if not decrement > tol:  # converged (or a NaN from a singular system)
             break
         t = 1.0
-        while np.any(alpha + t * step <= 0.0):
+        while np.any(beta + t * step <= 0.0):
             t *= 0.5
-        if decrement > 1e-8:  # damped phase; near the optimum full steps converge quadratically
-            f_alpha = f(alpha)
-            while f(alpha + t * step) > f_alpha - 0.25 * t * decrement:
+        # Backtracking (Armijo) on f, except that a step which lowers the residual
+        # is taken as is: near degeneracy f's rounding error (about eps |beta|^2)
+        # hides its decrease while the residual still falls.
+        residual_now = _nash_residual(C, beta)
+        if decrement > 1e-8 and not _nash_residual(C, beta + t * step) < residual_now:
+            f_beta = f(beta)
+            while f(beta + t * step) > f_beta - 0.25 * t * decrement and t > 1e-12:
                 t *= 0.5
-        alpha = alpha + t * step
-    else:
-        raise RuntimeError(
-            f"Nash-MTL: Newton's method did not converge in {max_iter} iterations"
+        beta = beta + t * step
+        residual = _nash_residual(C, beta)
+        if residual < best_residual:
+            best, best_residual = beta, residual
+        if best_residual <= 1e-14:
+            break
+    if best_residual > max(1e-6, rtol * float(np.max(best)) ** 2):
+        warnings.warn(
+            f"Nash-MTL: Newton's method did not converge in {max_iter} iterations "
+            f"(relative residual of G alpha = 1/alpha: {best_residual:.1e}); the "
+            "gradients are nearly degenerate (zero is close to their convex hull). "
+            "Returning the best iterate.",
+            RuntimeWarning, stacklevel=3,
         )
-    weights[active] = alpha / np.sqrt(scale)
-    return weights
+    return best
 
 
 # ------------------------------------------------------------------ IMTL-G
@@ -468,9 +571,12 @@ def imtl_g_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
 
     .. math::  \alpha \propto G^{+} n ,\qquad \textstyle\sum_t \alpha_t = 1 .
 
-    For linearly independent gradients this is the paper's closed form. The
-    pseudo-inverse (eigenvalues below ``rtol`` times the largest dropped)
-    extends it to dependent gradients, as defined by Quinton and Rey
+    For linearly independent gradients this is the paper's closed form, solved
+    as :math:`D^{-1} C^{-1} 1` on the cosine matrix ``C`` (``D`` the gradient
+    norms) so that gradients of very different sizes stay accurate. The
+    pseudo-inverse (on the range of ``G``, whose rank is that of ``C`` with
+    eigenvalues below ``rtol`` times the largest dropped) extends it to
+    dependent gradients, as defined by Quinton and Rey
     ("Jacobian Descent for Multi-Objective Optimization", arXiv 2024) and
     implemented in torchjd; zero gradients then get weight 0. If the
     unnormalised weights sum to zero (e.g. two exactly opposite gradients) no
@@ -482,11 +588,14 @@ def imtl_g_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     G, scale = _normalized(G)
     if scale == 0.0:
         return np.zeros(T)
-    eigenvalues, V = np.linalg.eigh(G)
-    keep = eigenvalues > rtol * eigenvalues.max()
-    V, eigenvalues = V[:, keep], eigenvalues[keep]
-    norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
-    v = V @ ((V.T @ norms) / eigenvalues)  # G^+ n
+    active, norms, C = _nonzero_cosines(G)
+    basis = _range_basis(norms, C, rtol)
+    v = np.zeros(T)
+    if basis is None:  # independent gradients: G^{-1} n = D^{-1} C^{-1} 1, with D = diag(n)
+        v[active] = np.linalg.solve(C, np.ones(active.size)) / norms
+    else:  # G^+ n = Q (Q^T G Q)^{-1} Q^T n, Q a basis of the range of G
+        H = basis.T @ G[np.ix_(active, active)] @ basis
+        v[active] = basis @ np.linalg.solve(H, basis.T @ norms)
     # compare the sum with the size of its terms to decide "zero"
     if abs(v.sum()) <= np.sqrt(rtol) * np.abs(v).sum():
         return np.zeros(T)
@@ -510,10 +619,12 @@ def aligned_mtl_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     :math:`d = \tfrac1T 1^\top \hat J`, i.e. weights :math:`B\,1/T` (``B`` is
     symmetric). :math:`\lambda_{\min}` is the smallest eigenvalue kept.
 
-    Rank deficiency (zero or linearly dependent gradients): eigenvalues below
-    ``rtol`` times the largest are dropped, ``V`` and :math:`\Lambda` keep the
-    others (so :math:`\Lambda^{-1/2}` is a pseudo-inverse square root, as in
-    torchjd). One task gives that gradient; all-zero gradients give 0.
+    Rank deficiency (zero or linearly dependent gradients): ``V`` and
+    :math:`\Lambda` keep only the range of ``G`` (so :math:`\Lambda^{-1/2}` is
+    a pseudo-inverse square root, as in torchjd), the rank being that of the
+    cosine matrix with eigenvalues below ``rtol`` times the largest dropped; a
+    small gradient is thus never mistaken for a dependent one. Zero gradients
+    get weight 0. One task gives that gradient; all-zero gradients give 0.
     """
     G = _check_gram(G)
     T = G.shape[0]
@@ -522,17 +633,27 @@ def aligned_mtl_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     mean = np.full(T, 1.0 / T)
     if scale == 0.0:
         return mean
-    eigenvalues, V = np.linalg.eigh(G)
-    keep = eigenvalues > rtol * eigenvalues.max()
-    eigenvalues, V = eigenvalues[keep], V[:, keep]
+    active, norms, C = _nonzero_cosines(G)
+    G_active = G[np.ix_(active, active)]
+    basis = _range_basis(norms, C, rtol)
+    if basis is None:
+        eigenvalues, V = np.linalg.eigh(G_active)
+    else:
+        eigenvalues, W = np.linalg.eigh(basis.T @ G_active @ basis)
+        V = basis @ W
+    eigenvalues = np.clip(eigenvalues, np.finfo(np.float64).tiny, None)
     B = np.sqrt(eigenvalues.min()) * (V / np.sqrt(eigenvalues)) @ V.T
-    return B @ mean
+    weights = np.zeros(T)
+    weights[active] = B @ mean[active]
+    return weights
 
 
 # ------------------------------------------------------------------ UPGrad
 
 
-def dual_cone_projection_weights(G: np.ndarray, u: np.ndarray) -> np.ndarray:
+def dual_cone_projection_weights(
+    G: np.ndarray, u: np.ndarray, rtol: float | None = None
+) -> np.ndarray:
     r"""Weights of the projection of :math:`J^\top u` onto the dual cone of the gradients.
 
     The dual cone :math:`\{x : g_t\cdot x \ge 0\ \forall t\}` holds the
@@ -542,39 +663,72 @@ def dual_cone_projection_weights(G: np.ndarray, u: np.ndarray) -> np.ndarray:
     .. math::  v = \arg\min_{v \ge u} v^\top G v .
 
     With :math:`v = u + s` and ``A.T @ A = G`` this is the non-negative least
-    squares problem :math:`\min_{s\ge 0}\|A s + A u\|^2`, solved exactly by
-    ``scipy.optimize.nnls``. It is solved in the variables
-    :math:`y_t = \|g_t\| v_t`, whose Gram matrix is the cosine matrix, so that
-    gradients of very different sizes stay accurate; zero gradients keep
-    :math:`v_t = u_t` (they do not change the direction).
+    squares problem :math:`\min_{s\ge 0}\|A s + A u\|^2`. It is solved in the
+    variables :math:`y_t = \|g_t\| v_t`, whose Gram matrix is the cosine
+    matrix, so that gradients of very different sizes stay accurate; zero
+    gradients keep :math:`v_t = u_t` (they do not change the direction).
+
+    When ``G`` is singular the optimal ``v`` need not be unique (at a weakly
+    Pareto-stationary point a non-negative combination of gradients is zero,
+    and any multiple of it can be added), and a plain NNLS solver may return
+    weights of 1e10 whose cancellation in :math:`J^\top v` ruins the direction.
+    So the NNLS problem gets a ridge :math:`\text{rtol}\,\|s\|^2` that keeps
+    ``s`` bounded (``scipy.optimize.nnls``), whose bias a few proximal-point
+    steps remove (the same ridge centred on the previous solution, which
+    converges to an optimal ``s`` near the first one), and is then polished: the exact
+    least-squares solution on the ridge solution's support, of minimal norm
+    (singular values below ``sqrt(rtol)`` times the largest dropped), replaces
+    it when it is non-negative. On well-conditioned ``G`` that is the exact
+    projection.
     """
     G = _check_gram(G)
     u = np.asarray(u, dtype=np.float64)
     if u.shape != (G.shape[0],):
         raise ValueError(f"u must have shape ({G.shape[0]},), got {u.shape}")
-    return _DualConeProjector(G).project(u)
+    rtol = gram_rtol(G.shape[0]) if rtol is None else rtol
+    return _DualConeProjector(G, rtol).project(u)
 
 
 class _DualConeProjector:
     """Factorises the cosine matrix once, then projects any number of ``u``."""
 
-    def __init__(self, G: np.ndarray) -> None:
-        squared_norms = np.diag(G)
-        self.active = np.flatnonzero(squared_norms > gram_rtol(len(G)) * squared_norms.max())
-        self.norms = np.sqrt(squared_norms[self.active])
-        cosines = G[np.ix_(self.active, self.active)] / np.outer(self.norms, self.norms)
-        self.A = _gram_factor(cosines)
+    def __init__(self, G: np.ndarray, rtol: float) -> None:
+        self.active, self.norms, cosines = _nonzero_cosines(G)
+        self.rtol = rtol
+        self.A = _gram_factor(cosines, rtol)
+        k = self.active.size
+        self.A_ridge = np.vstack([self.A, np.sqrt(rtol) * np.eye(k)])
 
     def project(self, u: np.ndarray) -> np.ndarray:
         v = u.copy()
-        if self.active.size:
+        k = self.active.size
+        if k:
             y0 = self.norms * u[self.active]  # the bound y >= y0 in the scaled variables
-            s, _ = nnls(self.A, -self.A @ y0)
-            v[self.active] = (y0 + s) / self.norms
+            b = -self.A @ y0
+            s, _ = nnls(self.A_ridge, np.concatenate([b, np.zeros(k)]))
+            # Proximal-point steps (the ridge centred on the last solution) remove the
+            # ridge's bias while keeping s bounded: each shrinks it by rtol / (rtol + eigenvalue).
+            for _ in range(50):
+                previous = s
+                s, _ = nnls(self.A_ridge, np.concatenate([b, np.sqrt(self.rtol) * previous]))
+                if np.linalg.norm(s - previous) <= 1e-3 * np.sqrt(self.rtol) * (1.0 + np.linalg.norm(s)):
+                    break
+            v[self.active] = (y0 + self._polish(s, b)) / self.norms
         return v
 
+    def _polish(self, s: np.ndarray, b: np.ndarray) -> np.ndarray:
+        support = s > 0.0
+        if not support.any():
+            return s
+        exact, *_ = np.linalg.lstsq(self.A[:, support], b, rcond=np.sqrt(self.rtol))
+        if np.any(exact < 0.0):  # the ridge changed the support: keep its solution
+            return s
+        polished = np.zeros_like(s)
+        polished[support] = exact
+        return polished
 
-def upgrad_weights(G: np.ndarray) -> np.ndarray:
+
+def upgrad_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     r"""UPGrad, unconflicting projection of gradients (Quinton and Rey,
     "Jacobian Descent for Multi-Objective Optimization", arXiv:2406.16232, 2024).
 
@@ -584,13 +738,14 @@ def upgrad_weights(G: np.ndarray) -> np.ndarray:
 
     so ``d`` conflicts with no task (:math:`g_t\cdot d \ge 0`). The weights are
     :math:`\sum_i v^{(i)}` with :math:`v^{(i)}` from
-    :func:`dual_cone_projection_weights` at :math:`u = e_i / T`. For two
-    tasks, :math:`\pi_J(g_i)` is PCGrad's projected gradient, so UPGrad is half
-    of PCGrad's sum. One task gives that gradient.
+    :func:`dual_cone_projection_weights` at :math:`u = e_i / T` (and the same
+    ``rtol``). For two tasks, :math:`\pi_J(g_i)` is PCGrad's projected
+    gradient, so UPGrad is half of PCGrad's sum. One task gives that gradient.
     """
     G = _check_gram(G)
     T = G.shape[0]
+    rtol = gram_rtol(T) if rtol is None else rtol
     if np.trace(G) <= 0.0:
         return np.full(T, 1.0 / T)
-    projector = _DualConeProjector(G)
+    projector = _DualConeProjector(G, rtol)
     return np.sum([projector.project(row) for row in np.eye(T) / T], axis=0)

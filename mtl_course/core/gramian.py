@@ -34,7 +34,7 @@ GRAM_RULES: dict[str, Callable[..., np.ndarray]] = {
     "nash_mtl": lambda G, rtol, max_iter=100: aggregation.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter),
     "imtl_g": lambda G, rtol: aggregation.imtl_g_weights(G, rtol=rtol),
     "aligned_mtl": lambda G, rtol: aggregation.aligned_mtl_weights(G, rtol=rtol),
-    "upgrad": lambda G, rtol: aggregation.upgrad_weights(G),
+    "upgrad": lambda G, rtol: aggregation.upgrad_weights(G, rtol=rtol),
 }
 """Aggregator name -> ``rule(G, rtol, **options)``, the weights its framework function computes."""
 

@@ -131,6 +131,15 @@ def check_finite_losses(values: np.ndarray, order: TaskOrder) -> None:
         raise ValueError(f"non-finite (NaN or inf) loss for task(s) {', '.join(bad)}")
 
 
+def check_nonnegative_losses(values: np.ndarray | Sequence[float], order: TaskOrder, method: str,
+                              reason: str) -> None:
+    """Raise ``ValueError`` naming every task whose loss is negative (``method`` needs ``L >= 0``)."""
+    bad = [f"{order.label(i)} ({v:.4g})" for i, v in enumerate(np.asarray(values, dtype=np.float64)) if v < 0]
+    if bad:
+        raise ValueError(f"{method} needs non-negative losses ({reason}); negative loss for "
+                         f"task(s) {', '.join(bad)}")
+
+
 def static_weights(weights: Mapping[str, float] | Sequence[float]) -> tuple[tuple[str, ...] | None, np.ndarray]:
     """Validate fixed loss weights: returns ``(task names or None, weights)``."""
     if isinstance(weights, Mapping):
@@ -236,7 +245,8 @@ class EpochAverages:
         return self.history[-1]
 
     def state(self, num_tasks: int) -> dict[str, np.ndarray]:
-        return {"history": np.array(self.history, dtype=np.float64).reshape(-1, num_tasks),
+        # reshape(len, K), not (-1, K): an unbound weighting (K = 0) has an empty (0, 0) history
+        return {"history": np.array(self.history, dtype=np.float64).reshape(len(self.history), num_tasks),
                 "epoch_sum": np.zeros(num_tasks) if self._sum is None else self._sum.copy(),
                 "epoch_steps": np.int64(self._steps)}
 
@@ -291,7 +301,7 @@ def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndar
     Args:
         weights: current ``w`` (K,), positive, summing to K.
         grad_norms: ``n_i`` (K,), non-negative.
-        losses: ``L_i(t)`` (K,); initial_losses: ``L_i(0)`` (K,), positive.
+        losses: ``L_i(t)`` (K,), non-negative; initial_losses: ``L_i(0)`` (K,), positive.
     Returns:
         the new weights (K,), float64.
     """
@@ -310,6 +320,12 @@ def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndar
     if np.any(loss0 <= 0):
         bad = np.flatnonzero(loss0 <= 0).tolist()
         raise ValueError(f"GradNorm needs positive initial losses; task(s) {bad} started at <= 0")
+    if np.any(loss < 0):  # r_i ** alpha of a negative training rate is NaN
+        bad = np.flatnonzero(loss < 0).tolist()
+        raise ValueError(
+            f"GradNorm needs non-negative losses (its training rate L_i(t) / L_i(0) must be >= 0); "
+            f"task(s) {bad} have loss {loss[loss < 0].tolist()}"
+        )
     ratio = loss / loss0
     mean_ratio = ratio.mean()
     # All current losses zero: every task trains at the same rate, r_i = 1.
@@ -349,6 +365,18 @@ def uncertainty_factors(kinds: str | Sequence[str], num_tasks: int) -> np.ndarra
     if unknown:
         raise ValueError(f"unknown task kind(s) {unknown}; use {KINDS}")
     return np.array([0.5 if k == "regression" else 1.0 for k in kinds])
+
+
+def uncertainty_init(init: float) -> float:
+    """The initial log-variance ``s_i``, checked to be a finite number."""
+    value = float(init)
+    if not np.isfinite(value):
+        raise ValueError(f"UncertaintyWeighting init (the initial log-variance) must be finite, got {init}")
+    return value
+
+
+UNCERTAINTY_NEEDS = "for L < 0 the objective c exp(-s) L + s / 2 has no minimum: s -> -inf"
+"""Why :class:`UncertaintyWeighting` rejects negative losses."""
 
 
 def uncertainty_multipliers(log_vars: np.ndarray, factors: np.ndarray) -> np.ndarray:

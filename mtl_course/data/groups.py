@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtl_course.data.synthetic import _check_int, _check_real, _rng
+from mtl_course.data.synthetic import _as_float32, _check_int, _check_real, _rng
 from mtl_course.data.types import MultiTaskSplit, Splits
 
 __all__ = ["GroupedRegression", "grouped_regression"]
@@ -64,6 +64,11 @@ def grouped_regression(group_sizes: Sequence[int] = (3, 3), n_train: int = 512, 
         noise: label-noise standard deviation, one for all tasks or one per task.
         seed: seeds the functions and the data.
     """
+    if isinstance(group_sizes, (str, bytes)) or not isinstance(group_sizes, Sequence):
+        raise TypeError(
+            "group_sizes must be a sequence with the number of tasks of each group, e.g. (3, 3), "
+            f"got {group_sizes!r}"
+        )
     sizes = [_check_int("group size", s, 1) for s in group_sizes]
     if not 1 <= len(sizes) <= 26:
         raise ValueError(f"group_sizes must list between 1 and 26 groups, got {len(sizes)}")
@@ -94,7 +99,8 @@ def grouped_regression(group_sizes: Sequence[int] = (3, 3), n_train: int = 512, 
             u = rng.standard_normal(dim)
             y[name] = f + own * (x @ u) / np.sqrt(dim)
     for name, s in zip(names, sigmas):
-        y[name] = (y[name] + s * rng.standard_normal(n)).astype(np.float32)
+        y[name] = _as_float32(f"with noise={s:g} and own={own:g}, the targets of {name}",
+                              y[name] + s * rng.standard_normal(n))
     x = x.astype(np.float32)
     cuts = [slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, n)]
     splits = Splits(*(MultiTaskSplit(x[c], {k: v[c] for k, v in y.items()}) for c in cuts))

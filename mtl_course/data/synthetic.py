@@ -40,6 +40,21 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
+def _as_float32(what: str, values: np.ndarray) -> np.ndarray:
+    """``values`` (float64) as float32, or a clear error if they do not fit float32.
+
+    A scale parameter can push a generator's outputs past float32's range
+    (about 3.4e38); the cast would turn them into inf without a word.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if not largest <= float(np.finfo(np.float32).max):
+        raise ValueError(
+            f"{what} overflow float32 (largest |value| {largest:.3g}); use smaller scale parameters"
+        )
+    return values.astype(np.float32)
+
+
 def _check_real(
     name: str,
     value: object,
@@ -231,7 +246,8 @@ def mmoe_synthetic(
     for name, w, e in (("task1", w1, eps[0]), ("task2", w2, eps[1])):
         z = x @ w
         waves = np.sin(np.outer(z, alpha) + beta).sum(axis=1)
-        targets[name] = (z + waves + e).astype(np.float32)
+        targets[name] = _as_float32(f"with scale={scale} and noise={noise}, the targets of {name}",
+                                    z + waves + e)
     return MultiTaskSplit(x.astype(np.float32), targets)
 
 
@@ -301,7 +317,7 @@ def gradnorm_toy(
     eps = math.sqrt(3.5) * rng.standard_normal((num_tasks, output_dim, input_dim))
     x = rng.standard_normal((n, input_dim))
     y = {
-        f"t{i}": (sigma * np.tanh(x @ (B + e).T)).astype(np.float32)
+        f"t{i}": _as_float32(f"with sigma={sigma:g}, the targets of t{i}", sigma * np.tanh(x @ (B + e).T))
         for i, (sigma, e) in enumerate(zip(sigmas, eps))
     }
     data = MultiTaskSplit(x.astype(np.float32), y)

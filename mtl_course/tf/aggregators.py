@@ -8,12 +8,18 @@ returns ``w^T J`` in ``J``'s dtype. ``pcgrad``'s ``generator`` is a numpy
 ``Generator``, an int seed or ``None`` in both frameworks, so seeded results
 match the PyTorch side exactly.
 
+Half-precision Jacobians get a float32 Gram matrix, and ``J J^T`` is
+recomputed from row-rescaled ``J`` where it would underflow or overflow (see the
+PyTorch twin). The weights are constants: the result is differentiable with
+respect to ``J`` through ``w^T J`` only, as in the PyTorch twin.
+
 The small ``T x T`` solve runs in numpy. Eagerly it is called directly; inside a
 ``tf.function`` (or a compiled Keras ``train_step``) it runs through
 ``tf.numpy_function`` on ``G`` with the known output shape ``(T,)``, and the rest
-(``G``, ``w^T J``, the finiteness check) stays in TensorFlow ops, so the
-functions are graph-safe. In a graph a NaN or inf in ``J`` stops the step with
-a ``tf.errors.InvalidArgumentError`` whose message names the problem. With
+(``G`` from row-rescaled ``J``, ``w^T J``, the finiteness check) stays in
+TensorFlow ops, so the functions are graph-safe. In a graph a NaN or inf in
+``J`` stops the step with a ``tf.errors.InvalidArgumentError`` whose message
+names the problem. With
 :func:`mtl_course.tf.jacobian`::
 
     J = jacobian(tape, losses, shared_variables)
@@ -57,40 +63,75 @@ def _check_jacobian(J: tf.Tensor) -> None:
         raise TypeError(f"J must have a floating dtype, got {J.dtype.name}")
 
 
-def _raise_if_not_finite(J: tf.Tensor, summary: tf.Tensor) -> None:
-    """``summary`` (the Gram matrix or the mean) is finite whenever J is, and NaN or
-    inf whenever J has a NaN or inf, so only the error path scans all of J.
+def _raise_if_bad_rows(J: tf.Tensor) -> None:
+    bad_rows = np.flatnonzero(~tf.reduce_all(tf.math.is_finite(J), axis=1).numpy()).tolist()
+    if bad_rows:
+        raise ValueError(f"J contains NaN or inf in row(s) {bad_rows}")
+
+
+def _raise_if_not_finite(J: tf.Tensor, d: tf.Tensor) -> None:
+    """The direction ``d`` is finite whenever J is and nothing overflowed, and NaN
+    or inf whenever J has a NaN or inf, so only the error path scans all of J.
 
     Inside a graph the check is a ``tf.debugging.Assert`` (run by ``tf.function``'s
     automatic control dependencies), since the values are not known while tracing."""
     if not tf.executing_eagerly():
-        tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(summary)),
-                            ["J contains NaN or inf, or J J^T overflowed in", J.dtype.name])
+        tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(d)),
+                            ["J contains NaN or inf, or the result overflowed in", J.dtype.name])
         return
-    if bool(tf.reduce_all(tf.math.is_finite(summary))):
+    if bool(tf.reduce_all(tf.math.is_finite(d))):
         return
-    bad_rows = np.flatnonzero(~tf.reduce_all(tf.math.is_finite(J), axis=1).numpy()).tolist()
-    if bad_rows:
-        raise ValueError(f"J contains NaN or inf in row(s) {bad_rows}")
+    _raise_if_bad_rows(J)
     raise ValueError(
-        f"J J^T overflowed in {J.dtype.name} (the gradients are too large); "
-        "rescale the losses or use float64"
+        f"the aggregated direction overflowed in {J.dtype.name} (the gradients are too large); "
+        "rescale the losses or use a wider dtype"
     )
 
 
-def _gram_tensor(J: tf.Tensor) -> tuple[tf.Tensor, float]:
-    """The Gram matrix ``J J^T`` (float32 or float64 tensor), and the zero tolerance for its dtype."""
-    compute_dtype = J.dtype if J.dtype in (tf.float32, tf.float64) else tf.float32
-    Jc = tf.cast(J, compute_dtype)
-    eps = float(np.finfo(compute_dtype.as_numpy_dtype).eps)
-    return tf.matmul(Jc, Jc, transpose_b=True), core.gram_rtol(J.shape[0], eps)
-
-
 def _gram(J: tf.Tensor) -> tuple[np.ndarray, float]:
-    """The Gram matrix as float64 numpy (eager only), and the zero tolerance for J's dtype."""
-    G, rtol = _gram_tensor(J)
-    _raise_if_not_finite(J, G)
-    return G.numpy().astype(np.float64), rtol
+    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype.
+
+    As in the PyTorch twin: recomputed in float64 from row-rescaled J where
+    ``J J^T`` overflowed or a non-zero row's squared norm is near underflow
+    (TensorFlow flushes subnormal numbers to zero on CPU).
+    """
+    compute_dtype = J.dtype if J.dtype in (tf.float32, tf.float64) else tf.float32
+    info = np.finfo(compute_dtype.as_numpy_dtype)
+    rtol = core.gram_rtol(J.shape[0], float(info.eps))
+    Jc = tf.cast(J, compute_dtype)
+    G = tf.matmul(Jc, Jc, transpose_b=True).numpy().astype(np.float64)
+    small = ~(np.diag(G) >= float(info.tiny) / float(info.eps) ** 2)
+    finite = bool(np.isfinite(G).all())
+    if finite and not small.any():
+        return G, rtol
+    if not finite:
+        _raise_if_bad_rows(J)
+    J64 = tf.cast(J, tf.float64)
+    row_max = tf.reduce_max(tf.abs(J64), axis=1).numpy()
+    if finite and not (row_max > 0)[small].any():
+        return G, rtol  # the small rows are exactly zero
+    scales = np.where(row_max > 0, row_max, 1.0)
+    Js = J64 / scales[:, None]
+    return tf.matmul(Js, Js, transpose_b=True).numpy() * np.outer(scales, scales), rtol
+
+
+def _gram_in_graph(J: tf.Tensor) -> tuple[tf.Tensor, float]:
+    """The Gram matrix as a float64 tensor inside a graph, and the zero tolerance.
+
+    Always computed from row-rescaled ``J`` (each row divided by its largest
+    entry, the products rescaled in float64), so tiny or huge rows neither
+    underflow nor overflow; the eager path does the same only where needed.
+    """
+    compute_dtype = J.dtype if J.dtype in (tf.float32, tf.float64) else tf.float32
+    rtol = core.gram_rtol(J.shape[0], float(np.finfo(compute_dtype.as_numpy_dtype).eps))
+    Jc = tf.cast(J, compute_dtype)
+    row_max = tf.reduce_max(tf.abs(Jc), axis=1)
+    scales = tf.where(row_max > 0, row_max, tf.ones_like(row_max))
+    Js = Jc / scales[:, None]
+    s64 = tf.cast(scales, tf.float64)
+    G = tf.cast(tf.matmul(Js, Js, transpose_b=True), tf.float64) * (s64[:, None] * s64[None, :])
+    tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(G)), ["J contains NaN or inf (", J.dtype.name, ")"])
+    return G, rtol
 
 
 def weights_in_graph(G: tf.Tensor, rule: Callable[[np.ndarray, float], np.ndarray], rtol: float) -> tf.Tensor:
@@ -118,14 +159,44 @@ def _aggregate(J: tf.Tensor, rule: Callable[[np.ndarray, float], np.ndarray]) ->
     _check_jacobian(J)
     if tf.executing_eagerly():
         G, rtol = _gram(J)
-        return _combine(J, rule(G, rtol))
-    G, rtol = _gram_tensor(J)
-    return _combine(J, weights_in_graph(G, rule, rtol))
+        return _combine(J, rule(G, rtol), G)
+    G, rtol = _gram_in_graph(J)
+    return _combine_in_graph(J, weights_in_graph(G, rule, rtol))
 
 
-def _combine(J: tf.Tensor, weights: np.ndarray | tf.Tensor) -> tf.Tensor:
-    weights = tf.cast(weights, J.dtype) if tf.is_tensor(weights) else tf.constant(weights, dtype=J.dtype)
-    return tf.linalg.matvec(J, weights, transpose_a=True)
+def _combine_in_graph(J: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """The graph twin of :func:`_combine`: float64 where the weights exceed J's dtype, float32 for half."""
+    largest_float = float(np.finfo(J.dtype.as_numpy_dtype).max)
+    wide = tf.float32 if J.dtype.size < 4 else J.dtype
+    d = tf.cond(
+        tf.reduce_max(tf.abs(weights)) > largest_float / 4,
+        lambda: tf.cast(tf.linalg.matvec(tf.cast(J, tf.float64), weights, transpose_a=True), wide),
+        lambda: tf.linalg.matvec(tf.cast(J, wide), tf.cast(weights, wide), transpose_a=True),
+    )
+    d = tf.cast(d, J.dtype)
+    _raise_if_not_finite(J, d)
+    return d
+
+
+def _combine(J: tf.Tensor, weights: np.ndarray, G: np.ndarray | None = None) -> tf.Tensor:
+    """``weights^T J`` in J's dtype; raises if the direction overflows that dtype.
+
+    ``|weights| @ sqrt(diag(G))`` bounds every entry of the result, so it is only
+    checked when that bound comes near the dtype's largest number.
+    """
+    largest_float = float(np.finfo(J.dtype.as_numpy_dtype).max)
+    largest = float(np.max(np.abs(weights)))
+    if largest > largest_float / 4:  # weights not representable in J's dtype: combine in float64
+        d = tf.linalg.matvec(tf.cast(J, tf.float64), tf.constant(weights, dtype=tf.float64), transpose_a=True)
+        d = tf.cast(d, J.dtype)
+    elif J.dtype.size < 4:  # half precision: weights rounded to 3 digits would move d; round d once
+        d = tf.linalg.matvec(tf.cast(J, tf.float32), tf.constant(weights, dtype=tf.float32), transpose_a=True)
+        d = tf.cast(d, J.dtype)
+    else:
+        d = tf.linalg.matvec(J, tf.constant(weights, dtype=J.dtype), transpose_a=True)
+    if G is not None and not float(np.abs(weights) @ np.sqrt(np.diag(G))) < largest_float / 2:
+        _raise_if_not_finite(J, d)
+    return d
 
 
 def mean(J: tf.Tensor) -> tf.Tensor:
@@ -187,7 +258,7 @@ def upgrad(J: tf.Tensor) -> tf.Tensor:
 
     See :func:`mtl_course.core.aggregation.upgrad_weights`.
     """
-    return _aggregate(J, lambda G, rtol: core.upgrad_weights(G))
+    return _aggregate(J, lambda G, rtol: core.upgrad_weights(G, rtol=rtol))
 
 
 AGGREGATORS: dict[str, Callable[..., tf.Tensor]] = {

@@ -165,7 +165,7 @@ class UncertaintyWeighting(Weighting):
         super().__init__(tasks)
         self.factors = core.uncertainty_factors(kinds, self.num_tasks)
         self.kinds = tuple(kinds) if not isinstance(kinds, str) else (kinds,) * self.num_tasks
-        self.log_vars = tf.Variable(tf.fill([self.num_tasks], tf.constant(float(init), tf.float32)),
+        self.log_vars = tf.Variable(tf.fill([self.num_tasks], tf.constant(core.uncertainty_init(init), tf.float32)),
                                     name="log_vars")
 
     @property
@@ -173,7 +173,17 @@ class UncertaintyWeighting(Weighting):
         return core.uncertainty_multipliers(self.log_vars.numpy(), self.factors)
 
     def __call__(self, losses: Losses) -> tf.Tensor:
-        return self._graph_total(self.stack(losses), None)
+        stacked = self.stack(losses)
+        self._check_nonnegative()
+        return self._graph_total(stacked, None)
+
+    def _record(self, values: np.ndarray) -> None:
+        super()._record(values)
+        self._check_nonnegative()
+
+    def _check_nonnegative(self) -> None:
+        if self._values.min() < 0:
+            core.check_nonnegative_losses(self._values, self._order, "UncertaintyWeighting", core.UNCERTAINTY_NEEDS)
 
     def _graph_total(self, stacked: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
         s = tf.cast(self.log_vars, stacked.dtype)

@@ -14,11 +14,21 @@ Typical use, with :func:`mtl_course.torch.jacobian`::
 
 Only the small ``T x T`` solve leaves the device. Pass a float64 ``J`` for the
 most accurate weights (a float32 Gram matrix is accurate to about 1e-7, and
-near-singular cases are decided with a float32 tolerance).
+near-singular cases are decided with a float32 tolerance). float16 and bfloat16
+Jacobians get a float32 Gram matrix. When ``J J^T`` would underflow or overflow
+(gradients below about 1e-12 or above 1e19 in float32), each row of ``J`` is
+rescaled by a power of two before the product, so the weights do not depend on
+the gradients' absolute scale; a direction too large for ``J``'s dtype raises.
+
+Differentiability: the weights are computed from ``J.detach()`` and held
+constant (as torchjd does), so when ``J.requires_grad`` the result ``w @ J`` is
+differentiable with respect to ``J`` through the combination only, exactly as
+for ``mean``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -51,51 +61,117 @@ def _check_jacobian(J: torch.Tensor) -> None:
         raise TypeError(f"J must have a floating dtype, got {J.dtype}")
 
 
-def _raise_if_not_finite(J: torch.Tensor, summary: torch.Tensor | np.ndarray) -> None:
-    """``summary`` (the Gram matrix or the mean) is finite whenever J is, and NaN or
-    inf whenever J has a NaN or inf, so only the error path scans all of J."""
-    if isinstance(summary, torch.Tensor):
-        # The sum propagates NaN and inf and is the cheapest full pass (about 3x
-        # cheaper than aminmax). A sum of finite values that overflows lands on
-        # the error path below, which then reports the overflow.
-        summary = np.array([summary.sum().item()])
-    if bool(np.isfinite(summary).all()):
-        return
+def _raise_if_bad_rows(J: torch.Tensor) -> None:
     bad_rows = (~torch.isfinite(J)).any(dim=1).nonzero().flatten().tolist()
     if bad_rows:
         raise ValueError(f"J contains NaN or inf in row(s) {bad_rows}")
+
+
+def _raise_if_not_finite(J: torch.Tensor, d: torch.Tensor) -> None:
+    """The direction ``d`` is finite whenever J is and nothing overflowed, and NaN
+    or inf whenever J has a NaN or inf, so only the error path scans all of J."""
+    # The sum propagates NaN and inf and is the cheapest full pass (about 3x
+    # cheaper than aminmax). A sum of finite values can overflow (float16), so
+    # a non-finite sum is confirmed on d itself before anything is reported.
+    if bool(torch.isfinite(d.sum())) or bool(torch.isfinite(d).all()):
+        return
+    _raise_if_bad_rows(J)
     raise ValueError(
-        f"J J^T overflowed in {J.dtype} (the gradients are too large); "
-        "rescale the losses or use float64"
+        f"the aggregated direction overflowed in {J.dtype} (the gradients are too large); "
+        "rescale the losses or use a wider dtype"
     )
 
 
 def _gram(J: torch.Tensor) -> tuple[np.ndarray, float]:
-    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype."""
+    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype.
+
+    Computed in J's dtype (float32 for half precisions). Where it overflowed, or
+    a diagonal entry of a non-zero row is so small that underflow may have eaten
+    its digits, it is recomputed in float64 from J with each row divided by its
+    largest entry, and the scales are put back.
+    """
     compute_dtype = J.dtype if J.dtype in (torch.float32, torch.float64) else torch.float32
+    info = torch.finfo(compute_dtype)
+    rtol = core.gram_rtol(J.shape[0], info.eps)
+    J = J.detach()
     Jc = J.to(compute_dtype)
     G = (Jc @ Jc.T).cpu().numpy().astype(np.float64)
-    _raise_if_not_finite(J, G)
-    return G, core.gram_rtol(J.shape[0], torch.finfo(compute_dtype).eps)
+    small = ~(np.diag(G) >= info.tiny / info.eps**2)
+    finite = bool(np.isfinite(G).all())
+    if finite and not small.any():
+        return G, rtol
+    if not finite:
+        _raise_if_bad_rows(J)
+    row_max = J.abs().amax(dim=1).to(torch.float64)
+    if finite and not bool((row_max.cpu().numpy() > 0)[small].any()):
+        return G, rtol  # the small rows are exactly zero
+    scales = torch.where(row_max > 0, row_max, torch.ones_like(row_max))
+    Js = J.to(torch.float64) / scales[:, None]
+    s = scales.cpu().numpy()
+    return (Js @ Js.T).cpu().numpy() * np.outer(s, s), rtol
 
 
-def _combine(J: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(weights, dtype=J.dtype, device=J.device) @ J
+def _combine(J: torch.Tensor, weights: np.ndarray, G: np.ndarray) -> torch.Tensor:
+    """``weights @ J`` in J's dtype; raises if the direction overflows that dtype.
+
+    ``|weights| @ sqrt(diag(G))`` bounds every entry of the result, so it is only
+    checked when that bound comes near the dtype's largest number.
+    """
+    info = torch.finfo(J.dtype)
+    largest = float(np.max(np.abs(weights)))
+    if largest > info.max / 4:  # weights not representable in J's dtype: combine in float64
+        w = torch.as_tensor(weights, dtype=torch.float64, device=J.device)
+        d = (w @ J.to(torch.float64)).to(J.dtype)
+    elif info.bits < 32:  # half precision: weights rounded to 3 digits would move d; round d once
+        w = torch.as_tensor(weights, dtype=torch.float32, device=J.device)
+        d = (w @ J.to(torch.float32)).to(J.dtype)
+    else:
+        d = torch.as_tensor(weights, dtype=J.dtype, device=J.device) @ J
+    if not float(np.abs(weights) @ np.sqrt(np.diag(G))) < info.max / 2:
+        _raise_if_not_finite(J, d)
+    return d
+
+
+_MEAN_CHUNK = 1 << 17
+"""Columns per chunk in :func:`mean` on CPU: a chunk of the result (512 KB in float32) is
+still in cache when its finiteness is checked, which makes the check nearly free."""
+
+_MEAN_WEIGHTS: dict[tuple, torch.Tensor] = {}
 
 
 def mean(J: torch.Tensor) -> torch.Tensor:
-    """The mean gradient (:func:`mtl_course.core.aggregation.mean_weights`)."""
+    """The mean gradient (:func:`mtl_course.core.aggregation.mean_weights`).
+
+    Raises ``ValueError`` naming the rows if ``J`` holds NaN or inf. That check
+    reads the result, not ``J``: on CPU the result is computed and checked in
+    chunks small enough to stay in cache, so it costs almost nothing.
+    """
     _check_jacobian(J)
-    T = J.shape[0]
-    d = torch.full((T,), 1.0 / T, dtype=J.dtype, device=J.device) @ J  # faster than J.mean(0)
-    _raise_if_not_finite(J, d)
+    T, P = J.shape
+    key = (T, J.dtype, J.device)
+    w = _MEAN_WEIGHTS.get(key)
+    if w is None:
+        w = _MEAN_WEIGHTS.setdefault(key, torch.full((T,), 1.0 / T, dtype=J.dtype, device=J.device))
+    if P > 2 * _MEAN_CHUNK and J.device.type == "cpu" and not J.requires_grad and J.is_contiguous():
+        d = torch.empty(P, dtype=J.dtype)
+        total = 0.0
+        for start in range(0, P, _MEAN_CHUNK):
+            part = d[start:start + _MEAN_CHUNK]
+            torch.mv(J[:, start:start + _MEAN_CHUNK].T, w, out=part)
+            total += part.sum().item()
+    else:
+        d = w @ J  # faster than J.mean(0)
+        total = d.sum().item()
+    if not math.isfinite(total):  # NaN or inf in J, or a sum of finite float16 values that overflowed
+        _raise_if_not_finite(J, d)
     return d
 
 
 def mgda(J: torch.Tensor) -> torch.Tensor:
     """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`)."""
     _check_jacobian(J)
-    return _combine(J, core.mgda_weights(_gram(J)[0]))
+    G, _ = _gram(J)
+    return _combine(J, core.mgda_weights(G), G)
 
 
 def pcgrad(
@@ -107,7 +183,8 @@ def pcgrad(
     ``Generator``, an int seed or ``None``) draws the random task orders.
     """
     _check_jacobian(J)
-    return _combine(J, core.pcgrad_weights(_gram(J)[0], generator))
+    G, _ = _gram(J)
+    return _combine(J, core.pcgrad_weights(G, generator), G)
 
 
 def cagrad(J: torch.Tensor, c: float = 0.5) -> torch.Tensor:
@@ -117,7 +194,7 @@ def cagrad(J: torch.Tensor, c: float = 0.5) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol))
+    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol), G)
 
 
 def nash_mtl(J: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
@@ -127,7 +204,7 @@ def nash_mtl(J: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter))
+    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter), G)
 
 
 def imtl_g(J: torch.Tensor) -> torch.Tensor:
@@ -137,7 +214,7 @@ def imtl_g(J: torch.Tensor) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.imtl_g_weights(G, rtol=rtol))
+    return _combine(J, core.imtl_g_weights(G, rtol=rtol), G)
 
 
 def aligned_mtl(J: torch.Tensor) -> torch.Tensor:
@@ -147,7 +224,7 @@ def aligned_mtl(J: torch.Tensor) -> torch.Tensor:
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
-    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol))
+    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol), G)
 
 
 def upgrad(J: torch.Tensor) -> torch.Tensor:
@@ -156,7 +233,8 @@ def upgrad(J: torch.Tensor) -> torch.Tensor:
     See :func:`mtl_course.core.aggregation.upgrad_weights`.
     """
     _check_jacobian(J)
-    return _combine(J, core.upgrad_weights(_gram(J)[0]))
+    G, rtol = _gram(J)
+    return _combine(J, core.upgrad_weights(G, rtol=rtol), G)
 
 
 AGGREGATORS: dict[str, Callable[..., torch.Tensor]] = {

@@ -170,7 +170,10 @@ class UncertaintyWeighting(Weighting):
     Args:
         tasks: task names or the number of tasks.
         kinds: "regression" or "classification", for all tasks or per task.
-        init: initial ``s_i`` (0: sigma = 1).
+        init: initial ``s_i`` (0: sigma = 1), finite.
+
+    The losses must be non-negative (a negative loss raises ``ValueError``:
+    the objective would have no minimum and ``s_i`` would run to -inf).
     """
 
     def __init__(self, tasks: Sequence[str] | int, kinds: str | Sequence[str] = "regression",
@@ -181,7 +184,7 @@ class UncertaintyWeighting(Weighting):
         factors = core.uncertainty_factors(kinds, self.num_tasks)
         self.kinds = tuple(kinds) if not isinstance(kinds, str) else (kinds,) * self.num_tasks
         self.register_buffer("factors", torch.as_tensor(factors, dtype=torch.float32), persistent=False)
-        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), core.uncertainty_init(init)))
 
     @property
     def weights(self) -> np.ndarray:
@@ -189,6 +192,8 @@ class UncertaintyWeighting(Weighting):
 
     def forward(self, losses: Losses) -> torch.Tensor:
         stacked = self.stack(losses)
+        if min(self._values) < 0:
+            core.check_nonnegative_losses(self._values, self._order, "UncertaintyWeighting", core.UNCERTAINTY_NEEDS)
         s = self.log_vars.to(stacked.dtype)
         return (self.factors.to(stacked.dtype) * torch.exp(-s) * stacked + 0.5 * s).sum()
 
