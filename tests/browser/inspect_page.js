@@ -92,7 +92,7 @@ async () => {
       (verdict === "cut off" ? ", cut off" : ""));
   }
   // A box that scrolls sideways shows a shadow at the edge that hides content.
-  const noScrollHint = [...document.querySelectorAll("div.math, mjx-container.reader-wide-math")]
+  const noScrollHint = [...document.querySelectorAll("div.math mjx-container, mjx-container.reader-wide-math")]
     .filter((el) => el.scrollWidth > el.clientWidth + 1 && visible(el))
     .filter((el) => getComputedStyle(el).backgroundImage === "none")
     .map(describe);

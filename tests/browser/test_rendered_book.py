@@ -161,44 +161,59 @@ def test_numbers_are_per_chapter(desktop, path):
     assert not repeated, f"{path}: {repeated}"
 
 
+def becomes_true(page: Any, condition: str, message: str, timeout: int = 3000) -> None:
+    """Wait until the JavaScript ``condition`` holds in ``page``; fail with ``message`` if not."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, timeout=timeout)
+    except PlaywrightTimeout:
+        pytest.fail(message)
+
+
 def test_phone_menu_and_contents_buttons_open_their_panels(phone):
     page, errors = phone.open(CHAPTER)
     try:
         page.locator(".primary-toggle >> visible=true").first.click()
-        dialog = page.locator("#pst-primary-sidebar-modal")
-        dialog.locator("a[href='05_soft_sharing.html']").first.wait_for(state="visible", timeout=3000)
-        assert dialog.evaluate("el => el.open"), "the menu button did not open the navigation"
+        becomes_true(page, """() => {
+            const dialog = document.querySelector("#pst-primary-sidebar-modal");
+            const link = dialog && dialog.querySelector("a[href='05_soft_sharing.html']");
+            return dialog.open && link && link.checkVisibility();
+          }""", "at 375 px the menu button did not open the navigation")
         page.keyboard.press("Escape")
-        page.wait_for_function("!document.querySelector('#pst-primary-sidebar-modal').open")
-
+        becomes_true(page, "() => !document.querySelector('#pst-primary-sidebar-modal').open",
+                     "Escape did not close the navigation")
         page.locator(".secondary-toggle >> visible=true").first.click()
-        contents = page.locator("#pst-secondary-sidebar-modal")
-        contents.locator("nav a").first.wait_for(state="visible", timeout=3000)
-        assert contents.evaluate("el => el.open"), "the contents button did not open 'On this page'"
+        becomes_true(page, """() => {
+            const dialog = document.querySelector("#pst-secondary-sidebar-modal");
+            const link = dialog && dialog.querySelector("nav a");
+            return dialog.open && link && link.checkVisibility();
+          }""", "at 375 px the contents button did not open 'On this page'")
     finally:
         page.close()
     assert not errors, errors
 
 
+SIDEBAR_VISIBILITY = "getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility"
+
+
 def test_desktop_collapse_button_hides_and_shows_the_sidebar(desktop):
     page, errors = desktop.open(CHAPTER)
     try:
-        sidebar = page.locator("#pst-primary-sidebar")
-        assert sidebar.is_visible()
         article = page.locator("article.bd-article")
         narrow = article.bounding_box()["width"]
+        assert page.evaluate(SIDEBAR_VISIBILITY) == "visible"
         page.locator(".primary-toggle >> visible=true").first.click()
-        page.wait_for_function(
-            "getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility === 'hidden'",
-            timeout=3000)
-        assert not page.locator("#pst-primary-sidebar-modal").evaluate("el => el.open"), (
+        becomes_true(page, f"() => {SIDEBAR_VISIBILITY} === 'hidden'",
+                     "at 1440 px the collapse button did not hide the sidebar")
+        assert not page.evaluate("document.querySelector('#pst-primary-sidebar-modal').open"), (
             "on a desktop the button opened the phone dialog instead of collapsing the sidebar")
-        page.wait_for_timeout(500)  # the theme animates the width
-        assert article.bounding_box()["width"] > narrow, "the article did not widen"
+        becomes_true(page, f"() => document.querySelector('article.bd-article')"
+                           f".getBoundingClientRect().width > {narrow}",
+                     "the article did not widen when the sidebar collapsed")
         page.locator(".primary-toggle >> visible=true").first.click()
-        page.wait_for_function(
-            "getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility === 'visible'",
-            timeout=3000)
+        becomes_true(page, f"() => {SIDEBAR_VISIBILITY} === 'visible'",
+                     "a second click did not bring the sidebar back")
     finally:
         page.close()
     assert not errors, errors
@@ -206,14 +221,16 @@ def test_desktop_collapse_button_hides_and_shows_the_sidebar(desktop):
 
 def test_solution_dropdown_opens_and_closes(desktop):
     page, errors = desktop.open(CHAPTER)
+    body = "document.querySelector('div.solution.dropdown section')"
+    shown = "checkVisibility({checkOpacity: true, checkVisibilityCSS: true})"
     try:
-        solution = page.locator("div.solution.dropdown").first
-        body = solution.locator("section").first
-        assert not body.is_visible(), "a solution is open before the reader asks for it"
-        solution.locator(".admonition-title").click()
-        body.wait_for(state="visible", timeout=3000)
-        solution.locator(".admonition-title").click()
-        body.wait_for(state="hidden", timeout=3000)
+        assert not page.evaluate(f"{body}.{shown}"), (
+            "a solution is open before the reader asks for it")
+        title = page.locator("div.solution.dropdown .admonition-title").first
+        title.click()
+        becomes_true(page, f"() => {body}.{shown}", "clicking a solution's title did not open it")
+        title.click()
+        becomes_true(page, f"() => !{body}.{shown}", "a second click did not close the solution")
     finally:
         page.close()
     assert not errors, errors
@@ -228,8 +245,9 @@ def test_colab_launch_link(desktop, book_config):
     page, _ = desktop.open(CHAPTER)
     try:
         page.locator(".dropdown-launch-buttons button").first.click()
-        link = page.locator(f"a[href='{expected}']")
-        link.first.wait_for(state="visible", timeout=3000)
+        becomes_true(page, f"() => [...document.querySelectorAll('a')].some("
+                           f"(a) => a.href === {expected!r} && a.checkVisibility())",
+                     f"the launch menu shows no Colab link {expected}")
     finally:
         page.close()
 
