@@ -149,3 +149,43 @@ def test_hidden_cases_are_fixed_by_their_seed():
     for (a,), (b,) in zip(first, second):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+
+
+# ---------------------------------------------------------------- sweep tables (chapter 5 seeds, chapter 7 alpha)
+
+
+def test_seed_table_checks_the_verdict_against_the_table(capsys):
+    from mtl_course.exercises import ch05
+
+    clear = {1.0: [0.90, 0.95, 0.92, 0.91, 0.93, 0.94], 0.5: [1.0] * 6, 0.0: [1.20, 1.25, 1.22, 1.21, 1.30, 1.19]}
+    noisy = {1.0: [0.9, 1.3, 0.8, 1.2, 1.0, 0.7], 0.5: [1.0] * 6, 0.0: [1.0, 1.1, 0.9, 1.3, 0.8, 1.0]}
+    assert ch05.check_seed_table(clear, True) is True
+    assert ch05.check_seed_table(noisy, False) is True
+    capsys.readouterr()
+    assert ch05.check_seed_table(clear, False) is False
+    assert ch05.check_seed_table(noisy, True) is False  # the means differ, the paired interval contains 0
+    assert "does not follow from your table" in " ".join(capsys.readouterr().out.split())
+    assert ch05.check_seed_table({1.0: [1.0] * 3, 0.5: [1.0] * 3, 0.0: [1.0] * 3}, False) is False
+    assert "at least 6 seeds" in capsys.readouterr().out
+    assert ch05.check_seed_table({1.0: [1.0] * 6, 0.0: [1.0] * 6}, False) is False
+    assert "no row for [0.5]" in capsys.readouterr().out
+    assert ch05.check_seed_table({1.0: [1.0] * 6, 0.5: [1.0] * 5, 0.0: [1.0] * 6}, False) is False
+    assert "same seeds" in capsys.readouterr().out
+    assert ch05.check_seed_table(..., ...) is False
+    assert capsys.readouterr().out.startswith("Not answered yet")
+
+
+def test_alpha_table_checks_the_verdict_against_the_table(capsys):
+    import torch
+
+    from mtl_course.exercises import ch07
+
+    lower = {0: [0.80, 0.70, 0.90], 1.5: [0.7, 0.7, 0.8], 3: torch.tensor([0.60, 0.50, 0.70])}
+    unclear = {0: [0.8, 0.7, 0.9], 1.5: [0.7, 0.7, 0.8], 3: [0.5, 0.6, 0.4]}
+    assert ch07.check_alpha_table(lower, True) is True
+    assert ch07.check_alpha_table(unclear, False) is True
+    capsys.readouterr()
+    assert ch07.check_alpha_table(unclear, True) is False
+    assert "does not match your table" in " ".join(capsys.readouterr().out.split())
+    assert ch07.check_alpha_table([0.8, 0.7], True) is False
+    assert "give a dict" in capsys.readouterr().out

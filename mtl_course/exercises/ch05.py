@@ -19,6 +19,8 @@ from mtl_course.exercises.grading import (
     is_placeholder,
     matches,
     not_answered,
+    paired_excludes_zero,
+    read_table,
     wrong_components,
 )
 
@@ -27,6 +29,7 @@ __all__ = [
     "TRACE_NORM_MATRICES",
     "check_l2_coupling",
     "check_penalty_gradient",
+    "check_seed_table",
     "check_trace_norms",
     "l2_coupling",
     "l2_penalty_gradient",
@@ -160,3 +163,36 @@ def check_l2_coupling(fn: object, framework: str = "torch") -> bool:
         success="every pair of towers is pulled together; with the strength lambda in front, this is the "
                 "penalty the chapter's soft-sharing models add to the loss.",
     )
+
+
+# ---------------------------------------------------------------- sweep table (exercise ch5-ex-seeds)
+
+#: The correlations of the relatedness sweep whose per-seed table exercise ch5-ex-seeds asks for.
+SEED_TABLE_CORRELATIONS = (1.0, 0.5, 0.0)
+
+
+def check_seed_table(table: object, trend: object) -> bool:
+    """Exercise ch5-ex-seeds: ``table`` maps each correlation of :data:`SEED_TABLE_CORRELATIONS` to the
+    per-seed test MSE of hard sharing relative to separate networks (at least 6 seeds, the same
+    seeds in the same order for every correlation); ``trend`` says whether the change from p = 1 to
+    p = 0 is established, i.e. whether the seed-paired 95 % interval of the difference excludes 0.
+
+    The checker cannot rerun the sweep; it checks the table's form and that the verdict is the
+    one the table supports.
+    """
+    if is_placeholder(table) or is_placeholder(trend):
+        return not_answered("every `...`")
+    rows, problem = read_table(table, SEED_TABLE_CORRELATIONS, min_seeds=6)
+    if rows is None:
+        return feedback(False, f"`table`: {problem}.")
+    if any(np.any(row <= 0) for row in rows.values()):
+        return feedback(False, "`table`: a ratio of two mean squared errors is positive.")
+    if not isinstance(trend, (bool, np.bool_)):
+        return feedback(False, f"`trend` should be True or False, got {trend!r}.")
+    established = paired_excludes_zero(rows[0.0], rows[1.0])
+    if bool(trend) != established:
+        return feedback(False, "`trend` does not follow from your table: take the per-seed differences "
+                               "between p = 0 and p = 1 (the same seed in both), their mean and 95 % t "
+                               "interval, and ask whether the interval excludes 0.")
+    return feedback(True, "the verdict follows from the table; a trend in the means that the paired interval "
+                          "does not establish is not a finding.")

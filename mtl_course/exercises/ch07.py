@@ -23,6 +23,8 @@ from mtl_course.exercises.grading import (
     is_placeholder,
     matches,
     not_answered,
+    paired_excludes_zero,
+    read_table,
     wrong_components,
 )
 
@@ -34,6 +36,7 @@ __all__ = [
     "check_dwa_weights",
     "check_gradnorm_step",
     "check_uncertainty_optimum",
+    "check_alpha_table",
     "gradnorm_exercise_step",
 ]
 
@@ -242,3 +245,35 @@ def check_dwa_function(fn: object, framework: str = "numpy") -> bool:
                   (_dwa_flipped, "Use the latest epoch over the one before: L_k(t-1) / L_k(t-2).")],
         success="only the last two epochs matter, and a task's loss scale cancels in its ratio.",
     )
+
+
+# ---------------------------------------------------------------- sweep table (exercise ch7-ex-alpha)
+
+#: The GradNorm alphas of exercise ch7-ex-alpha.
+ALPHA_TABLE_ALPHAS = (0.0, 1.5, 3.0)
+
+
+def check_alpha_table(table: object, follows: object) -> bool:
+    """Exercise ch7-ex-alpha: ``table`` maps each alpha of :data:`ALPHA_TABLE_ALPHAS` to the small
+    task's per-seed test error (at least 3 seeds, the same seeds in the same order for every alpha);
+    ``follows`` says whether the error at alpha = 3 is established to be lower than at alpha = 0
+    (the seed-paired 95 % interval of the difference excludes 0 and the mean difference is negative).
+
+    The checker cannot rerun the training; it checks the table's form and that the verdict is
+    the one the table supports.
+    """
+    if is_placeholder(table) or is_placeholder(follows):
+        return not_answered("every `...`")
+    rows, problem = read_table(table, ALPHA_TABLE_ALPHAS, min_seeds=3)
+    if rows is None:
+        return feedback(False, f"`table`: {problem}.")
+    if any(np.any(row < 0) for row in rows.values()):
+        return feedback(False, "`table`: a test error is not negative.")
+    if not isinstance(follows, (bool, np.bool_)):
+        return feedback(False, f"`follows` should be True or False, got {follows!r}.")
+    lower = paired_excludes_zero(rows[3.0], rows[0.0]) and float(np.mean(rows[3.0] - rows[0.0])) < 0
+    if bool(follows) != lower:
+        return feedback(False, "`follows` does not match your table: take the per-seed differences between "
+                               "alpha = 3 and alpha = 0, and ask whether their 95 % t interval lies below 0.")
+    return feedback(True, "the verdict follows from the table; with a few seeds, say \"not established\" "
+                          "rather than reading a trend into the means.")

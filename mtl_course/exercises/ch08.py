@@ -25,8 +25,8 @@ from mtl_course.exercises.grading import (
 __all__ = ["G1", "G2", "check_conflict", "check_mgda_direction", "check_mgda_two", "mgda_two"]
 
 #: The two task gradients of exercises ch8-ex-mgda and ch8-ex-conflict.
-G1 = np.array([3.0, 1.0])
-G2 = np.array([-2.0, 2.0])
+G1 = np.array([4.0, 0.0])
+G2 = np.array([-1.0, 2.0])
 
 
 def _as_flag(value: object) -> bool | None:

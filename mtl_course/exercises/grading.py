@@ -350,3 +350,42 @@ def grade_function(
                                f"{describe_case(names, case)}.{hint}")
     return feedback(True, success or f"{what} agrees with the package on all {len(cases)} hidden cases "
                                       f"({framework}).")
+
+
+# ---------------------------------------------------------------- sweep tables
+
+
+def read_table(table: object, keys: Sequence[float], min_seeds: int) -> tuple[dict[float, np.ndarray] | None, str]:
+    """A sweep's table: a dict from each setting in ``keys`` to its per-seed values (the same
+    number of seeds, at least ``min_seeds``, for every setting). Returns the table with float keys
+    and float64 rows, or None and what is wrong."""
+    if not isinstance(table, dict):
+        return None, f"give a dict from each of {list(keys)} to its list of per-seed values"
+    read: dict[float, np.ndarray] = {}
+    for key, values in table.items():
+        number = as_number(key)
+        row = as_array(values)
+        if number is None or row is None or row.ndim != 1:
+            return None, f"the entry {key!r} should map a setting to a list of per-seed numbers"
+        read[number] = row
+    missing = [k for k in keys if not any(math.isclose(k, r, abs_tol=1e-9) for r in read)]
+    if missing:
+        return None, f"no row for {missing}"
+    rows = {k: next(v for r, v in read.items() if math.isclose(k, r, abs_tol=1e-9)) for k in keys}
+    sizes = {len(v) for v in rows.values()}
+    if len(sizes) != 1:
+        return None, "every setting needs the same seeds (one value per seed, in the same order)"
+    if sizes.pop() < min_seeds:
+        return None, f"give at least {min_seeds} seeds per setting"
+    return rows, ""
+
+
+def paired_excludes_zero(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> bool:
+    """Whether the paired t interval of ``a - b`` (seed by seed) excludes zero."""
+    from scipy import stats
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if np.all(d == d[0]):
+        return bool(d[0] != 0)
+    half = stats.t.ppf((1 + confidence) / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return bool(abs(d.mean()) > half)
