@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "CLOSE_MESSAGE",
     "CLOSE_RTOL",
     "RTOL",
     "WIDTH",
@@ -40,7 +40,10 @@ __all__ = [
     "feedback",
     "grade_function",
     "is_placeholder",
+    "matches",
     "not_answered",
+    "paired_excludes_zero",
+    "read_table",
     "wrong_components",
 ]
 
