@@ -11,13 +11,15 @@ from mtl_course import torch as mtl
 
 
 def test_parameter_counts_right_and_wrong(capsys):
-    assert ch04.check_parameter_counts(15222, 31734)
+    # trunk (128 + 1) 48 = 6192; heads (48 + 1) 16 + (16 + 1) C: 954 for 10 classes, 818 for 2
+    hard, separate = 6192 + 2 * 954 + 818, 3 * 6192 + 2 * 954 + 818
+    assert ch04.check_parameter_counts(hard, separate)
     assert "Correct" in " ".join(capsys.readouterr().out.split())
-    assert not ch04.check_parameter_counts(15222, 15222)
+    assert not ch04.check_parameter_counts(hard, hard)
     assert "own trunk" in " ".join(capsys.readouterr().out.split())
-    assert not ch04.check_parameter_counts(15222 - 3 * 32 - 22 - 64, 31734)
+    assert not ch04.check_parameter_counts(hard - 3 * 16 - 22 - 48, separate)
     assert "biases" in " ".join(capsys.readouterr().out.split())
-    assert not ch04.check_parameter_counts(12.5, 31734)
+    assert not ch04.check_parameter_counts(12.5, separate)
     assert "whole number" in " ".join(capsys.readouterr().out.split())
 
 
@@ -25,7 +27,7 @@ def test_parameter_count_answer_matches_a_real_model():
     setting = ch04.COUNT_SETTING
     model = build_sharing_model(mtl, "hard", setting["d_in"], setting["hidden"], setting["outputs"],
                                 head_hidden=setting["head_hidden"])
-    assert count_parameters(model) == 15222
+    assert count_parameters(model) == 6192 + 2 * 954 + 818
 
 
 def test_accumulated_loop_right_and_wrong(capsys):

@@ -23,18 +23,19 @@ def test_expected_counts_match_the_torch_models():
         "omoe": n_params(moe_model("OMoE", *args)),
         "mmoe": n_params(moe_model("MMoE", *args)),
     }
-    assert expected == {"shared_bottom": 1090, "omoe": 774, "mmoe": 842}  # by hand
+    # experts 3 (16 * 6 + 6) = 306, gate 16 * 3 + 3 = 51, tower (6 * 4 + 4) + 5 = 33, wide tower (18 * 4 + 4) + 5 = 81
+    assert expected == {"shared_bottom": 306 + 2 * 81, "omoe": 306 + 51 + 2 * 33, "mmoe": 306 + 2 * 51 + 2 * 33}
 
 
 def test_check_parameter_counts(capsys):
-    assert ch06.check_parameter_counts(1090, 774, 842)
+    assert ch06.check_parameter_counts(468, 423, 474)
     assert " ".join(capsys.readouterr().out.split()).startswith("Correct")
-    assert not ch06.check_parameter_counts(1090, 774, 774)  # forgot the second gate
+    assert not ch06.check_parameter_counts(468, 423, 423)  # forgot the second gate
     out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("Not yet") and "mmoe" in out and "one gate per task" in out
-    assert not ch06.check_parameter_counts("many", 774, 842)
+    assert not ch06.check_parameter_counts("many", 423, 474)
     assert "whole number" in " ".join(capsys.readouterr().out.split())
-    assert not ch06.check_parameter_counts(1090.5, 774, 842)
+    assert not ch06.check_parameter_counts(468.5, 423, 474)
 
 
 def test_check_gate_mixture(capsys):
@@ -63,7 +64,7 @@ def test_check_funnel_rates(capsys):
 
 
 @pytest.mark.parametrize("checker, args", [
-    (ch06.check_parameter_counts, (True, 774, 842)),
+    (ch06.check_parameter_counts, (True, 423, 474)),
     (ch06.check_gate_mixture, (None,)),
     (ch06.check_funnel_rates, (float("inf"), 0.25, 0.05)),
 ])

@@ -36,8 +36,9 @@ __all__ = [
     "expected_parameter_counts",
 ]
 
-#: The architecture of exercise ch6-ex-params (the chapter's sweep models).
-PARAMETER_SETTING = {"input_dim": 16, "num_experts": 4, "expert_hidden": 8, "tower_hidden": 8, "num_tasks": 2}
+#: The architecture of exercise ch6-ex-params: the chapter's kind of models, smaller than the sweep's
+#: (whose counts the chapter prints).
+PARAMETER_SETTING = {"input_dim": 16, "num_experts": 3, "expert_hidden": 6, "tower_hidden": 4, "num_tasks": 2}
 
 #: Exercise ch6-ex-gate: the gate logits of one task and (rows) the outputs of two experts.
 GATE_LOGITS = np.array([0.0, math.log(3.0)])
@@ -73,7 +74,7 @@ def expected_parameter_counts(input_dim: int, num_experts: int, expert_hidden: i
 
 def check_parameter_counts(shared_bottom: object, omoe: object, mmoe: object) -> bool:
     """Exercise ch6-ex-params: the number of parameters (weights and biases) of the
-    three models of the chapter's sweep, for :data:`PARAMETER_SETTING`."""
+    chapter's three kinds of model, for :data:`PARAMETER_SETTING`."""
     answers = {"shared_bottom": shared_bottom, "omoe": omoe, "mmoe": mmoe}
     if any(is_placeholder(v) for v in answers.values()):
         return not_answered()
@@ -86,9 +87,13 @@ def check_parameter_counts(shared_bottom: object, omoe: object, mmoe: object) ->
     if not wrong:
         return feedback(True, "the gated models are not bigger than the shared-bottom baseline; a gate per "
                               "task is cheap.")
+    s = PARAMETER_SETTING
+    width, d, e, h, k = s["num_experts"] * s["expert_hidden"], s["input_dim"], s["num_experts"], s["expert_hidden"], \
+        s["tower_hidden"]
     hints = {
-        "shared_bottom": "the bottom is one Linear(16, 32) layer and each tower reads all 32 units",
-        "omoe": "four experts Linear(16, 8), ONE gate Linear(16, 4), two towers Linear(8, 8) + Linear(8, 1)",
+        "shared_bottom": f"the bottom is one Linear({d}, {width}) layer and each tower reads all {width} units",
+        "omoe": f"{e} experts Linear({d}, {h}), ONE gate Linear({d}, {e}), two towers Linear({h}, {k}) + "
+                f"Linear({k}, 1)",
         "mmoe": "like OMoE but with one gate per task",
     }
     details = "; ".join(f"{name}: {hints[name]}" for name in wrong)
