@@ -252,9 +252,18 @@ def _convert_inputs(case: Sequence[Any], framework: str) -> list[Any]:
     return converted
 
 
+#: Hidden inputs with more entries than this are described by their shape, so feedback stays short.
+SHOW_ENTRIES = 16
+
+
 def _show(item: object) -> str:
     if isinstance(item, np.ndarray):
+        if item.size > SHOW_ENTRIES:
+            return f"<{item.dtype.kind == 'f' and 'float' or 'integer'} array of shape {item.shape}>"
         return np.array2string(item, separator=", ", formatter={"float_kind": lambda x: f"{x:.4g}"})
+    if isinstance(item, dict):
+        return "{" + ", ".join(f"{k!r}: {v:.4g}" if isinstance(v, float) else f"{k!r}: {v!r}"
+                               for k, v in item.items()) + "}"
     if isinstance(item, list) and item and all(isinstance(x, np.ndarray) for x in item):
         return "[" + ", ".join(_show(x) for x in item) + "]"
     return repr(item)
