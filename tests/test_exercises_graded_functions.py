@@ -20,6 +20,8 @@ from mtl_course.exercises import grading
 def _to_numpy(value):
     if isinstance(value, (list, tuple)):
         return [_to_numpy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_numpy(v) for k, v in value.items()}
     if hasattr(value, "detach"):
         return value.detach().numpy()
     if hasattr(value, "numpy"):
@@ -49,6 +51,9 @@ GRADED = [
      [(lambda: _m("ch03")._row_wise, "grouped by rows"), (lambda: _m("ch03")._elementwise, "entry-wise")]),
     ("ch04", "check_parameter_count_function", ("numpy",), lambda: _m("ch04").hard_sharing_parameter_count,
      [(lambda: _m("ch04")._no_biases, "biases"), (lambda: _m("ch04")._one_head, "one head per task")]),
+    ("ch04", "check_multitask_loss", ("torch", "tf", "numpy"), lambda: _m("ch04").multitask_loss,
+     [(lambda: _m("ch04")._unweighted, "its weight"), (lambda: _m("ch04")._summed_over_batch, "over the batch"),
+      (lambda: _m("ch04")._probabilities_as_logits, "from_logits=True")]),
     ("ch05", "check_l2_coupling", ("torch", "tf", "numpy"), lambda: _m("ch05").l2_coupling,
      [(lambda: _m("ch05")._ordered_pairs, "counts once"), (lambda: _m("ch05")._not_squared, "squared distance"),
       (lambda: _m("ch05")._adjacent_only, "not only neighbours"), (lambda: _m("ch05")._to_mean, "mean tower")]),

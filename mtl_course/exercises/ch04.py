@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from mtl_course.exercises.grading import (
     as_array,
     as_count,
@@ -19,7 +21,8 @@ from mtl_course.exercises.grading import (
 )
 from mtl_course.experiments.sharing import hard_sharing_parameter_count, separate_parameter_count
 
-__all__ = ["COUNT_SETTING", "check_parameter_counts", "check_accumulated_loop", "check_parameter_count_function"]
+__all__ = ["COUNT_SETTING", "check_parameter_counts", "check_accumulated_loop", "check_parameter_count_function",
+           "check_multitask_loss", "multitask_loss"]
 
 #: Exercise ch4-ex-params: 128 inputs, a trunk of one hidden layer of 48 units, and per task a head
 #: with one hidden layer of 16 units; 10, 10 and 2 classes. (Not the chapter's own network, whose
@@ -116,4 +119,70 @@ def check_parameter_count_function(fn: object) -> bool:
         mistakes=[(_no_biases, "Every Linear(a, b) layer also has b biases."),
                   (_one_head, "Count one head per task in `outputs`.")],
         success="the trunk is counted once, the heads once per task.",
+    )
+
+
+# ---------------------------------------------------------------- graded function (exercise ch4-ex-loss-code)
+
+
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean softmax cross-entropy of integer labels, as ``F.cross_entropy`` and Keras's
+    ``SparseCategoricalCrossentropy(from_logits=True)`` compute it."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_p[np.arange(len(z)), np.asarray(labels, dtype=np.int64)]))
+
+
+def multitask_loss(logits: dict, labels: dict, weights: dict) -> float:
+    """The reference: ``sum_t w_t CE_t``, the mean cross-entropy of each task weighted and summed."""
+    return float(sum(weights[t] * _cross_entropy(logits[t], labels[t]) for t in logits))
+
+
+def _unweighted(logits: dict, labels: dict, weights: dict) -> float:
+    return float(sum(_cross_entropy(logits[t], labels[t]) for t in logits))
+
+
+def _summed_over_batch(logits: dict, labels: dict, weights: dict) -> float:
+    return float(sum(weights[t] * _cross_entropy(logits[t], labels[t]) * len(labels[t]) for t in logits))
+
+
+def _probabilities_as_logits(logits: dict, labels: dict, weights: dict) -> float:
+    total = 0.0
+    for t in logits:
+        z = np.asarray(logits[t], dtype=np.float64)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        total += weights[t] * _cross_entropy(p, labels[t])
+    return total
+
+
+def _loss_cases(seed: int = 404) -> list[tuple[dict, dict, dict]]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for batch, classes, w in ((4, {"left": 10, "right": 10, "parity": 2}, (1.0, 1.0, 1.0)),
+                              (6, {"a": 3, "b": 5}, (0.3, 2.0)),
+                              (5, {"x": 2, "y": 4, "z": 7}, (1.5, 0.5, 1.0))):
+        logits = {t: rng.normal(scale=2.0, size=(batch, c)) for t, c in classes.items()}
+        labels = {t: rng.integers(0, c, size=batch) for t, c in classes.items()}
+        cases.append((logits, labels, dict(zip(classes, w))))
+    return cases
+
+
+def check_multitask_loss(fn: object, framework: str = "torch") -> bool:
+    """Exercise ch4-ex-loss-code: ``fn(logits, labels, weights)`` returns the scalar training loss
+    ``sum_t w_t CE_t`` of a hard-sharing network: for each task ``t`` the mean softmax
+    cross-entropy of ``logits[t]`` (``(batch, C_t)``) against the integer ``labels[t]``, weighted by
+    ``weights[t]`` (a float) and summed. Graded on hidden batches as torch or TensorFlow tensors
+    (``framework``) or numpy arrays."""
+    return grade_function(
+        fn, multitask_loss, _loss_cases(), ("logits", "labels", "weights"), framework=framework,
+        what="your `multitask_loss`",
+        mistakes=[(_unweighted, "Multiply each task's loss by its weight."),
+                  (_summed_over_batch, "Average each task's cross-entropy over the batch (the default "
+                                       "reduction), then weight and sum over tasks."),
+                  (_probabilities_as_logits, "The cross-entropy takes the logits; you applied a softmax "
+                                             "first (in Keras: from_logits=True on the raw outputs).")],
+        success="one scalar for one backward pass: the tasks' losses, each averaged over the batch, weighted "
+                "and summed.",
     )

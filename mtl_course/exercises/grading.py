@@ -241,12 +241,15 @@ def _to_framework(array: np.ndarray, framework: str) -> Any:
 
 
 def _convert_inputs(case: Sequence[Any], framework: str) -> list[Any]:
+    """Numpy arrays, and lists or dicts of them, as the framework's arrays; other values unchanged."""
     converted = []
     for item in case:
         if isinstance(item, np.ndarray):
             converted.append(_to_framework(item, framework))
         elif isinstance(item, list) and item and all(isinstance(x, np.ndarray) for x in item):
             converted.append([_to_framework(x, framework) for x in item])
+        elif isinstance(item, dict) and item and all(isinstance(x, np.ndarray) for x in item.values()):
+            converted.append({k: _to_framework(x, framework) for k, x in item.items()})
         else:
             converted.append(item)
     return converted
@@ -262,7 +265,7 @@ def _show(item: object) -> str:
             return f"<{item.dtype.kind == 'f' and 'float' or 'integer'} array of shape {item.shape}>"
         return np.array2string(item, separator=", ", formatter={"float_kind": lambda x: f"{x:.4g}"})
     if isinstance(item, dict):
-        return "{" + ", ".join(f"{k!r}: {v:.4g}" if isinstance(v, float) else f"{k!r}: {v!r}"
+        return "{" + ", ".join(f"{k!r}: {v:.4g}" if isinstance(v, float) else f"{k!r}: {_show(v)}"
                                for k, v in item.items()) + "}"
     if isinstance(item, list) and item and all(isinstance(x, np.ndarray) for x in item):
         return "[" + ", ".join(_show(x) for x in item) + "]"
