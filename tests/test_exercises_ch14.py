@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from mtl_course.exercises import ch14
@@ -63,3 +65,17 @@ def test_check_claims_rejects_one_flipped_claim(key, capsys):
 def test_check_claims_explains_malformed_answers(answer, capsys):
     assert ch14.check_claims(answer) is False
     assert "keys 'a' to 'e'" in " ".join(capsys.readouterr().out.split())
+
+
+def test_check_false_alarms(capsys):
+    # binomial(24, 0.05): P(>= 3) = 1 - P(0) - P(1) - P(2), by hand
+    p3 = 1 - sum(math.comb(24, k) * 0.05**k * 0.95 ** (24 - k) for k in range(3))
+    assert ch14.check_false_alarms(1.2, p3) is True
+    assert ch14.check_false_alarms(1.2, 0.12) is False  # two digits
+    assert "give more digits" in " ".join(capsys.readouterr().out.split())
+    assert ch14.check_false_alarms(1.2, 1 - sum(math.comb(24, k) * 0.05**k * 0.95 ** (24 - k) for k in range(4))) is False
+    assert "includes exactly three" in " ".join(capsys.readouterr().out.split())
+    assert ch14.check_false_alarms(1.2, 0.05**3) is False
+    assert "binomial" in " ".join(capsys.readouterr().out.split())
+    assert ch14.check_false_alarms(2.4, p3) is False
+    assert "`expected`" in capsys.readouterr().out

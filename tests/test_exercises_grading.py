@@ -189,6 +189,7 @@ CORRECT = [
     ("ch13", "check_replica_direction", ([0.4, 0.8],)),
     ("ch13", "check_scaled_run", (256, 0.04)),
     ("ch14", "check_hard_sharing_delta_m", (100 * np.mean([-0.016 / 0.918, -0.030 / 0.930, -0.037 / 0.794]),)),
+    ("ch14", "check_false_alarms", (1.2, 1 - sum(math.comb(24, k) * 0.05**k * 0.95 ** (24 - k) for k in range(3)))),
     ("ch14", "check_claims", ({"a": False, "b": True, "c": True, "d": False, "e": False},)),
 ]
 

@@ -28,6 +28,7 @@ __all__ = [
     "CLAIMS",
     "check_claims",
     "check_delta_m_function",
+    "check_false_alarms",
     "check_hard_sharing_delta_m",
     "expected_hard_sharing_delta_m",
 ]
@@ -155,3 +156,45 @@ def check_delta_m_function(fn: object) -> bool:
                   (_as_fraction, "Report Delta_m in percent (multiply by 100).")],
         success="Delta_m averages the signed relative changes, so every task counts the same whatever its scale.",
     )
+
+
+# ---------------------------------------------------------------- exercise ch14-ex-falsealarms
+
+#: Exercise ch14-ex-falsealarms: paired comparisons made in chapter 9, their level, and the verdicts found.
+FALSE_ALARM_SETTING = {"comparisons": 24, "level": 0.05, "found": 3}
+
+
+def check_false_alarms(expected: object, p_at_least: object) -> bool:
+    """Exercise ch14-ex-falsealarms: the expected number of comparisons that clear the 95 % bar by
+    chance, and the probability that at least ``found`` of them do, if no method differs and the
+    comparisons are independent (binomial)."""
+    from scipy import stats
+
+    if is_placeholder(expected) or is_placeholder(p_at_least):
+        return not_answered("every `...`")
+    values = {"expected": as_number(expected), "p_at_least": as_number(p_at_least)}
+    for name, value in values.items():
+        if value is None:
+            return feedback(False, f"`{name}` should be one finite number.")
+    n, p, k = FALSE_ALARM_SETTING["comparisons"], FALSE_ALARM_SETTING["level"], FALSE_ALARM_SETTING["found"]
+    verdict = closeness(values["expected"], n * p)
+    if verdict != "right":
+        return feedback(False, "`expected`: " + (CLOSE_MESSAGE if verdict == "close" else
+                                                 "each comparison clears the bar with probability 0.05."))
+    target = float(stats.binom.sf(k - 1, n, p))
+    verdict = closeness(values["p_at_least"], target)
+    if verdict == "right":
+        return feedback(True, "a handful of verdicts among many comparisons is what chance alone produces "
+                              "quite often.")
+    if matches(values["p_at_least"], float(stats.binom.sf(k, n, p))):
+        return feedback(False, "`p_at_least`: that is P(more than 3); 'at least three' includes exactly three: "
+                               "use the survival function at 2.")
+    if matches(values["p_at_least"], float(stats.binom.pmf(k, n, p))):
+        return feedback(False, "`p_at_least`: that is P(exactly 3); add the probabilities of 4, 5, ... too.")
+    if matches(values["p_at_least"], p**k):
+        return feedback(False, "`p_at_least`: p^3 is the chance that three given comparisons all clear the bar; "
+                               "any three of the 24 will do (binomial).")
+    if verdict == "close":
+        return feedback(False, "`p_at_least`: " + CLOSE_MESSAGE)
+    return feedback(False, "`p_at_least`: the number of false alarms is binomial with n = 24 and p = 0.05; "
+                           "P(at least 3) = 1 - P(0) - P(1) - P(2).")

@@ -50,7 +50,7 @@ __all__ = [
 #: Relative tolerance of every checker: the answer must agree to about four significant digits.
 RTOL = 1e-3
 #: An answer this close (relative) but not within :data:`RTOL` is "close: give more digits".
-CLOSE_RTOL = 3e-2
+CLOSE_RTOL = 5e-2
 #: Feedback is wrapped to this many columns, so that it fits the book's column and a notebook.
 WIDTH = 88
 
