@@ -8,6 +8,9 @@ Two ways a hard-wrapped paragraph turns into something else in CommonMark:
   paragraph unless it is numbered 1 (the intro's course map ran Parts II-IV
   together so).
 
+It also finds control characters, the trace of a backslash lost to a string
+escape (``\big`` written as a backspace and ``ig``).
+
 Both are found with the parser the book uses (MyST's markdown-it), inside
 directives (exercises, solutions) too.
 """
@@ -31,11 +34,16 @@ OPTION = re.compile(r"^:[\w-]+:")
 LIST_MARKER = re.compile(r"^\s*(\d+[.)]|[-+*])\s")
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def wrapping_accidents(text: str, first_line: int = 1) -> list[str]:
-    """Lists opened by a wrapped line, and list lines swallowed by a paragraph."""
+    """Lists opened by a wrapped line, list lines swallowed by a paragraph, stray control characters."""
     lines = text.split("\n")
+    found = [f"line {first_line + k}: a control character {m.group()!r} (a backslash lost to an "
+             f"escape, such as \\b or \\t?): {line[:60]!r}"
+             for k, line in enumerate(lines) if (m := CONTROL.search(line))]
     tokens = MARKDOWN.parse(text)
-    found = []
     for i, token in enumerate(tokens):
         if (token.type in ("bullet_list_open", "ordered_list_open") and i
                 and tokens[i - 1].type == "paragraph_close"):
@@ -64,18 +72,11 @@ def _sources() -> list[tuple[str, str]]:
         for k, cell in enumerate(nbformat.read(path, as_version=4).cells):
             if cell.cell_type == "markdown":
                 sources.append((f"{path.name} cell {k}", cell.source))
-    sources += [(path.name, path.read_text()) for path in sorted(BOOK.glob("*.md"))]
+    sources += [(str(path.relative_to(BOOK)), path.read_text()) for path in sorted(BOOK.rglob("*.md"))]
     return sources
 
 
-# Chapter 4's solutions 13 and 14 are rewritten under issue 18.
-ISSUE_18 = {"04_hard_sharing.ipynb cell 37", "04_hard_sharing.ipynb cell 39"}
-
-
-@pytest.mark.parametrize("where,text", [
-    pytest.param(where, text, id=where, marks=pytest.mark.xfail(
-        where in ISSUE_18, strict=True, reason="issue 18: chapter 4's garbled solutions 13 and 14"))
-    for where, text in _sources()])
+@pytest.mark.parametrize("where,text", [pytest.param(where, text, id=where) for where, text in _sources()])
 def test_no_wrapped_line_changes_the_structure(where, text):
     assert wrapping_accidents(text) == [], where
 
@@ -87,5 +88,6 @@ def test_the_check_finds_both_accidents():
     assert "line 5" in wrapping_accidents(inside)[0]
     swallowed = "**Part II**\n4. *Hard sharing*\n5. *Soft sharing*\n"
     assert len(wrapping_accidents(swallowed)) == 2
+    assert "control character" in wrapping_accidents("$\x08ig(x\big)$")[0]
     intended = "Two steps:\n1. one\n2. two\n\nText.\n\n- a\n- b\n"
     assert wrapping_accidents(intended) == []
