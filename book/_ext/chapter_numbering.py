@@ -26,7 +26,7 @@ from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
-_CHAPTER = re.compile(r"(?:^|/)(\d+)_[^/]*$")
+_CHAPTER = re.compile(r"^book/(\d+)_[^/]*$")
 
 
 def chapter_number(docname: str) -> int | None:

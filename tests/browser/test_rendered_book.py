@@ -33,7 +33,7 @@ def book_pages() -> list[str]:
 
 
 PAGES = book_pages()
-CHAPTERS = [page for page in PAGES if re.search(r"/\d+_\w+\.html$", page)]
+CHAPTERS = [page for page in PAGES if re.fullmatch(r"book/\d+_\w+\.html", page)]
 CHAPTER = "book/04_hard_sharing.html"
 
 _reports: dict[tuple[str, str], dict[str, Any]] = {}
@@ -47,6 +47,9 @@ def report(offline: Any, kind: str, path: str) -> dict[str, Any]:
         page, errors = offline.open(path)
         try:
             result = page.evaluate(INSPECT)
+            if kind == "desktop":
+                result["leaks"] = page.evaluate(ANSWERS_NEAR_EXERCISES)
+                result["labels"] = page.evaluate(LABELS)
         finally:
             page.close()
         result["errors"] = errors
@@ -97,61 +100,66 @@ def test_nothing_wider_than_a_phone_except_scrolling_boxes(phone, path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS)
-def test_no_answer_beside_a_collapsed_solution(desktop, path):
-    """Issue 18: a checker's "Correct" output or the solution's numbers in sight."""
+def test_no_answer_in_sight_of_an_exercise(desktop, path):
+    """Issue 18: no checker's "Correct" in sight, and no code near an exercise holding its answer."""
     r = report(desktop, "desktop", path)
     assert not r["visibleCorrect"], f"{path}: a checker's answer is visible: {r['visibleCorrect'][:3]}"
-    page, _ = desktop.open(path)
-    try:
-        leaks = page.evaluate(ANSWERS_BESIDE_SOLUTIONS)
-    finally:
-        page.close()
-    assert not leaks, f"{path}: code beside a collapsed solution gives its answer: {leaks[:3]}"
+    leaks = r["leaks"]
+    assert not leaks, f"{path}: code next to an exercise gives its answer away: {leaks[:3]}"
 
 
-# For each collapsed solution, the code cells that follow it up to the next
-# exercise: numbers (two characters or more) and bracketed lists that appear in
-# the solution but not in the exercise are its answer.
-ANSWERS_BESIDE_SOLUTIONS = """() => {
-  const tokens = (text) => new Set([
-    ...(text.match(/\\d+(?:\\.\\d+)?/g) || []).filter((t) => t.length >= 2),
-    ...(text.match(/\\[[^\\[\\]]+\\]/g) || []).map((t) => t.replace(/\\s+/g, "")),
-  ]);
+# For each exercise, the code cells that follow it up to the next exercise or
+# section: numbers (two characters or more, not part of a name) and bracketed
+# lists of numbers that appear in
+# its solution (collapsed on the page, or on the chapter's solutions page) but
+# not in the exercise itself are its answer.
+ANSWERS_NEAR_EXERCISES = """async () => {
+  const tokens = (text) => [
+    ...(text.match(/(?<![\\w.])\\d+(?:\\.\\d+)?(?!\\w|\\.\\d)/g) || []).filter((t) => t.length >= 2),
+    ...(text.match(/\\[[^\\[\\]]*\\d[^\\[\\]]*,[^\\[\\]]*\\]/g) || []).map((t) => t.replace(/\\s+/g, "")),
+  ];
+  const solutions = new Map();
+  const collect = (root) => {
+    for (const solution of root.querySelectorAll("div.solution")) {
+      const link = solution.querySelector(".admonition-title a[href*='#']");
+      if (!link) continue;
+      const target = decodeURIComponent(link.getAttribute("href").split("#")[1]);
+      solutions.set(target, (solutions.get(target) || "") + " " +
+        [...solution.children].slice(1).map((el) => el.textContent).join(" "));
+    }
+  };
+  collect(document);
+  if (/\\/book\\/\\d+_[^/]+\\.html$/.test(location.pathname)) {  // a chapter
+    const response = await fetch(location.pathname.replace(/\\/([^/]+)$/, "/solutions/$1"));
+    if (response.ok) collect(new DOMParser().parseFromString(await response.text(), "text/html"));
+  }
   const leaks = [];
-  for (const solution of document.querySelectorAll("div.solution.dropdown, div.solution.toggle")) {
-    const exercise = document.getElementById(
-      (solution.querySelector("a.reference") || {}).hash?.slice(1) || "");
-    const given = tokens(exercise ? exercise.innerText : "");
-    const answer = tokens(solution.innerText.replace(/^.*\\n/, ""));
-    for (let el = solution.nextElementSibling; el; el = el.nextElementSibling) {
+  for (const exercise of document.querySelectorAll("div.exercise")) {
+    const answer = new Set(tokens(solutions.get(exercise.id) || ""));
+    const given = new Set(tokens(exercise.textContent));
+    for (let el = exercise.nextElementSibling; el; el = el.nextElementSibling) {
       if (el.matches("div.exercise, section, h1, h2, h3")) break;
-      if (!el.matches("div.cell")) continue;
-      const input = el.querySelector(".cell_input");
-      if (!input || !input.checkVisibility()) continue;
-      const code = input.innerText;
-      const list = code.match(/\\[[^\\[\\]]+\\]/g) || [];
-      const found = [...(code.match(/\\d+(?:\\.\\d+)?/g) || []), ...list.map((t) => t.replace(/\\s+/g, ""))]
-        .filter((t) => answer.has(t) && !given.has(t));
-      if (found.length) leaks.push(`${solution.id || "solution"}: ${[...new Set(found)].join(", ")}`);
+      if (!el.matches("div.cell") || !el.checkVisibility()) continue;
+      const found = tokens(el.innerText).filter((t) => answer.has(t) && !given.has(t));
+      if (found.length) leaks.push(`${exercise.id}: ${[...new Set(found)].join(", ")}`);
     }
   }
   return leaks;
 }"""
 
 
+LABELS = """() => ({
+  exercises: [...document.querySelectorAll("div.exercise > .admonition-title")]
+    .map((el) => el.innerText.trim()),
+  equations: [...document.querySelectorAll("span.eqno")].map((el) => el.innerText.trim()),
+  text: document.querySelector("main").innerText,
+})"""
+
+
 @pytest.mark.parametrize("path", CHAPTERS)
 def test_numbers_are_per_chapter(desktop, path):
     number = int(re.search(r"/(\d+)_", path).group(1))
-    page, _ = desktop.open(path)
-    try:
-        labels = page.evaluate("""() => ({
-          exercises: [...document.querySelectorAll("div.exercise > .admonition-title")]
-            .map((el) => el.innerText.trim()),
-          equations: [...document.querySelectorAll("span.eqno")].map((el) => el.innerText.trim()),
-          text: document.querySelector("main").innerText,
-        })""")
-    finally:
-        page.close()
+    labels = report(desktop, "desktop", path)["labels"]
     assert labels["exercises"], f"{path} shows no exercise"
     for title in labels["exercises"]:
         assert re.match(rf"Exercise {number}\.\d+\b", title), f"{path}: exercise titled {title!r}"
@@ -219,18 +227,27 @@ def test_desktop_collapse_button_hides_and_shows_the_sidebar(desktop):
     assert not errors, errors
 
 
-def test_solution_dropdown_opens_and_closes(desktop):
+def test_a_solution_is_one_click_away_and_hidden_until_then(desktop):
+    """Collapsed solutions open and close; solutions on their own page are one link away."""
     page, errors = desktop.open(CHAPTER)
-    body = "document.querySelector('div.solution.dropdown section')"
     shown = "checkVisibility({checkOpacity: true, checkVisibilityCSS: true})"
     try:
-        assert not page.evaluate(f"{body}.{shown}"), (
-            "a solution is open before the reader asks for it")
-        title = page.locator("div.solution.dropdown .admonition-title").first
-        title.click()
-        becomes_true(page, f"() => {body}.{shown}", "clicking a solution's title did not open it")
-        title.click()
-        becomes_true(page, f"() => !{body}.{shown}", "a second click did not close the solution")
+        assert not page.evaluate(f"""[...document.querySelectorAll('div.solution')]
+            .some((s) => [...s.children].slice(1).some((el) => el.{shown}))"""), (
+            "a solution is in sight before the reader asks for it")
+        if page.locator("div.solution.dropdown").count():
+            body = "document.querySelector('div.solution.dropdown section')"
+            title = page.locator("div.solution.dropdown .admonition-title").first
+            title.click()
+            becomes_true(page, f"() => {body}.{shown}", "clicking a solution's title did not open it")
+            title.click()
+            becomes_true(page, f"() => !{body}.{shown}", "a second click did not close the solution")
+        else:
+            exercise = page.evaluate("document.querySelector('div.exercise').id")
+            page.locator("a", has_text=re.compile(r"^Solution$")).first.click()
+            becomes_true(page, f"""() => [...document.querySelectorAll('div.solution')].some((s) =>
+                s.querySelector(".admonition-title a[href$='#{exercise}']") && s.{shown})""",
+                         f"the first 'Solution' link does not lead to the solution of {exercise}")
     finally:
         page.close()
     assert not errors, errors
