@@ -34,3 +34,9 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("chapter execution times (nbval, seconds)")
     for path, seconds in sorted(_chapter_seconds.items()):
         terminalreporter.write_line(f"{seconds:7.1f}  {path}")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--browser", action="store_true",
+        help="also run tests/browser: the built book (_build/html) read in headless Chromium")

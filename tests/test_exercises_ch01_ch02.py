@@ -38,37 +38,37 @@ def test_pooled_floor_matches_a_monte_carlo_estimate():
 
 def test_check_pooled_floor(capsys):
     assert ch01.check_pooled_floor(0.625) is True
-    assert capsys.readouterr().out.startswith("Correct")
+    assert " ".join(capsys.readouterr().out.split()).startswith("Correct")
     assert ch01.check_pooled_floor(0.375) is False
-    assert "noise" in capsys.readouterr().out
+    assert "noise" in " ".join(capsys.readouterr().out.split())
     assert ch01.check_pooled_floor(0.75) is False  # forgot 1 - 1/T
-    assert "1 - 1/T" in capsys.readouterr().out
+    assert "1 - 1/T" in " ".join(capsys.readouterr().out.split())
     assert ch01.check_pooled_floor(0.875) is False  # sigma instead of sigma^2
-    assert "sigma^2" in capsys.readouterr().out
+    assert "standard deviation" in " ".join(capsys.readouterr().out.split())
     assert ch01.check_pooled_floor(0.1) is False
-    assert capsys.readouterr().out.startswith("Not yet")
+    assert " ".join(capsys.readouterr().out.split()).startswith("Not yet")
 
 
-@pytest.mark.parametrize("answer", ["0.625", None, float("nan"), True, [0.625]])
+@pytest.mark.parametrize("answer", ["0.625", None, float("nan"), True, [0.625, 0.1]])
 def test_check_pooled_floor_malformed(answer, capsys):
     assert ch01.check_pooled_floor(answer) is False
-    assert "finite number" in capsys.readouterr().out
+    assert "finite number" in " ".join(capsys.readouterr().out.split())
 
 
 def test_check_task_relations(capsys):
     right = {"a": "independent", "b": "dependent", "c": "related", "d": "dependent"}
     assert ch01.check_task_relations(right) is True
-    assert capsys.readouterr().out.startswith("Correct")
+    assert " ".join(capsys.readouterr().out.split()).startswith("Correct")
     assert ch01.check_task_relations({**right, "d": " Dependent "}) is True  # case and spaces
     capsys.readouterr()
     assert ch01.check_task_relations({**right, "c": "independent"}) is False
-    assert "['c']" in capsys.readouterr().out
+    assert "['c']" in " ".join(capsys.readouterr().out.split())
     assert ch01.check_task_relations({"a": "independent"}) is False
-    assert "no answer for ['b', 'c', 'd']" in capsys.readouterr().out
+    assert "no answer for ['b', 'c', 'd']" in " ".join(capsys.readouterr().out.split())
     assert ch01.check_task_relations({**right, "b": "similar"}) is False
-    assert "one of" in capsys.readouterr().out
+    assert "one of" in " ".join(capsys.readouterr().out.split())
     assert ch01.check_task_relations(["independent"]) is False
-    assert "dict" in capsys.readouterr().out
+    assert "dict" in " ".join(capsys.readouterr().out.split())
 
 
 # ---------------------------------------------------------------- chapter 2
@@ -82,38 +82,38 @@ def test_exercise_points_have_the_intended_structure():
 
 def test_check_pareto_points(capsys):
     assert ch02.check_pareto_points([0, 1, 3, 4, 5], [0, 1, 4, 5]) is True
-    assert capsys.readouterr().out.startswith("Correct")
+    assert " ".join(capsys.readouterr().out.split()).startswith("Correct")
     assert ch02.check_pareto_points((5, 4, 3, 1, 0), {0, 1, 4, 5}) is True  # any order, any iterable
     capsys.readouterr()
     assert ch02.check_pareto_points([0, 1, 4, 5], [0, 1, 4, 5]) is False
-    assert "no model dominates [3]" in capsys.readouterr().out
+    assert "no model dominates model 3" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_pareto_points([0, 1, 2, 3, 4, 5], [0, 1, 4, 5]) is False
-    assert "[2] is dominated" in capsys.readouterr().out
+    assert "another model dominates model 2" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_pareto_points([0, 1, 3, 4, 5], [0, 1, 3, 4, 5]) is False
-    assert "no weight picks [3]" in capsys.readouterr().out
+    assert "no weight picks model 3" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_pareto_points([0, 1, 3, 4, 5], [0, 1, 4]) is False
-    assert "some weight picks [5]" in capsys.readouterr().out
+    assert "some weight picks model 5" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize("pareto, supported", [("01345", [0]), ([0, 1.5], [0]), ([0, 9], [0]), (3, [0])])
 def test_check_pareto_points_malformed(pareto, supported, capsys):
     assert ch02.check_pareto_points(pareto, supported) is False
-    assert capsys.readouterr().out.startswith("Not yet: `pareto`")
+    assert " ".join(capsys.readouterr().out.split()).startswith("Not yet: `pareto`")
 
 
 def test_check_scalarized_minimizers(capsys):
     assert ch02.check_scalarized_minimizers(-1.4, 0.4) is True
-    assert capsys.readouterr().out.startswith("Correct")
+    assert " ".join(capsys.readouterr().out.split()).startswith("Correct")
     assert ch02.check_scalarized_minimizers(-7 / 5, 2 / 5) is True
     capsys.readouterr()
     assert ch02.check_scalarized_minimizers(-2.0, 0.4) is False
-    assert "task 2's own optimum" in capsys.readouterr().out
+    assert "task 2's own optimum" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_scalarized_minimizers(-1.4, -0.5) is False
-    assert "without the factor 4" in capsys.readouterr().out
+    assert "without the factor 4" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_scalarized_minimizers(-1.4, 1.0) is False
-    assert "normalized one is not" in capsys.readouterr().out
+    assert "`normalized` is not" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_scalarized_minimizers("x", 0.4) is False
-    assert "finite number" in capsys.readouterr().out
+    assert "finite number" in " ".join(capsys.readouterr().out.split())
 
 
 def test_scalarized_minimizers_reference_values_are_right():
@@ -126,13 +126,15 @@ def test_scalarized_minimizers_reference_values_are_right():
 
 def test_check_grid_size(capsys):
     assert ch02.check_grid_size(1001) is True
-    assert "1001" in capsys.readouterr().out
+    assert "stars and bars" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_grid_size(11**4) is False
-    assert "do not sum to one" in capsys.readouterr().out
+    assert "do not sum to one" in " ".join(capsys.readouterr().out.split())
     assert ch02.check_grid_size(50) is False
-    assert "stars and bars" in capsys.readouterr().out
-    assert ch02.check_grid_size(1001.0) is False
-    assert "whole number" in capsys.readouterr().out
+    assert "stars and bars" in " ".join(capsys.readouterr().out.split())
+    assert ch02.check_grid_size(1001.0) is True  # comb() results and integer-valued floats are counts
+    capsys.readouterr()
+    assert ch02.check_grid_size(1001.5) is False
+    assert "whole number" in " ".join(capsys.readouterr().out.split())
 
 
 def test_grid_size_reference_by_enumeration():

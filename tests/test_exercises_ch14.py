@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from mtl_course.exercises import ch14
@@ -18,7 +20,7 @@ def test_hard_sharing_delta_m_by_hand():
 
 def test_check_hard_sharing_delta_m_accepts_the_right_answer(capsys):
     assert ch14.check_hard_sharing_delta_m(-3.21) is True
-    assert capsys.readouterr().out.startswith("Correct")
+    assert " ".join(capsys.readouterr().out.split()).startswith("Correct")
 
 
 @pytest.mark.parametrize("answer, hint", [
@@ -33,14 +35,14 @@ def test_check_hard_sharing_delta_m_accepts_the_right_answer(capsys):
 ])
 def test_check_hard_sharing_delta_m_explains_wrong_answers(answer, hint, capsys):
     assert ch14.check_hard_sharing_delta_m(answer) is False
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("Not yet") and hint in out
 
 
 def test_check_claims_accepts_the_right_answer(capsys):
     assert set(RIGHT_CLAIMS) == set(ch14.CLAIMS)
     assert ch14.check_claims(dict(RIGHT_CLAIMS)) is True
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("Correct") and "59.82 pp" in out
 
 
@@ -48,7 +50,7 @@ def test_check_claims_accepts_the_right_answer(capsys):
 def test_check_claims_rejects_one_flipped_claim(key, capsys):
     answer = dict(RIGHT_CLAIMS, **{key: not RIGHT_CLAIMS[key]})
     assert ch14.check_claims(answer) is False
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("Not yet: 1 of 5 wrong") and repr(key) in out
 
 
@@ -62,4 +64,18 @@ def test_check_claims_rejects_one_flipped_claim(key, capsys):
 ])
 def test_check_claims_explains_malformed_answers(answer, capsys):
     assert ch14.check_claims(answer) is False
-    assert "keys 'a' to 'e'" in capsys.readouterr().out
+    assert "keys 'a' to 'e'" in " ".join(capsys.readouterr().out.split())
+
+
+def test_check_false_alarms(capsys):
+    # binomial(24, 0.05): P(>= 3) = 1 - P(0) - P(1) - P(2), by hand
+    p3 = 1 - sum(math.comb(24, k) * 0.05**k * 0.95 ** (24 - k) for k in range(3))
+    assert ch14.check_false_alarms(1.2, p3) is True
+    assert ch14.check_false_alarms(1.2, 0.12) is False  # two digits
+    assert "give more digits" in " ".join(capsys.readouterr().out.split())
+    assert ch14.check_false_alarms(1.2, 1 - sum(math.comb(24, k) * 0.05**k * 0.95 ** (24 - k) for k in range(4))) is False
+    assert "includes exactly three" in " ".join(capsys.readouterr().out.split())
+    assert ch14.check_false_alarms(1.2, 0.05**3) is False
+    assert "binomial" in " ".join(capsys.readouterr().out.split())
+    assert ch14.check_false_alarms(2.4, p3) is False
+    assert "`expected`" in capsys.readouterr().out

@@ -1,17 +1,28 @@
 """Checkers for the exercises of chapter 6, "Mixture of experts".
 
-Each checker prints a short message (``Correct`` or ``Not yet``, with a hint)
-and returns ``True`` or ``False``. Malformed answers (text where a number is
-expected, say) get a message that explains the expected form instead of an
-exception.
+Each checker prints one message (``Correct``, ``Not yet`` with a hint, or
+``Not answered yet`` for the placeholder ``...``) and returns ``True`` or
+``False``; reading and comparing answers is :mod:`mtl_course.exercises.grading`.
 """
 
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import numpy as np
+
+from mtl_course.exercises.grading import (
+    CLOSE_MESSAGE,
+    as_count,
+    as_number,
+    as_vector,
+    closeness,
+    feedback,
+    grade_function,
+    is_placeholder,
+    matches,
+    not_answered,
+)
 
 __all__ = [
     "EXPERT_OUTPUTS",
@@ -19,12 +30,15 @@ __all__ = [
     "PARAMETER_SETTING",
     "check_funnel_rates",
     "check_gate_mixture",
+    "check_mmoe_gate",
+    "mmoe_gate",
     "check_parameter_counts",
     "expected_parameter_counts",
 ]
 
-#: The architecture of exercise ch6-ex-params (the chapter's sweep models).
-PARAMETER_SETTING = {"input_dim": 16, "num_experts": 4, "expert_hidden": 8, "tower_hidden": 8, "num_tasks": 2}
+#: The architecture of exercise ch6-ex-params: the chapter's kind of models, smaller than the sweep's
+#: (whose counts the chapter prints).
+PARAMETER_SETTING = {"input_dim": 16, "num_experts": 3, "expert_hidden": 6, "tower_hidden": 4, "num_tasks": 2}
 
 #: Exercise ch6-ex-gate: the gate logits of one task and (rows) the outputs of two experts.
 GATE_LOGITS = np.array([0.0, math.log(3.0)])
@@ -32,15 +46,6 @@ EXPERT_OUTPUTS = np.array([[2.0, 0.0], [0.0, 4.0]])  # row i = f_i(x)
 
 # exercise ch6-ex-funnel: 1000 impressions, 200 clicks, 50 purchases (all after a click)
 _IMPRESSIONS, _CLICKS, _PURCHASES = 1000, 200, 50
-
-
-def _say(correct: bool, message: str) -> bool:
-    print(("Correct: " if correct else "Not yet: ") + message)
-    return correct
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
 def _linear(d_in: int, d_out: int) -> int:
@@ -69,61 +74,124 @@ def expected_parameter_counts(input_dim: int, num_experts: int, expert_hidden: i
 
 def check_parameter_counts(shared_bottom: object, omoe: object, mmoe: object) -> bool:
     """Exercise ch6-ex-params: the number of parameters (weights and biases) of the
-    three models of the chapter's sweep, for :data:`PARAMETER_SETTING`."""
+    chapter's three kinds of model, for :data:`PARAMETER_SETTING`."""
     answers = {"shared_bottom": shared_bottom, "omoe": omoe, "mmoe": mmoe}
-    for name, value in answers.items():
-        if not _is_number(value) or float(value) != int(value):
-            return _say(False, f"`{name}` should be a whole number of parameters, got {value!r}.")
+    if any(is_placeholder(v) for v in answers.values()):
+        return not_answered()
+    values = {name: as_count(v) for name, v in answers.items()}
+    for name, value in values.items():
+        if value is None:
+            return feedback(False, f"`{name}` should be a whole number of parameters, got {answers[name]!r}.")
     expected = expected_parameter_counts(**PARAMETER_SETTING)
-    wrong = [name for name in answers if int(answers[name]) != expected[name]]
+    wrong = [name for name in answers if values[name] != expected[name]]
     if not wrong:
-        return _say(True, f"shared-bottom {expected['shared_bottom']}, OMoE {expected['omoe']}, "
-                          f"MMoE {expected['mmoe']} parameters. The extra gate costs only "
-                          f"{expected['mmoe'] - expected['omoe']} parameters.")
+        return feedback(True, "the gated models are not bigger than the shared-bottom baseline; a gate per "
+                              "task is cheap.")
+    s = PARAMETER_SETTING
+    width, d, e, h, k = s["num_experts"] * s["expert_hidden"], s["input_dim"], s["num_experts"], s["expert_hidden"], \
+        s["tower_hidden"]
     hints = {
-        "shared_bottom": "the bottom is one Linear(16, 32) layer and each tower reads all 32 units",
-        "omoe": "four experts Linear(16, 8), ONE gate Linear(16, 4), two towers Linear(8, 8) + Linear(8, 1)",
+        "shared_bottom": f"the bottom is one Linear({d}, {width}) layer and each tower reads all {width} units",
+        "omoe": f"{e} experts Linear({d}, {h}), ONE gate Linear({d}, {e}), two towers Linear({h}, {k}) + "
+                f"Linear({k}, 1)",
         "mmoe": "like OMoE but with one gate per task",
     }
     details = "; ".join(f"{name}: {hints[name]}" for name in wrong)
-    return _say(False, f"recount {', '.join(wrong)} (count every weight and every bias). Hint: {details}.")
+    return feedback(False, f"recount {', '.join(wrong)} (count every weight and every bias). Hint: {details}.")
 
 
 def check_gate_mixture(answer: object) -> bool:
     """Exercise ch6-ex-gate: the mixture ``f^k(x) = sum_i g^k(x)_i f_i(x)`` for
     :data:`GATE_LOGITS` and :data:`EXPERT_OUTPUTS`, as a length-2 vector."""
-    try:
-        value = np.asarray(answer, dtype=np.float64)
-    except (TypeError, ValueError):
-        return _say(False, f"give the mixture as two numbers, e.g. [0.1, 2.3]; got {answer!r}.")
-    if value.shape != (2,) or not np.all(np.isfinite(value)):
-        return _say(False, f"the mixture is a vector of 2 finite numbers (the experts' output size), got {answer!r}.")
+    if is_placeholder(answer):
+        return not_answered()
+    value = as_vector(answer, (2,))
+    if value is None:
+        return feedback(False, f"the mixture is a vector of 2 finite numbers (the experts' output size), "
+                               f"got {answer!r}.")
     gate = np.exp(GATE_LOGITS) / np.exp(GATE_LOGITS).sum()
     expected = gate @ EXPERT_OUTPUTS
-    if np.allclose(value, expected, atol=1e-3):
-        mixture = [round(float(v), 6) for v in expected]
-        return _say(True, f"the gate is softmax(0, ln 3) = (1/4, 3/4), so f(x) = {mixture}.")
-    if np.allclose(value, GATE_LOGITS @ EXPERT_OUTPUTS, atol=1e-3):
-        return _say(False, "you weighted the experts by the gate logits; apply the softmax first.")
-    if np.allclose(value, EXPERT_OUTPUTS.mean(axis=0), atol=1e-3):
-        return _say(False, "that is the plain average of the experts; the gate weights are not equal.")
-    return _say(False, "compute the softmax of the logits, then the weighted sum of the two expert outputs.")
+    verdict = closeness(value, expected)
+    if verdict == "right":
+        return feedback(True, "the gate's softmax turns the logits into mixing weights that sum to one.")
+    if matches(value, GATE_LOGITS @ EXPERT_OUTPUTS):
+        return feedback(False, "you weighted the experts by the gate logits; apply the softmax first.")
+    if matches(value, EXPERT_OUTPUTS.mean(axis=0)):
+        return feedback(False, "that is the plain average of the experts; the gate weights are not equal.")
+    if verdict == "close":
+        return feedback(False, CLOSE_MESSAGE)
+    return feedback(False, "compute the softmax of the logits, then the weighted sum of the two expert outputs.")
 
 
 def check_funnel_rates(ctr: object, cvr: object, ctcvr: object) -> bool:
     """Exercise ch6-ex-funnel: CTR, post-click CVR and CTCVR of 1000 impressions
     with 200 clicks and 50 purchases (every purchase follows a click)."""
     answers = {"ctr": ctr, "cvr": cvr, "ctcvr": ctcvr}
-    for name, value in answers.items():
-        if not _is_number(value):
-            return _say(False, f"`{name}` should be a rate between 0 and 1, got {value!r}.")
-        if not 0 <= float(value) <= 1:
-            return _say(False, f"`{name}` is a probability, so it lies in [0, 1]; got {value!r}.")
+    if any(is_placeholder(v) for v in answers.values()):
+        return not_answered()
+    values = {name: as_number(v) for name, v in answers.items()}
+    for name, value in values.items():
+        if value is None:
+            return feedback(False, f"`{name}` should be a rate between 0 and 1, got {answers[name]!r}.")
+        if not 0 <= value <= 1:
+            return feedback(False, f"`{name}` is a probability, so it lies in [0, 1]; got {answers[name]!r}.")
     expected = {"ctr": _CLICKS / _IMPRESSIONS, "cvr": _PURCHASES / _CLICKS, "ctcvr": _PURCHASES / _IMPRESSIONS}
-    wrong = [name for name in answers if not math.isclose(float(answers[name]), expected[name], abs_tol=1e-6)]
+    verdicts = {name: closeness(values[name], expected[name]) for name in answers}
+    wrong = [name for name, v in verdicts.items() if v != "right"]
     if not wrong:
-        return _say(True, "CTR 0.2, CVR 0.25, CTCVR 0.05 = CTR x CVR: the identity ESMM is built on.")
-    if "cvr" in wrong and math.isclose(float(cvr), expected["ctcvr"], abs_tol=1e-6):
-        return _say(False, "50/1000 is the CTCVR; the post-click CVR divides by the clicks, not the impressions.")
-    return _say(False, f"recheck {', '.join(wrong)}: CTR = clicks / impressions, CVR = purchases / clicks, "
-                       "CTCVR = purchases / impressions.")
+        return feedback(True, "CTCVR = CTR x CVR: the identity ESMM is built on.")
+    if "cvr" in wrong and matches(values["cvr"], expected["ctcvr"]):
+        return feedback(False, "`cvr`: purchases / impressions is the CTCVR; the post-click CVR divides by "
+                               "the clicks, not the impressions.")
+    if all(verdicts[name] == "close" for name in wrong):
+        return feedback(False, f"{', '.join(wrong)}: " + CLOSE_MESSAGE)
+    return feedback(False, f"recheck {', '.join(wrong)}: CTR = clicks / impressions, CVR = purchases / clicks, "
+                           "CTCVR = purchases / impressions.")
+
+
+# ---------------------------------------------------------------- graded function (exercise ch6-ex-gate-code)
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    z = np.exp(x - x.max(axis=axis, keepdims=True))
+    return z / z.sum(axis=axis, keepdims=True)
+
+
+def mmoe_gate(gate_logits: np.ndarray, expert_outputs: list[np.ndarray]) -> np.ndarray:
+    """The reference: ``sum_i softmax(gate_logits)_i f_i(x)`` per example, shape ``(batch, d)``."""
+    weights = _softmax(np.asarray(gate_logits, dtype=np.float64), axis=1)  # (batch, E)
+    stacked = np.stack([np.asarray(f, dtype=np.float64) for f in expert_outputs], axis=1)  # (batch, E, d)
+    return np.einsum("be,bed->bd", weights, stacked)
+
+
+def _softmax_over_batch(gate_logits: np.ndarray, expert_outputs: list[np.ndarray]) -> np.ndarray:
+    weights = _softmax(np.asarray(gate_logits, dtype=np.float64), axis=0)
+    return np.einsum("be,bed->bd", weights, np.stack(expert_outputs, axis=1))
+
+
+def _no_softmax(gate_logits: np.ndarray, expert_outputs: list[np.ndarray]) -> np.ndarray:
+    return np.einsum("be,bed->bd", np.asarray(gate_logits, dtype=np.float64), np.stack(expert_outputs, axis=1))
+
+
+def _gate_cases(seed: int = 606) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    rng = np.random.default_rng(seed)
+    cases = [(GATE_LOGITS[None, :].copy(), [row[None, :].copy() for row in EXPERT_OUTPUTS])]
+    for batch, experts, dim in ((3, 2, 2), (4, 3, 5), (5, 4, 1), (2, 6, 3)):
+        logits = rng.normal(scale=2.0, size=(batch, experts))
+        cases.append((logits, [rng.normal(size=(batch, dim)) for _ in range(experts)]))
+    return cases
+
+
+def check_mmoe_gate(fn: object, framework: str = "torch") -> bool:
+    """Exercise ch6-ex-gate-code: ``fn(gate_logits, expert_outputs)`` returns one task's mixture
+    ``sum_i softmax(gate_logits)_i f_i(x)``, shape ``(batch, d)``, from the gate logits
+    ``(batch, E)`` and a list of ``E`` expert outputs of shape ``(batch, d)``. Graded on hidden
+    batches, as torch or TensorFlow float32 tensors (``framework``) or numpy arrays."""
+    return grade_function(
+        fn, mmoe_gate, _gate_cases(), ("gate_logits", "expert_outputs"), framework=framework,
+        what="your `mmoe_gate`",
+        mistakes=[(_softmax_over_batch, "The softmax runs over the experts of each example (the last axis), "
+                                        "not over the batch."),
+                  (_no_softmax, "Apply the softmax to the logits before mixing.")],
+        success="one gate per task mixes the shared experts example by example: the MMoE layer.",
+    )

@@ -1,19 +1,27 @@
 """Checkers for the exercises of chapter 9, "Does it help? Honest evaluation".
 
-Each checker prints a short message (``Correct`` or ``Not yet``, with a hint)
-and returns ``True`` or ``False``. Malformed answers (text where a number is
-expected, say) get a message that explains the expected form instead of an
-exception.
+Each checker prints one message (``Correct``, ``Not yet`` with a hint, or
+``Not answered yet`` for the placeholder ``...``) and returns ``True`` or
+``False``; reading and comparing answers is :mod:`mtl_course.exercises.grading`.
 """
 
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import numpy as np
 from scipy import stats
 
+from mtl_course.exercises.grading import (
+    CLOSE_MESSAGE,
+    as_number,
+    closeness,
+    feedback,
+    grade_function,
+    is_placeholder,
+    matches,
+    not_answered,
+)
 from mtl_course.metrics import delta_m
 
 __all__ = [
@@ -21,6 +29,8 @@ __all__ = [
     "PAIRED_SCORES",
     "check_delta_m",
     "check_paired_interval",
+    "check_paired_interval_function",
+    "paired_interval",
 ]
 
 #: Exercise ch9-ex-deltam: test scores of a single-task baseline and of a multi-task model.
@@ -37,19 +47,6 @@ PAIRED_SCORES = {
 }
 
 
-def _say(correct: bool, message: str) -> bool:
-    print(("Correct: " if correct else "Not yet: ") + message)
-    return correct
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
-
-
-def _close(value: float, target: float, tol: float) -> bool:
-    return abs(value - target) <= tol
-
-
 def expected_delta_m() -> float:
     """The answer of exercise ch9-ex-deltam, computed by :func:`mtl_course.metrics.delta_m`."""
     s = DELTA_M_SCORES
@@ -58,62 +55,124 @@ def expected_delta_m() -> float:
 
 def check_delta_m(answer: object) -> bool:
     """Exercise ch9-ex-deltam: Delta_m, in percent, of the model in :data:`DELTA_M_SCORES`."""
-    if not _is_number(answer):
-        return _say(False, f"give Delta_m as one finite number in percent (e.g. -1.5), got {answer!r}.")
-    value, target = float(answer), expected_delta_m()
-    tol = 0.01
-    if _close(value, target, tol):
-        return _say(True, f"Delta_m = {target:.2f} %: +3.33 % on the accuracy, -20 % on the MSE "
-                          "(lower is better, so its sign flips), averaged over the two tasks. "
-                          "A model that gains on one task can lose on average.")
+    if is_placeholder(answer):
+        return not_answered()
+    value = as_number(answer)
+    if value is None:
+        return feedback(False, f"give Delta_m as one finite number in percent (e.g. -1.5), got {answer!r}.")
+    target = expected_delta_m()
+    verdict = closeness(value, target)
+    if verdict == "right":
+        return feedback(True, "the MSE is lower-is-better, so its relative change enters with a minus sign: "
+                              "a model that gains on one task can lose on average.")
     s = DELTA_M_SCORES
     gains = [(s["multi_task"][t] - s["single_task"][t]) / s["single_task"][t] for t in s["single_task"]]
-    if _close(value, -target, tol):
-        return _say(False, "the sign is reversed: Delta_m is positive when the multi-task model is better.")
-    if _close(value, 100 * float(np.mean(gains)), tol):
-        return _say(False, "the MSE is lower-is-better: its relative change enters with a minus sign.")
-    if _close(value, target / 100, 1e-4):
-        return _say(False, "that is a fraction; Delta_m is reported in percent (multiply by 100).")
-    if _close(value, 2 * target, 2 * tol):
-        return _say(False, "Delta_m averages over the tasks: divide the sum by the number of tasks.")
-    return _say(False, "compute each task's relative change (M_model - M_single) / M_single, flip the "
-                       "sign for lower-is-better metrics, average over tasks, and multiply by 100.")
+    if matches(value, -target):
+        return feedback(False, "the sign is reversed: Delta_m is positive when the multi-task model is better.")
+    if matches(value, 100 * float(np.mean(gains))):
+        return feedback(False, "the MSE is lower-is-better: its relative change enters with a minus sign.")
+    if matches(value, target / 100):
+        return feedback(False, "that is a fraction; Delta_m is reported in percent (multiply by 100).")
+    if matches(value, 2 * target):
+        return feedback(False, "Delta_m averages over the tasks: divide the sum by the number of tasks.")
+    if verdict == "close":
+        return feedback(False, CLOSE_MESSAGE)
+    return feedback(False, "compute each task's relative change (M_model - M_single) / M_single, flip the "
+                           "sign for lower-is-better metrics, average over tasks, and multiply by 100.")
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """The reference: ``[mean, half_width]`` of the paired t interval of ``a - b`` (seed by seed)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    half = stats.t.ppf((1 + confidence) / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return np.array([d.mean(), half])
 
 
 def expected_paired_interval(confidence: float = 0.95) -> tuple[float, float]:
     """The mean difference A - B and the half width of its t interval (exercise ch9-ex-paired)."""
-    d = np.subtract(PAIRED_SCORES["A"], PAIRED_SCORES["B"])
-    half = stats.t.ppf((1 + confidence) / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-    return float(d.mean()), float(half)
+    mean, half = paired_interval(np.array(PAIRED_SCORES["A"]), np.array(PAIRED_SCORES["B"]), confidence)
+    return float(mean), float(half)
+
+
+def _z_interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = np.asarray(a) - np.asarray(b)
+    return np.array([d.mean(), 1.959964 * d.std(ddof=1) / math.sqrt(len(d))])
+
+
+def _ddof0_interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = np.asarray(a) - np.asarray(b)
+    return np.array([d.mean(), stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=0) / math.sqrt(len(d))])
+
+
+def _unpaired_interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a), np.asarray(b)
+    n = len(a)
+    half = stats.t.ppf(0.975, 2 * n - 2) * math.sqrt(a.var(ddof=1) / n + b.var(ddof=1) / n)
+    return np.array([a.mean() - b.mean(), half])
 
 
 def check_paired_interval(mean: object, half_width: object, within_noise: object) -> bool:
     """Exercise ch9-ex-paired: the seed-paired 95 % interval of Delta_m(A) - Delta_m(B) in
     :data:`PAIRED_SCORES` (its mean and half width, in percentage points) and whether the
     difference is within noise (the interval contains 0)."""
-    for name, value in (("mean", mean), ("half_width", half_width)):
-        if not _is_number(value):
-            return _say(False, f"`{name}` should be a finite number (percentage points), got {value!r}.")
+    if any(is_placeholder(v) for v in (mean, half_width, within_noise)):
+        return not_answered("every `...`")
+    values = {"mean": as_number(mean), "half_width": as_number(half_width)}
+    for name, value in values.items():
+        if value is None:
+            return feedback(False, f"`{name}` should be one finite number (percentage points).")
     if not isinstance(within_noise, (bool, np.bool_)):
-        return _say(False, f"`within_noise` should be True or False, got {within_noise!r}.")
+        return feedback(False, f"`within_noise` should be True or False, got {within_noise!r}.")
+    a, b = np.array(PAIRED_SCORES["A"]), np.array(PAIRED_SCORES["B"])
     target_mean, target_half = expected_paired_interval()
-    tol = 0.01
-    if not _close(float(mean), target_mean, tol):
-        if _close(float(mean), -target_mean, tol):
-            return _say(False, "the difference is A - B (A minus B), so its mean is positive here.")
-        return _say(False, "the mean is the average of the three seed-wise differences A_s - B_s.")
-    if not _close(float(half_width), target_half, tol):
-        d = np.subtract(PAIRED_SCORES["A"], PAIRED_SCORES["B"])
-        z_half = 1.959964 * d.std(ddof=1) / math.sqrt(len(d))
-        if _close(float(half_width), z_half, tol):
-            return _say(False, "with 3 seeds use Student's t with 2 degrees of freedom (4.303), not 1.96.")
-        if _close(float(half_width), target_half * math.sqrt(2.0 / 3.0), tol):
-            return _say(False, "use the sample standard deviation (ddof=1, divide by n - 1).")
-        return _say(False, "half width = t_{2, 0.975} * std(d, ddof=1) / sqrt(3), with t_{2, 0.975} = 4.303.")
+    verdict = closeness(values["mean"], target_mean)
+    if verdict != "right":
+        if matches(values["mean"], -target_mean):
+            return feedback(False, "`mean`: the difference is A - B (A minus B).")
+        if verdict == "close":
+            return feedback(False, "`mean`: " + CLOSE_MESSAGE)
+        return feedback(False, "`mean` is the average of the three seed-wise differences A_s - B_s.")
+    verdict = closeness(values["half_width"], target_half)
+    if verdict != "right":
+        if matches(values["half_width"], _z_interval(a, b)[1]):
+            return feedback(False, "`half_width`: with 3 seeds use Student's t with 2 degrees of freedom, "
+                                   "not the normal quantile 1.96.")
+        if matches(values["half_width"], _ddof0_interval(a, b)[1]):
+            return feedback(False, "`half_width`: use the sample standard deviation (ddof=1, divide by n - 1).")
+        if matches(values["half_width"], _unpaired_interval(a, b)[1]):
+            return feedback(False, "`half_width`: that is the unpaired interval; take the standard deviation of "
+                                   "the seed-wise differences.")
+        if verdict == "close":
+            return feedback(False, "`half_width`: " + CLOSE_MESSAGE)
+        return feedback(False, "`half_width` = t_{n-1, 0.975} * std(d, ddof=1) / sqrt(n) for the n = 3 "
+                               "differences d.")
     expected_within = target_mean - target_half <= 0.0 <= target_mean + target_half
     if bool(within_noise) != expected_within:
-        return _say(False, f"the interval [{target_mean - target_half:.2f}, {target_mean + target_half:.2f}] "
-                           f"{'contains' if expected_within else 'does not contain'} 0.")
-    return _say(True, f"A - B = {target_mean:.2f} ± {target_half:.2f} percentage points, an interval that "
-                      "excludes 0: A beats B on every seed, although their unpaired means ± stds overlap. "
-                      "Pairing by seed removes the variation both methods share.")
+        return feedback(False, "`within_noise` does not match your interval: does mean +- half_width contain 0?")
+    return feedback(True, "pairing by seed removes the variation both methods share, so a difference hidden "
+                          "by overlapping means +- stds can still be established.")
+
+
+# ---------------------------------------------------------------- graded function (exercise ch9-ex-paired-code)
+
+
+def _paired_cases(seed: int = 909) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    cases = [(np.array(PAIRED_SCORES["A"]), np.array(PAIRED_SCORES["B"]))]
+    for n in (3, 5, 10, 4):
+        shared = rng.normal(0, 2, size=n)  # the seed effect both methods share
+        cases.append((shared + rng.normal(0.5, 0.3, size=n), shared + rng.normal(0, 0.3, size=n)))
+    return cases
+
+
+def check_paired_interval_function(fn: object) -> bool:
+    """Exercise ch9-ex-paired-code: ``fn(a, b)`` returns ``(mean, half_width)`` of the paired 95 %
+    t interval of ``a - b``, for the scores ``a`` and ``b`` of two methods on the same seeds.
+    Graded on hidden score pairs of 3 to 10 seeds."""
+    return grade_function(
+        fn, paired_interval, _paired_cases(), ("a", "b"), what="your `paired_interval`",
+        mistakes=[(_z_interval, "Use Student's t with n - 1 degrees of freedom, not 1.96."),
+                  (_ddof0_interval, "Use the sample standard deviation (ddof=1)."),
+                  (_unpaired_interval, "Pair by seed: take the differences a_s - b_s first.")],
+        success="the paired t interval; a verdict needs it to exclude zero.",
+    )

@@ -1,20 +1,28 @@
 """Checkers for the exercises of chapter 11, "Multi-task learning, transfer and meta-learning".
 
-Each checker prints a short message (``Correct`` or ``Not yet``, with a hint)
-and returns ``True`` or ``False``. Malformed answers get a message that
-explains the expected form instead of an exception.
+Each checker prints one message (``Correct``, ``Not yet`` with a hint, or
+``Not answered yet`` for the placeholder ``...``) and returns ``True`` or
+``False``; reading and comparing answers is :mod:`mtl_course.exercises.grading`.
 """
 
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import numpy as np
 
 from mtl_course.core.meta import reptile_update
+from mtl_course.exercises.grading import (
+    CLOSE_MESSAGE,
+    as_vector,
+    closeness,
+    feedback,
+    grade_function,
+    is_placeholder,
+    matches,
+    not_answered,
+)
 
-__all__ = ["REPTILE_EXERCISE", "check_reptile_step", "expected_reptile_step"]
+__all__ = ["REPTILE_EXERCISE", "check_reptile_step", "check_reptile_function", "expected_reptile_step",
+           "reptile_outer_step"]
 
 #: Exercise ch11-ex-reptile: a linear model ``y = w x + b`` at ``w = b = 0``, two tasks of one
 #: example each, one inner SGD step on the squared error, one Reptile update.
@@ -25,11 +33,6 @@ REPTILE_EXERCISE = {
     "inner_lr": 0.25,
     "outer_lr": 0.4,
 }
-
-
-def _say(correct: bool, message: str) -> bool:
-    print(("Correct: " if correct else "Not yet: ") + message)
-    return correct
 
 
 def _inner(theta: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int, lr: float, sign: float = 1.0) -> np.ndarray:
@@ -60,36 +63,66 @@ def expected_reptile_step(sequential: bool = False, sign: float = 1.0) -> tuple[
     return float(new[0]), float(new[1])
 
 
-def _pair(answer: object) -> tuple[float, float] | None:
-    if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2:
-        return None
-    if not all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v)) for v in answer):
-        return None
-    return float(answer[0]), float(answer[1])
-
-
 def check_reptile_step(answer: object) -> bool:
     """Exercise ch11-ex-reptile: the new ``(w, b)`` after one Reptile step on :data:`REPTILE_EXERCISE`."""
-    pair = _pair(answer)
-    if pair is None:
-        return _say(False, f"give the new weights as a pair of finite numbers (w, b), got {answer!r}.")
+    if is_placeholder(answer):
+        return not_answered()
+    value = as_vector(answer, (2,))
+    if value is None:
+        return feedback(False, f"give the new weights as a pair of finite numbers (w, b), got {answer!r}.")
     e = REPTILE_EXERCISE
     target = np.array(expected_reptile_step())
     mean_phi = target / e["outer_lr"]  # theta = 0, so theta_new = eps * mean(phi)
-    value, tol = np.array(pair), 1e-3
-    if np.allclose(value, target, atol=tol):
-        return _say(True, f"(w, b) = ({target[0]:.3f}, {target[1]:.3f}): the two tasks pull the weights "
-                          "to phi_1 = (1, 1) and phi_2 = (-0.5, -0.5); Reptile moves theta by eps = 0.4 "
-                          "towards their mean (0.25, 0.25).")
-    if np.allclose(value, mean_phi, atol=tol):
-        return _say(False, "that is the mean of the adapted weights: the outer step moves only a fraction "
-                           "eps of the way towards it.")
-    if np.allclose(value, 2 * target, atol=tol):
-        return _say(False, "the outer step averages phi_i - theta over the tasks; you summed them.")
-    if np.allclose(value, np.array(expected_reptile_step(sequential=True)), atol=tol):
-        return _say(False, "each task's inner loop starts again from theta; you started task 2 from task 1's "
-                           "adapted weights (that is plain SGD on the tasks one after the other).")
-    if np.allclose(value, np.array(expected_reptile_step(sign=-1.0)), atol=tol):
-        return _say(False, "SGD steps go against the gradient: phi = theta - alpha * grad.")
-    return _say(False, "adapt each task from theta with one SGD step (gradient of (w x + b - y)^2 is "
-                       "2 (w x + b - y) (x, 1)), average phi_i - theta, and move theta by eps times that.")
+    verdict = closeness(value, target)
+    if verdict == "right":
+        return feedback(True, "each task pulls the weights towards its own adapted weights; Reptile moves "
+                              "theta a fraction eps of the way towards their mean.")
+    if matches(value, mean_phi):
+        return feedback(False, "that is the mean of the adapted weights: the outer step moves only a fraction "
+                               "eps of the way towards it.")
+    if matches(value, 2 * target):
+        return feedback(False, "the outer step averages phi_i - theta over the tasks; you summed them.")
+    if matches(value, np.array(expected_reptile_step(sequential=True))):
+        return feedback(False, "each task's inner loop starts again from theta; you started task 2 from task 1's "
+                               "adapted weights (that is plain SGD on the tasks one after the other).")
+    if matches(value, np.array(expected_reptile_step(sign=-1.0))):
+        return feedback(False, "SGD steps go against the gradient: phi = theta - alpha * grad.")
+    if verdict == "close":
+        return feedback(False, CLOSE_MESSAGE)
+    return feedback(False, "adapt each task from theta with one SGD step (gradient of (w x + b - y)^2 is "
+                           "2 (w x + b - y) (x, 1)), average phi_i - theta, and move theta by eps times that.")
+
+
+# ---------------------------------------------------------------- graded function (exercise ch11-ex-reptile-code)
+
+
+def reptile_outer_step(theta: np.ndarray, adapted: np.ndarray, outer_lr: float) -> np.ndarray:
+    """The reference: :func:`mtl_course.core.meta.reptile_update` for one flat parameter vector
+    ``theta`` (``(P,)``) and the tasks' adapted vectors as the rows of ``adapted`` (``(n, P)``)."""
+    return reptile_update([theta], [[phi] for phi in np.asarray(adapted, dtype=np.float64)], outer_lr)[0]
+
+
+def _reptile_cases(seed: int = 1111) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    rng = np.random.default_rng(seed)
+    cases = [(np.zeros(2), np.array([[1.0, 1.0], [-0.5, -0.5]]), 0.4)]
+    for tasks, size, eps in ((3, 2, 0.1), (5, 4, 0.5), (2, 6, 1.0), (4, 3, 0.25)):
+        theta = rng.normal(size=size)
+        cases.append((theta, theta + rng.normal(size=(tasks, size)), eps))
+    return cases
+
+
+def check_reptile_function(fn: object, framework: str = "numpy") -> bool:
+    """Exercise ch11-ex-reptile-code: ``fn(theta, adapted, outer_lr)`` returns Reptile's new
+    initialisation ``theta + outer_lr * mean_i(phi_i - theta)`` for a parameter vector ``theta`` and
+    the adapted vectors ``phi_i``, the rows of ``adapted``. Graded on hidden cases."""
+    return grade_function(
+        fn, reptile_outer_step, _reptile_cases(), ("theta", "adapted", "outer_lr"), framework=framework,
+        what="your `reptile_update`",
+        mistakes=[(lambda t, a, e: t + e * (np.asarray(a) - t).sum(axis=0), "Average phi_i - theta over the "
+                                                                            "tasks; you summed."),
+                  (lambda t, a, e: np.asarray(a).mean(axis=0), "Move only a fraction outer_lr of the way to the "
+                                                               "mean of the phi_i."),
+                  (lambda t, a, e: t + e * np.asarray(a).mean(axis=0), "The step is along phi_i - theta, not "
+                                                                       "phi_i.")],
+        success="the outer step moves the initialisation towards the tasks' adapted weights.",
+    )

@@ -1,0 +1,354 @@
+"""Captions and alt text of the chapters' figures, written into cell metadata.
+
+Each figure a chapter draws is the image output of one code cell. The book
+renders it as a numbered figure with a caption and an alt text when the cell's
+metadata says so (myst-nb's ``mystnb: {figure: {caption, name}, image: {alt}}``).
+The texts live here, keyed by notebook and cell id, so that they survive any
+re-execution and can be written again after a merge:
+
+    python -m mtl_course.tools.figure_captions            # write into every chapter
+    python -m mtl_course.tools.figure_captions --check    # exit 1 if any is missing or stale
+
+A caption says what the figure shows; the alt text describes it for a reader
+who cannot see it. ``tests/test_figure_captions.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtl_course.tools.execute_chapters import chapter_paths
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str     # the figure's label, for {numref}`name`
+    caption: str  # MyST markdown
+    alt: str      # plain text
+
+
+FIGURES: dict[tuple[str, str], Figure] = {
+    ("01_why_mtl.ipynb", "ba554b6c"): Figure(
+        "ch1-fig-data-efficiency",
+        "Test error against training examples per task for single-task ridge, pooled ridge and "
+        "regularized MTL, with related tasks ($\\rho = 0.9$, left) and unrelated tasks "
+        "($\\rho = 0$, right). Bands: one standard deviation over draws; dotted: the noise floor; "
+        "dashed: the theoretical floor of pooling.",
+        "Two line plots of test MSE against training examples per task on a log axis. With "
+        "related tasks, pooled ridge and regularized MTL stay low from 5 examples on while "
+        "single-task ridge starts high and falls toward them. With unrelated tasks, pooled ridge "
+        "stays high near its theoretical floor, and regularized MTL follows single-task ridge down."),
+    ("02_objective.ipynb", "426b8798"): Figure(
+        "ch2-fig-pareto-convex",
+        "Gradient descent on weighted sums of the two regression losses: the minimizers reached "
+        "for each weight $\\alpha$ lie on the Pareto set (left, parameter space) and on the "
+        "Pareto front (right, loss space).",
+        "Left: a curve of Pareto-optimal parameters between the two task optima, with points "
+        "coloured by the weight alpha lying on it. Right: the convex Pareto front of the two "
+        "losses, with the same coloured points spread along the whole front."),
+    ("02_objective.ipynb", "510401a0"): Figure(
+        "ch2-fig-pareto-concave",
+        "A concave Pareto front (Fonseca-Fleming). Left: the front, the chord between its ends, "
+        "and where gradient descent on a weighted sum ends; the middle of the front is never "
+        "reached. Right: the end point $u$ of each run against the weight $\\alpha$, for four "
+        "starts.",
+        "Left: a concave curved front bulging above a dashed chord; all runs end at one of the "
+        "two ends, and a red star marks the unreached middle. Right: for each of four starting "
+        "points, the end position jumps from -1 to +1 as alpha grows, at a threshold that "
+        "depends on the start."),
+    ("02_objective.ipynb", "42dda3ea"): Figure(
+        "ch2-fig-rescaling",
+        "Multiplying the loss of task 2 by 1, 10 or 100 moves the equal-weights solution along "
+        "the Pareto front (dots); normalizing each loss by its initial value brings it back to "
+        "the same point (crosses).",
+        "The Pareto front in loss space. The dots of equal weighting move to the far right end "
+        "of the front as task 2's loss is scaled by 10 and 100, while the three crosses of the "
+        "normalized losses sit on top of each other at one point."),
+    ("02_objective.ipynb", "5aa15cbb"): Figure(
+        "ch2-fig-grid-search",
+        "Grid search over the weight of task 1: validation and test loss of task 1 against "
+        "$\\alpha$ on one data set, the 25-75 % band of the test loss over 20 data sets, and "
+        "the weight chosen on validation (dotted).",
+        "Two U-shaped curves, validation and test loss, against alpha from 0 to 1, with a "
+        "shaded band around the test curve that widens at both ends and a vertical dotted line "
+        "near the bottom of the U where the weight was chosen."),
+    ("03_classical_mtl.ipynb", "2335b911"): Figure(
+        "ch3-fig-regularization-path",
+        "Test error of regularized MTL along the penalty $\\lambda_1$ on the task offsets, "
+        "between independent ridge (small $\\lambda_1$) and pooled ridge (large $\\lambda_1$).",
+        "A log-log curve of test MSE against lambda_1 that starts at the level of independent "
+        "ridge, drops steeply, reaches its minimum near the pooled-ridge level, and rises "
+        "slightly to a plateau."),
+    ("03_classical_mtl.ipynb", "ff0adac4"): Figure(
+        "ch3-fig-shared-support",
+        "Weights of the planted shared-support problem (tasks by features): the planted "
+        "weights, independent ridge, and the $L_{2,1}$ penalty, which keeps the same few "
+        "features in every task and sets the other columns exactly to zero.",
+        "Three heat maps of a ten-task by thirty-feature weight matrix. The planted and the "
+        "L2,1 maps have only a few non-zero columns, the same in every task; the "
+        "independent-ridge map has small non-zero weights everywhere."),
+    ("03_classical_mtl.ipynb", "c61073d4"): Figure(
+        "ch3-fig-singular-values",
+        "Singular values of the fitted weight matrix for a rank-2 problem: independent ridge "
+        "spreads them over all ten, the trace norm sets all but a few to zero, and the shared "
+        "representation with $k = 2$ has rank 2, like the planted $W$.",
+        "Singular value against index on a symmetric log axis. The planted matrix has two "
+        "non-zero values; independent ridge decays slowly over all ten; the trace norm with "
+        "alpha 10 drops to zero after six, and with alpha 40 and the shared representation "
+        "after two."),
+    ("03_classical_mtl.ipynb", "fd3ab5bd"): Figure(
+        "ch3-fig-task-correlation",
+        "The planted task correlation of two anti-correlated groups of four tasks (left) and "
+        "the correlation MTRL learns without seeing the groups (right).",
+        "Two eight-by-eight heat maps. The planted one has two red blocks of positive "
+        "correlation on the diagonal and blue negative blocks off it; the learned one shows the "
+        "same block pattern, with weaker and uneven values."),
+    ("03_classical_mtl.ipynb", "3d6eeb1d"): Figure(
+        "ch3-fig-learning-curves",
+        "Test error against training examples per task for every method on the four planted "
+        "structures; the baselines are dashed. Each structure is learned best by the method "
+        "built for it.",
+        "Four panels of test MSE against training samples per task. Shared mean: pooled ridge "
+        "and regularized MTL are lowest at small sizes. Shared support: L2,1 drops fastest. "
+        "Low rank: the shared representation and trace norm are lowest. Two anti-correlated "
+        "groups: pooled ridge stays high, and trace norm leads at 10 and 20 examples."),
+    ("04_hard_sharing.ipynb", "5d66f3d4"): Figure(
+        "ch4-fig-digit-pairs",
+        "Six training examples of the two-digit task: each image holds a left and a right "
+        "digit, labelled with both digits and the parity of their sum.",
+        "Six small grey images, each showing two handwritten digits side by side, titled with "
+        "the left digit, the right digit and the parity, such as '6 | 9 parity 1'."),
+    ("04_hard_sharing.ipynb", "3e77980b"): Figure(
+        "ch4-fig-learning-curves",
+        "Validation accuracy per epoch (seed 0) of the separate networks and the two "
+        "hard-shared networks, for the tasks 'left', 'right' and 'parity'.",
+        "Three panels of validation accuracy over 20 epochs. The three networks climb "
+        "together on the two digit tasks; on parity the separate networks end highest."),
+    ("05_soft_sharing.ipynb", "407678de"): Figure(
+        "ch5-fig-relatedness-sweep",
+        "Test error of separate, hard, soft ($L_2$) and cross-stitch networks as the task "
+        "correlation $p$ falls from 1 to 0: absolute (left) and relative to the separate "
+        "networks of the same seed (right). Bars: standard deviation over seeds.",
+        "Left: the four models have similar absolute errors with wide overlapping error bars. "
+        "Right: relative to separate networks, soft L2 sharing stays clearly below 1 at every "
+        "correlation, while hard sharing and cross-stitch stay near 1."),
+    ("05_soft_sharing.ipynb", "6a637fb8"): Figure(
+        "ch5-fig-coupling-strength",
+        "Soft sharing as the coupling strength $\\lambda$ grows: test error against the "
+        "separate and hard-sharing baselines (left), and the distance between the two towers "
+        "after training (right).",
+        "Left: the error of soft sharing dips below both baselines at small coupling and rises "
+        "far above them at the strongest coupling. Right: the distance between the towers "
+        "falls steadily from about 8 to near 0 as the coupling grows."),
+    ("06_mixture_of_experts.ipynb", "95dfe018"): Figure(
+        "ch6-fig-correlation-sweep",
+        "Shared-bottom, OMoE and MMoE as the task correlation $p$ falls: relative test error "
+        "(mean, bar from minimum to maximum over seeds, left) and training curves at $p = 1$ "
+        "and $p = 0$ (right).",
+        "Left: on a log axis, shared-bottom has the highest error at every correlation, OMoE "
+        "rises as the correlation falls, and MMoE stays low. Right: training MSE falls for "
+        "all models; shared-bottom flattens highest, especially at p = 0, and OMoE at p = 0 "
+        "falls more slowly than MMoE."),
+    ("06_mixture_of_experts.ipynb", "00219c93"): Figure(
+        "ch6-fig-gates",
+        "Gate weights of MMoE over four experts for 30 test inputs, per task, with identical "
+        "tasks ($p = 1$) and unrelated tasks ($p = 0$), and the mean gate weights of a one-level "
+        "PLE at $p = 0$.",
+        "Four heat maps of gate weight, inputs by experts: at p = 1 the two tasks' gates look "
+        "alike; at p = 0 they differ and some inputs put most weight on a single expert. A fifth "
+        "panel stacks PLE's mean gate weights per task: a fifth to a quarter on the task's "
+        "own expert and the rest on the two shared experts."),
+    ("06_mixture_of_experts.ipynb", "fc63d8dd"): Figure(
+        "ch6-fig-esmm-calibration",
+        "Mean predicted conversion rate over all test impressions, per seed, for ESMM, a "
+        "model trained on clicked impressions only, and the truth; dotted: the true mean on "
+        "clicked impressions.",
+        "Grouped bars for three seeds. ESMM's bars match the true bars; the click-only model's "
+        "bars are higher; all lie well below the dotted line of the mean on clicked "
+        "impressions."),
+    ("07_loss_weighting.ipynb", "42f261ee"): Figure(
+        "ch7-fig-gradnorm-problem",
+        "GradNorm's synthetic problem with four tasks of very different scales: relative task "
+        "weights per epoch under equal weighting, uncertainty weighting and GradNorm (seed 0), "
+        "and the relative test error per task (bar: minimum to maximum over three seeds).",
+        "Three panels of relative weight on a log axis: flat for equal weighting; uncertainty "
+        "weighting raises the smallest-scale task t0 and lowers the others together; GradNorm "
+        "raises t0 while the other weights swing widely, some down to the bottom edge. A bar "
+        "chart shows similar errors for the three methods except a higher, widely spread error "
+        "of equal weighting on t0."),
+    ("07_loss_weighting.ipynb", "cb728b2d"): Figure(
+        "ch7-fig-all-weights",
+        "Task weights during training for all six weightings (seed 0), on one scale "
+        "$K w_i / \\sum_j w_j$; weights below $10^{-4}$ are drawn at the bottom edge.",
+        "Six panels of relative weight per epoch on a log axis: equal is flat; static fixes "
+        "t0 high and the others orders of magnitude lower; uncertainty separates t0 from the "
+        "rest; GradNorm fluctuates strongly; DWA stays near 1; RLW jumps randomly around 1."),
+    ("08_gradient_conflict.ipynb", "b85b5be7"): Figure(
+        "ch8-fig-conflict-during-training",
+        "Gradient conflict during training for task pairs of correlation 0.9, 0 and -0.9, and "
+        "0.9 with task 2 scaled by 10: cosine between the task gradients (moving average), its "
+        "distribution over training, and the ratio of their norms.",
+        "Left: all cosines rise at first; the correlated pair stays positive, the others turn "
+        "negative, and the scaled pair dips far below zero before recovering. Middle: "
+        "histograms of the cosines, the correlated pair furthest right. Right: the norm ratio "
+        "stays near 1 except for the scaled pair, near 10 and rising to about 100."),
+    ("08_gradient_conflict.ipynb", "854724f8"): Figure(
+        "ch8-fig-aggregator-directions",
+        "The update direction of each aggregator for the conflicting gradients "
+        "$g_1 = (3, 1)$ and $g_2 = (-2, 2)$.",
+        "Two black arrows, g1 pointing right and slightly up, g2 pointing up and left; between "
+        "them, coloured arrows of the aggregators all point upward, between the two gradients, "
+        "PCGrad's being the longest."),
+    ("08_gradient_conflict.ipynb", "44c52005"): Figure(
+        "ch8-fig-toy-landscape",
+        "The two-objective toy problem: contours of $f_1$, $f_2$ and their sum over "
+        "$(x_1, x_2)$; the white segment is the Pareto set.",
+        "Three filled contour plots over x1 and x2 from -10 to 10. f1 has its valley at the "
+        "lower right, f2 at the lower left, and the sum in the lower middle; a white "
+        "horizontal segment near x2 = -8.4 marks the Pareto set."),
+    ("08_gradient_conflict.ipynb", "083450f7"): Figure(
+        "ch8-fig-toy-cagrad",
+        "Trajectories of the eight aggregators on the toy problem in the CAGrad setting "
+        "(losses at scale 1, three starts); stars mark where the runs end, the black segment "
+        "is the Pareto set.",
+        "Eight panels, one per aggregator, each with three coloured paths from three starting "
+        "points down to the black segment. The mean's paths meet near the middle of the "
+        "segment; CAGrad and UPGrad leave some runs above the segment; the other methods end "
+        "at different points along it."),
+    ("08_gradient_conflict.ipynb", "81ace0c8"): Figure(
+        "ch8-fig-toy-nash",
+        "Trajectories of the eight aggregators in the Nash-MTL setting ($f_1$ scaled by 0.1, "
+        "five starts); stars mark where the runs end.",
+        "Eight panels with five paths each. The mean and CAGrad gather their runs at the left "
+        "part of the segment or stop above it; Nash-MTL and IMTL-G spread their end points "
+        "along the segment."),
+    ("09_evaluation.ipynb", "8a8e92f3"): Figure(
+        "ch9-fig-delta-m",
+        "$\\Delta_m$ against single-task baselines for every method on multi_digits and on the "
+        "regression problem: one dot per seed, the mean with a bar of plus and minus one "
+        "standard deviation, and the band of equal weighting.",
+        "Two dot-and-bar charts with one row per method. On multi_digits most methods overlap "
+        "the red band of equal weighting around zero, while uncertainty weighting and RLW lie "
+        "clearly to the left. On regression all methods are negative and RLW lies far to the "
+        "left with a wide bar."),
+    ("10_task_relationships.ipynb", "ch10-12"): Figure(
+        "ch10-fig-similarity",
+        "Three views of the six tasks (three pairs a, b, c): the gradient cosine within and "
+        "across pairs during training, the mean gradient cosine matrix, and the lookahead "
+        "affinity matrix (row onto column).",
+        "Left: the cosine of tasks in the same group rises to about 0.5 and stays there, while "
+        "across groups it stays near zero. Middle and right: six-by-six matrices with strong "
+        "blue cells only for the pairs a0-a1, b0-b1 and c0-c1, and faint values elsewhere."),
+    ("11_mtl_transfer_meta.ipynb", "558a92ff"): Figure(
+        "ch11-fig-sine-family",
+        "Six tasks drawn from the sine family, each with its own amplitude $A$ and phase "
+        "$\\phi$.",
+        "Six sine curves over x from -5 to 5 with amplitudes from about 0.2 to 4.6 and "
+        "different phases."),
+    ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
+        "ch11-fig-few-shot",
+        "Test error on new tasks against the number $K$ of their examples, for training from "
+        "scratch, transfer, multi-task representation and Reptile (mean and standard "
+        "deviation over seeds); dashed: predicting 0.",
+        "A log-log plot of test MSE against K = 2, 5, 10, 20. Reptile is lowest at 2 and 5 "
+        "examples; the multi-task representation falls fastest and is lowest from 10 on; "
+        "training from scratch improves least."),
+    ("11_mtl_transfer_meta.ipynb", "543647e2"): Figure(
+        "ch11-fig-five-examples",
+        "One new task learned from 5 examples by each approach (first seed).",
+        "The new task's sine curve in black with its five example points, and four fitted "
+        "curves: scratch is almost a straight line, while transfer, multi-task and Reptile "
+        "follow the sine's shape with different errors."),
+    ("12_applications.ipynb", "6b51fbbe"): Figure(
+        "ch12-fig-dense-prediction",
+        "Three test scenes: the input, the true classes, the classes predicted by the "
+        "multi-task and the single-task network, the true depth and the multi-task depth.",
+        "Three rows of six small images. Each input is a noisy grey picture with one or two "
+        "bright shapes; the true class maps show each shape in one colour on the background; "
+        "both predicted class maps find the shapes but mix up their classes; the predicted "
+        "depth is a blurred version of the true depth."),
+}
+
+
+def _has_image(cell) -> bool:
+    return any("image/png" in output.get("data", {}) or "image/svg+xml" in output.get("data", {})
+               for output in cell.get("outputs", []))
+
+
+def problems(paths: list[Path]) -> list[str]:
+    """Figures without an entry, entries without a figure, and metadata out of date."""
+    import nbformat
+
+    found = []
+    messages = []
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type != "code" or not _has_image(cell):
+                continue
+            key = (path.name, cell.get("id"))
+            found.append(key)
+            if key not in FIGURES:
+                messages.append(f"{path.name}: cell {cell.get('id')} draws a figure with no entry in FIGURES")
+            elif cell.metadata.get("mystnb") != _metadata(FIGURES[key], cell.metadata.get("mystnb")):
+                messages.append(f"{path.name}: cell {cell.get('id')}: caption metadata out of date "
+                                "(run python -m mtl_course.tools.figure_captions)")
+    names = {path.name for path in paths}
+    for key in FIGURES:
+        if key[0] in names and key not in found:
+            messages.append(f"{key[0]}: no figure in cell {key[1]} any more; update FIGURES")
+    labels = [figure.name for figure in FIGURES.values()]
+    messages += [f"figure name {n!r} used twice" for n in sorted({n for n in labels if labels.count(n) > 1})]
+    return messages
+
+
+def _metadata(figure: Figure, current: dict | None) -> dict:
+    metadata = dict(current or {})
+    metadata["figure"] = {"caption": figure.caption, "name": figure.name}
+    metadata["image"] = {"alt": figure.alt}
+    return metadata
+
+
+def apply(paths: list[Path]) -> int:
+    """Write the metadata of every known figure into ``paths``; return the cells changed."""
+    import nbformat
+
+    changed = 0
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        dirty = False
+        for cell in notebook.cells:
+            key = (path.name, cell.get("id"))
+            if cell.cell_type == "code" and key in FIGURES and _has_image(cell):
+                wanted = _metadata(FIGURES[key], cell.metadata.get("mystnb"))
+                if cell.metadata.get("mystnb") != wanted:
+                    cell.metadata["mystnb"] = wanted
+                    dirty = True
+                    changed += 1
+        if dirty:
+            nbformat.write(notebook, path)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to update (default: every chapter in book/)")
+    parser.add_argument("--book-dir", type=Path, default=Path("book"))
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a figure lacks its caption or alt text")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or chapter_paths(args.book_dir)
+    if not args.check:
+        print(f"{apply(paths)} figure cells updated")
+    messages = problems(paths)
+    for message in messages:
+        print(message, file=sys.stderr)
+    return 1 if messages else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
