@@ -15,7 +15,7 @@ import time
 import torch
 from _threads import parse_threads  # benchmarks/_threads.py (scripts run from benchmarks/)
 
-from mtl_course.torch.jacobian import jacobian
+from mtl_course.torch.gradients import jacobian
 
 
 def build(T: int):

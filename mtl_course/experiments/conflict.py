@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from mtl_course.core.tasks import batch_indices
 from mtl_course.data.types import MultiTaskSplit
-from mtl_course.torch.jacobian import jacobian
+from mtl_course.torch.gradients import jacobian
 from mtl_course.torch.models import HardSharing
 
 __all__ = ["cosine_matrix", "ConflictTrace", "conflict_during_training"]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtl_course.torch.jacobian import jacobian, representation_jacobian
+from mtl_course.torch.gradients import jacobian, representation_jacobian
 from mtl_course.torch.models import HardSharing, mlp
 
 __all__ = ["WAYS", "cost_model", "per_task_gradients", "gradient_cost_table"]

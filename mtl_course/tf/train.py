@@ -89,7 +89,7 @@ def _aggregated_gradients(model: keras.Model, tape: tf.GradientTape, losses: lis
                           task_names: list[str], aggregator: Callable, penalty: tf.Tensor | None,
                           variables: list) -> list:
     """Shared variables get ``aggregator(J)``, task variables their own loss's gradient, all the penalty's."""
-    from mtl_course.tf.jacobian import jacobian, unflatten_gradients
+    from mtl_course.tf.gradients import jacobian, unflatten_gradients
 
     grads: dict[int, tf.Tensor] = {}
     shared = list(model.shared_parameters())

@@ -28,7 +28,9 @@ from mtl_course.torch.aggregators import (
     upgrad,
 )
 from mtl_course.torch.dense import dense_prediction_model, segmentation_loss
-from mtl_course.torch.jacobian import (
+from mtl_course.torch.gradients import (
+    aggregator_weights,
+    backward,
     jacobian,
     representation_jacobian,
     set_gradients,
@@ -46,15 +48,19 @@ from mtl_course.torch.models import (
     MultiTaskModel,
     PLE,
     SoftSharing,
+    Wrapped,
     ctcvr_logit,
     mix_experts,
     mlp,
+    wrap,
 )
 from mtl_course.torch.runtime import device, seed_everything
 
 __all__ = [
     "adapt",
     "AGGREGATORS",
+    "aggregator_weights",
+    "backward",
     "aligned_mtl",
     "cagrad",
     "CGCLayer",
@@ -102,4 +108,6 @@ __all__ = [
     "upgrad",
     "Weighting",
     "WEIGHTINGS",
+    "wrap",
+    "Wrapped",
 ]

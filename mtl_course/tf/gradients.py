@@ -1,4 +1,4 @@
-"""Per-task gradients as one Jacobian matrix: the TensorFlow twin of :mod:`mtl_course.torch.jacobian`.
+"""Per-task gradients as one Jacobian matrix: the TensorFlow twin of :mod:`mtl_course.torch.gradients`.
 
 The losses are recorded on a ``tf.GradientTape``. Inside a ``tf.function``
 :func:`jacobian` stacks them on the same tape and calls ``tape.jacobian``
@@ -15,12 +15,12 @@ from __future__ import annotations
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["jacobian", "representation_jacobian", "unflatten_gradients"]
+__all__ = ["jacobian", "representation_jacobian", "unflatten_gradients", "backward", "aggregator_weights"]
 
 
 def _loss_list(losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
@@ -133,3 +133,80 @@ def unflatten_gradients(
     return [
         tf.cast(tf.reshape(piece, v.shape), v.dtype) for piece, v in zip(pieces, variables)
     ]
+
+
+def aggregator_weights(J: tf.Tensor, direction: tf.Tensor) -> np.ndarray:
+    r"""Task weights ``w`` with ``w @ J = direction`` (float64 numpy); twin of
+    :func:`mtl_course.torch.gradients.aggregator_weights` (least squares on :math:`G w = J d`).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> from mtl_course.tf import mgda
+        >>> J = tf.constant([[1.0, 0.0], [0.0, 2.0]], dtype=tf.float64)
+        >>> aggregator_weights(J, mgda(J)).round(6)
+        array([0.8, 0.2])
+    """
+    J64 = np.asarray(J, dtype=np.float64)
+    d64 = np.asarray(direction, dtype=np.float64).reshape(-1)
+    return np.linalg.lstsq(J64 @ J64.T, J64 @ d64, rcond=None)[0]
+
+
+def _raw(variable: object) -> object:
+    return getattr(variable, "_value", variable)
+
+
+def backward(
+    tape: tf.GradientTape,
+    losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor],
+    shared_variables: Sequence[tf.Variable],
+    aggregator: Callable[[tf.Tensor], tf.Tensor] | str,
+) -> tuple[list[tuple[tf.Tensor, tf.Variable]], np.ndarray]:
+    r"""The gradients of a gradient-aggregation step, and the aggregator's task weights.
+
+    Twin of :func:`mtl_course.torch.gradients.backward`: the shared variables
+    get :math:`d = A(J)`, every other trainable variable the tape watched and
+    the losses reach gets the gradient of :math:`\sum_t L_t` (a task head's
+    own gradient). Keras has no ``.grad``, so this returns
+    ``(grads_and_vars, weights)``: pass the pairs to
+    ``optimizer.apply_gradients``. The losses must have been recorded on a
+    ``tf.GradientTape(persistent=True)`` (two differentiations of them follow).
+
+    Examples:
+        >>> import tensorflow as tf, keras
+        >>> keras.utils.set_random_seed(0)
+        >>> trunk, heads = keras.layers.Dense(4), [keras.layers.Dense(1) for _ in range(2)]
+        >>> x, y = tf.random.normal((8, 3)), tf.random.normal((8, 2))
+        >>> with tf.GradientTape(persistent=True) as tape:
+        ...     z = trunk(x)
+        ...     losses = [tf.reduce_mean((h(z)[:, 0] - y[:, t]) ** 2) for t, h in enumerate(heads)]
+        >>> pairs, w = backward(tape, losses, trunk.trainable_variables, "upgrad")
+        >>> _ = keras.optimizers.SGD(0.1).apply_gradients(pairs)
+        >>> len(pairs), w.shape
+        (6, (2,))
+    """
+    if isinstance(aggregator, str):
+        from mtl_course.tf.aggregators import AGGREGATORS
+
+        if aggregator not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {aggregator!r}; use one of {sorted(AGGREGATORS)} or a function")
+        aggregator = AGGREGATORS[aggregator]
+    elif not callable(aggregator):
+        raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
+    if not tape._persistent:
+        raise ValueError("backward needs the losses recorded on a tf.GradientTape(persistent=True)")
+    values = _loss_list(losses)
+    shared = list(shared_variables)
+    if not shared:
+        raise ValueError("shared_variables is empty: pass the variables every task shares")
+    J = jacobian(tape, values, shared)
+    direction = aggregator(J)
+    weights = aggregator_weights(J, direction)
+    pairs = list(zip(unflatten_gradients(direction, shared), shared))
+    # The tape watches the tf.Variables inside Keras variables: compare those.
+    skip = {id(_raw(v)) for v in shared}
+    others = [v for v in tape.watched_variables() if id(_raw(v)) not in skip and getattr(v, "trainable", True)]
+    if others:
+        with tape:  # record the sum on the tape (the losses were recorded inside it)
+            total = tf.add_n([tf.reshape(loss, []) for loss in values])
+        pairs += [(g, v) for g, v in zip(tape.gradient(total, others), others) if g is not None]
+    return pairs, weights

@@ -1,4 +1,5 @@
-"""Per-task gradients as one Jacobian matrix, and writing a direction back into ``.grad``.
+"""Per-task gradients as one Jacobian matrix, writing a direction back into ``.grad``, and
+:func:`backward`, the one call of a hand-written loop with a gradient aggregator.
 
 Gradient methods (chapter 8) need every task's gradient on the shared
 parameters, stacked as the rows of ``J`` (tasks x parameters). One backward
@@ -10,8 +11,9 @@ through ``is_grads_batched=True``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "representation_jacobian",
     "unflatten_gradients",
     "set_gradients",
+    "backward",
+    "aggregator_weights",
 ]
 
 
@@ -69,12 +73,23 @@ def jacobian(
     One backward pass computes all rows: ``torch.autograd.grad`` of the stacked
     losses with the identity as a batch of ``grad_outputs``
     (``is_grads_batched=True`` runs the backward under ``torch.vmap``).
+    With ``retain_graph=False`` (the default) the graph is freed by this
+    call, as by ``loss.backward()``; pass True to backpropagate through the
+    losses again afterwards (as :func:`backward` does).
+
     If an operation in the graph has no batching rule (custom autograd
     functions that call ``.item()``, some extensions), it falls back to one
     backward per task and warns (once per call site, Python's default warning
-    filter). For that fallback the batched attempt keeps the graph; it is freed
-    as usual when the losses go out of scope, or after the last backward when
-    the fallback runs with ``retain_graph=False``.
+    filter). The fallback needs the graph that the failed batched attempt
+    may already have freed: if so, a ValueError says to call again with
+    ``retain_graph=True``.
+
+    Examples:
+        >>> import torch
+        >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+        >>> jacobian([w.sum(), (w ** 2).sum()], [w])
+        tensor([[1., 1.],
+                [2., 4.]])
     """
     values, stacked = _stack_losses(losses)
     params = _param_list(params)
@@ -85,10 +100,15 @@ def jacobian(
             params,
             grad_outputs=torch.eye(T, dtype=stacked.dtype, device=stacked.device),
             is_grads_batched=True,
-            retain_graph=True,
+            retain_graph=retain_graph,
             allow_unused=True,  # unused parameters give None, made zero columns below
         )
     except RuntimeError as error:  # vmap could not batch some backward operation
+        if not retain_graph and _graph_freed(values[0], params):
+            raise ValueError(
+                f"jacobian: the batched backward failed ({str(error).splitlines()[0]}) and freed the "
+                "graph; call jacobian(..., retain_graph=True) to fall back to one backward pass per task"
+            ) from error
         warnings.warn(
             f"jacobian: batched backward failed ({str(error).splitlines()[0]}); "
             "falling back to one backward pass per task",
@@ -110,6 +130,14 @@ def jacobian(
         p.new_zeros(T, p.numel()) if g is None else g.reshape(T, -1) for g, p in zip(grads, params)
     ]
     return torch.cat(columns, dim=1)
+
+
+def _graph_freed(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
+    try:
+        torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    except RuntimeError as error:
+        return "backward through the graph a second time" in str(error)
+    return False
 
 
 def representation_jacobian(
@@ -164,3 +192,111 @@ def set_gradients(
             p.grad.add_(g)
         else:
             p.grad = g.clone()
+
+
+def _task_parameters_of(losses: list[torch.Tensor], shared: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The leaf tensors the losses reach, other than ``shared`` (found by walking the graph)."""
+    skip = {id(p) for p in shared}
+    seen: set[torch.autograd.graph.Node] = set()
+    stack = [loss.grad_fn for loss in losses]
+    found: dict[int, torch.Tensor] = {}
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node: a leaf
+        if variable is not None and id(variable) not in skip:
+            found.setdefault(id(variable), variable)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return list(found.values())
+
+
+def aggregator_weights(J: torch.Tensor, direction: torch.Tensor) -> np.ndarray:
+    r"""Task weights ``w`` with ``w @ J = direction`` (float64 numpy, one per row of ``J``).
+
+    Every aggregator of :mod:`mtl_course.torch.aggregators` returns such a
+    combination of the rows; ``w`` solves :math:`G w = J d` with
+    :math:`G = J J^\top` by least squares (the minimum-norm solution when
+    ``G`` is singular, so rows that are equal or zero share or get no weight).
+
+    Examples:
+        >>> import torch
+        >>> from mtl_course.torch import mgda
+        >>> J = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+        >>> aggregator_weights(J, mgda(J)).round(6)
+        array([0.8, 0.2])
+    """
+    J64 = J.detach().double()
+    G = (J64 @ J64.T).cpu().numpy()
+    b = (J64 @ direction.detach().double().reshape(-1)).cpu().numpy()
+    return np.linalg.lstsq(G, b, rcond=None)[0]
+
+
+def backward(
+    losses: Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
+    shared_params: Iterable[torch.Tensor],
+    aggregator: Callable[[torch.Tensor], torch.Tensor] | str,
+    retain_graph: bool = False,
+) -> np.ndarray:
+    r"""Fill ``.grad`` for a gradient-aggregation step and return the aggregator's task weights.
+
+    The one call of a hand-written training loop (like torchjd's ``mtl_backward``):
+
+    - the shared parameters get :math:`d = A(J)`, the aggregator applied to the
+      Jacobian :math:`J` of the losses with respect to them (:func:`jacobian`);
+    - every other parameter the losses reach (each task's head) gets the
+      gradient of :math:`\sum_t L_t`, which for a head that only its own task
+      uses is that task's own gradient.
+
+    Gradients are added to existing ``.grad`` values, as ``loss.backward()``
+    does (call ``optimizer.zero_grad()`` first). ``aggregator`` is a function
+    ``J -> direction`` or a name in :data:`~mtl_course.torch.aggregators.AGGREGATORS`.
+    Returns the weights ``w`` (float64, one per loss) with ``w @ J = d``
+    (:func:`aggregator_weights`), for logging. A task with no labelled rows
+    in the batch has no gradient: leave its loss out (``fit`` does, and logs
+    its weight as 0).
+
+    Examples:
+        >>> import torch
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> trunk, heads = torch.nn.Linear(3, 4), [torch.nn.Linear(4, 1) for _ in range(2)]
+        >>> x, y = torch.randn(8, 3), torch.randn(8, 2)
+        >>> z = trunk(x)
+        >>> losses = [((h(z).squeeze(1) - y[:, t]) ** 2).mean() for t, h in enumerate(heads)]
+        >>> w = backward(losses, trunk.parameters(), "upgrad")
+        >>> w.shape, trunk.weight.grad.shape, heads[0].weight.grad is not None
+        ((2,), torch.Size([4, 3]), True)
+    """
+    if isinstance(aggregator, str):
+        from mtl_course.torch.aggregators import AGGREGATORS
+
+        if aggregator not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {aggregator!r}; use one of {sorted(AGGREGATORS)} or a function")
+        aggregator = AGGREGATORS[aggregator]
+    elif not callable(aggregator):
+        raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
+    shared = _param_list(shared_params)
+    J, direction = aggregate_backward(losses, shared, aggregator, retain_graph)
+    return aggregator_weights(J, direction)
+
+
+def aggregate_backward(
+    losses: Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
+    shared: list[torch.Tensor],
+    aggregator: Callable[[torch.Tensor], torch.Tensor],
+    retain_graph: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`backward` does, returning ``(J, direction)`` instead of the weights
+    (``fit`` computes the weights only when it logs them)."""
+    values, stacked = _stack_losses(losses)
+    J = jacobian(values, shared, retain_graph=True)
+    direction = aggregator(J)
+    others = _task_parameters_of(values, shared)
+    if others:
+        torch.autograd.backward(stacked.sum(), inputs=others, retain_graph=retain_graph)
+    for p, g in zip(shared, unflatten_gradients(direction, shared)):
+        g = g.detach().to(dtype=p.dtype, device=p.device)
+        p.grad = g.clone() if p.grad is None else p.grad + g
+    return J, direction
