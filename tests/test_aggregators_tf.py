@@ -221,3 +221,40 @@ def test_jacobian_bad_input():
         jacobian(tape, [tf.ones([2])], variables)
     with pytest.raises(ValueError, match="'other'.*NaN or inf"):
         jacobian(tape, {**losses, "other": losses["other"] * np.nan}, variables)
+
+
+# Inside tf.function (a compiled Keras train_step, or fit's compiled step) the aggregators
+# run in the graph: G and w^T J as TF ops, the T x T solve through tf.numpy_function.
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aggregators_run_inside_tf_function(name, dtype):
+    J = np.random.default_rng(3).standard_normal((4, 12)).astype(dtype)
+    kwargs = {"generator": 7} if name == "pcgrad" else {}
+    eager = tf_agg.AGGREGATORS[name](tf.constant(J), **kwargs).numpy()
+    compiled = tf.function(lambda J: tf_agg.AGGREGATORS[name](J, **kwargs))
+    graph = compiled(tf.constant(J))
+    assert graph.shape == (12,) and graph.dtype.as_numpy_dtype == dtype
+    np.testing.assert_allclose(graph.numpy(), eager, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    # the issue's reproduction: this raised OperatorNotAllowedInGraphError before
+    np.testing.assert_allclose(tf.function(lambda J: tf_agg.upgrad(J))(tf.ones((3, 10))).numpy(), np.ones(10),
+                               rtol=1e-6)
+
+
+def test_pcgrad_draws_new_orders_at_every_graph_call():
+    """The numpy solve is stateful: a traced PCGrad does not freeze its first random draw."""
+    J = tf.constant([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.0, -1.0, 1.0], [1.0, 1.0, -2.0]], tf.float64)
+    rng_graph, rng_eager = np.random.default_rng(0), np.random.default_rng(0)
+    compiled = tf.function(lambda J: tf_agg.pcgrad(J, generator=rng_graph))
+    graph = [compiled(J).numpy() for _ in range(6)]
+    eager = [tf_agg.pcgrad(J, generator=rng_eager).numpy() for _ in range(6)]
+    np.testing.assert_allclose(graph, eager, rtol=1e-12)
+    assert len({tuple(np.round(g, 9)) for g in graph}) > 1  # the orders did change
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_finite_jacobian_stops_a_graph_with_a_clear_message(name):
+    J = np.ones((3, 5), np.float32)
+    J[1, 2] = np.nan
+    compiled = tf.function(lambda J: tf_agg.AGGREGATORS[name](J))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
+        compiled(tf.constant(J))

@@ -191,3 +191,28 @@ def test_tf_fit_with_pcgrad_by_name_is_reproducible_from_its_seed():
 
     assert run(0) == run(0)
     assert run(0) != run(1)
+
+
+@pytest.mark.parametrize("method", ["equal", "uncertainty", "dwa", "rlw", "upgrad", "pcgrad"])
+def test_fit_compiles_its_step(method, monkeypatch):
+    """The model's Python call runs only while tracing (once per batch size), not at every step."""
+    data = problem()  # 48 rows in batches of 20: sizes 20, 20, 8
+    _, model = twins()
+    calls = []
+    original = type(model).call
+    monkeypatch.setattr(type(model), "call", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    history = tf_train.fit(model, data, TASKS, method=method, epochs=4, batch_size=20, progress=False)
+    assert len(calls) <= 2 < 12  # 12 steps, two traces (batch sizes 20 and 8)
+    assert np.all(np.isfinite(history.train_loss["r"]))
+
+
+@pytest.mark.parametrize("method", ["equal", "uncertainty", "rlw", "mgda", "gradnorm"])
+def test_a_non_finite_loss_changes_no_variable_compiled_or_eager(method):
+    data = problem(16)
+    data.y["r"][3] = np.nan
+    _, model = twins()
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    with pytest.raises(ValueError, match="'r'"):
+        tf_train.fit(model, data, TASKS, method=method, epochs=1, batch_size=16, progress=False)
+    for old, v in zip(before, model.trainable_variables):
+        np.testing.assert_array_equal(v.numpy(), old)

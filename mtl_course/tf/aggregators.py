@@ -8,8 +8,12 @@ returns ``w^T J`` in ``J``'s dtype. ``pcgrad``'s ``generator`` is a numpy
 ``Generator``, an int seed or ``None`` in both frameworks, so seeded results
 match the PyTorch side exactly.
 
-The small ``T x T`` solve runs in numpy, so these functions run eagerly; inside
-a ``tf.function`` compute ``J`` in the graph and aggregate outside it. With
+The small ``T x T`` solve runs in numpy. Eagerly it is called directly; inside a
+``tf.function`` (or a compiled Keras ``train_step``) it runs through
+``tf.numpy_function`` on ``G`` with the known output shape ``(T,)``, and the rest
+(``G``, ``w^T J``, the finiteness check) stays in TensorFlow ops, so the
+functions are graph-safe. In a graph a NaN or inf in ``J`` stops the step with
+a ``tf.errors.InvalidArgumentError`` whose message names the problem. With
 :func:`mtl_course.tf.jacobian`::
 
     J = jacobian(tape, losses, shared_variables)
@@ -55,7 +59,14 @@ def _check_jacobian(J: tf.Tensor) -> None:
 
 def _raise_if_not_finite(J: tf.Tensor, summary: tf.Tensor) -> None:
     """``summary`` (the Gram matrix or the mean) is finite whenever J is, and NaN or
-    inf whenever J has a NaN or inf, so only the error path scans all of J."""
+    inf whenever J has a NaN or inf, so only the error path scans all of J.
+
+    Inside a graph the check is a ``tf.debugging.Assert`` (run by ``tf.function``'s
+    automatic control dependencies), since the values are not known while tracing."""
+    if not tf.executing_eagerly():
+        tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(summary)),
+                            ["J contains NaN or inf, or J J^T overflowed in", J.dtype.name])
+        return
     if bool(tf.reduce_all(tf.math.is_finite(summary))):
         return
     bad_rows = np.flatnonzero(~tf.reduce_all(tf.math.is_finite(J), axis=1).numpy()).tolist()
@@ -67,18 +78,54 @@ def _raise_if_not_finite(J: tf.Tensor, summary: tf.Tensor) -> None:
     )
 
 
-def _gram(J: tf.Tensor) -> tuple[np.ndarray, float]:
-    """The Gram matrix as float64 numpy, and the zero tolerance for J's dtype."""
+def _gram_tensor(J: tf.Tensor) -> tuple[tf.Tensor, float]:
+    """The Gram matrix ``J J^T`` (float32 or float64 tensor), and the zero tolerance for its dtype."""
     compute_dtype = J.dtype if J.dtype in (tf.float32, tf.float64) else tf.float32
     Jc = tf.cast(J, compute_dtype)
-    G = tf.matmul(Jc, Jc, transpose_b=True)
-    _raise_if_not_finite(J, G)
     eps = float(np.finfo(compute_dtype.as_numpy_dtype).eps)
-    return G.numpy().astype(np.float64), core.gram_rtol(J.shape[0], eps)
+    return tf.matmul(Jc, Jc, transpose_b=True), core.gram_rtol(J.shape[0], eps)
 
 
-def _combine(J: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
-    return tf.linalg.matvec(J, tf.constant(weights, dtype=J.dtype), transpose_a=True)
+def _gram(J: tf.Tensor) -> tuple[np.ndarray, float]:
+    """The Gram matrix as float64 numpy (eager only), and the zero tolerance for J's dtype."""
+    G, rtol = _gram_tensor(J)
+    _raise_if_not_finite(J, G)
+    return G.numpy().astype(np.float64), rtol
+
+
+def weights_in_graph(G: tf.Tensor, rule: Callable[[np.ndarray, float], np.ndarray], rtol: float) -> tf.Tensor:
+    """``rule(G, rtol)`` (a numpy ``*_weights`` function) as a float64 tensor of shape ``(T,)``.
+
+    Eagerly the rule is called directly; in a graph it runs through
+    ``tf.numpy_function`` (stateful, so that PCGrad's random draws advance every
+    step), with the known output shape set on the result. The rule raises on a
+    non-finite ``G``; in a graph that surfaces as ``tf.errors.InvalidArgumentError``.
+    """
+    T = int(G.shape[0])
+    if tf.executing_eagerly():
+        return tf.constant(np.asarray(rule(G.numpy().astype(np.float64), rtol), dtype=np.float64))
+
+    def solve(gram: np.ndarray) -> np.ndarray:
+        return np.asarray(rule(np.asarray(gram, dtype=np.float64), rtol), dtype=np.float64)
+
+    w = tf.numpy_function(solve, [G], tf.float64, stateful=True, name="aggregator_weights")
+    w.set_shape([T])
+    return w
+
+
+def _aggregate(J: tf.Tensor, rule: Callable[[np.ndarray, float], np.ndarray]) -> tf.Tensor:
+    """``w^T J`` with ``w = rule(G, rtol)``, eagerly or inside a graph."""
+    _check_jacobian(J)
+    if tf.executing_eagerly():
+        G, rtol = _gram(J)
+        return _combine(J, rule(G, rtol))
+    G, rtol = _gram_tensor(J)
+    return _combine(J, weights_in_graph(G, rule, rtol))
+
+
+def _combine(J: tf.Tensor, weights: np.ndarray | tf.Tensor) -> tf.Tensor:
+    weights = tf.cast(weights, J.dtype) if tf.is_tensor(weights) else tf.constant(weights, dtype=J.dtype)
+    return tf.linalg.matvec(J, weights, transpose_a=True)
 
 
 def mean(J: tf.Tensor) -> tf.Tensor:
@@ -91,8 +138,7 @@ def mean(J: tf.Tensor) -> tf.Tensor:
 
 def mgda(J: tf.Tensor) -> tf.Tensor:
     """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`)."""
-    _check_jacobian(J)
-    return _combine(J, core.mgda_weights(_gram(J)[0]))
+    return _aggregate(J, lambda G, rtol: core.mgda_weights(G))
 
 
 def pcgrad(J: tf.Tensor, generator: np.random.Generator | int | None = None) -> tf.Tensor:
@@ -101,8 +147,7 @@ def pcgrad(J: tf.Tensor, generator: np.random.Generator | int | None = None) -> 
     See :func:`mtl_course.core.aggregation.pcgrad_weights`. ``generator`` (a numpy
     ``Generator``, an int seed or ``None``) draws the random task orders.
     """
-    _check_jacobian(J)
-    return _combine(J, core.pcgrad_weights(_gram(J)[0], generator))
+    return _aggregate(J, lambda G, rtol: core.pcgrad_weights(G, generator))
 
 
 def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
@@ -110,9 +155,7 @@ def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
 
     See :func:`mtl_course.core.aggregation.cagrad_weights`.
     """
-    _check_jacobian(J)
-    G, rtol = _gram(J)
-    return _combine(J, core.cagrad_weights(G, c=c, rtol=rtol))
+    return _aggregate(J, lambda G, rtol: core.cagrad_weights(G, c=c, rtol=rtol))
 
 
 def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
@@ -120,9 +163,7 @@ def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
 
     See :func:`mtl_course.core.aggregation.nash_mtl_weights`.
     """
-    _check_jacobian(J)
-    G, rtol = _gram(J)
-    return _combine(J, core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter))
+    return _aggregate(J, lambda G, rtol: core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter))
 
 
 def imtl_g(J: tf.Tensor) -> tf.Tensor:
@@ -130,9 +171,7 @@ def imtl_g(J: tf.Tensor) -> tf.Tensor:
 
     See :func:`mtl_course.core.aggregation.imtl_g_weights`.
     """
-    _check_jacobian(J)
-    G, rtol = _gram(J)
-    return _combine(J, core.imtl_g_weights(G, rtol=rtol))
+    return _aggregate(J, lambda G, rtol: core.imtl_g_weights(G, rtol=rtol))
 
 
 def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
@@ -140,9 +179,7 @@ def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
 
     See :func:`mtl_course.core.aggregation.aligned_mtl_weights`.
     """
-    _check_jacobian(J)
-    G, rtol = _gram(J)
-    return _combine(J, core.aligned_mtl_weights(G, rtol=rtol))
+    return _aggregate(J, lambda G, rtol: core.aligned_mtl_weights(G, rtol=rtol))
 
 
 def upgrad(J: tf.Tensor) -> tf.Tensor:
@@ -150,8 +187,7 @@ def upgrad(J: tf.Tensor) -> tf.Tensor:
 
     See :func:`mtl_course.core.aggregation.upgrad_weights`.
     """
-    _check_jacobian(J)
-    return _combine(J, core.upgrad_weights(_gram(J)[0]))
+    return _aggregate(J, lambda G, rtol: core.upgrad_weights(G))
 
 
 AGGREGATORS: dict[str, Callable[..., tf.Tensor]] = {

@@ -2,8 +2,11 @@
 
 Same functions, arguments, defaults and :class:`~mtl_course.core.tasks.History` as the PyTorch
 version: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`save`,
-:func:`load`. Steps run eagerly (the weightings compute their weights in
-numpy every step, see :mod:`mtl_course.tf.weighting`).
+:func:`load`. ``fit`` compiles its training step with ``tf.function`` (no XLA)
+for the built-in weightings but GradNorm (their weights are drawn on the host
+and passed in as a tensor) and for the built-in aggregators (whose small
+``T x T`` solve runs through ``tf.numpy_function``); GradNorm, weightings of
+your own and aggregator functions of your own run eagerly.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from mtl_course.core.tasks import History, Task
 from mtl_course.core.weighting import gradnorm_layer_index
 from mtl_course.data.types import MultiTaskSplit
 from mtl_course.tf.runtime import device as default_device
-from mtl_course.tf.weighting import RLW, WEIGHTINGS, GradNorm, UncertaintyWeighting, Weighting
+from mtl_course.tf.weighting import (DWA, RLW, WEIGHTINGS, EqualWeighting, GradNorm, StaticWeighting,
+                                     UncertaintyWeighting, Weighting)
 
 Data = MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]
 Method = Weighting | str | Callable[[tf.Tensor], tf.Tensor]
@@ -112,6 +116,106 @@ def _aggregated_gradients(model: keras.Model, tape: tf.GradientTape, losses: lis
     return [grads.get(id(v)) for v in variables]
 
 
+# Weightings whose total fit's compiled step can build in the graph (exact types: a subclass may
+# override __call__ with numpy code).
+_COMPILED_WEIGHTINGS = (EqualWeighting, StaticWeighting, UncertaintyWeighting, DWA, RLW)
+
+
+def _builtin_aggregator(method: Callable) -> bool:
+    """Whether ``method`` is one of :data:`AGGREGATORS` (or a ``functools.partial`` of one): graph-safe."""
+    from mtl_course.tf.aggregators import AGGREGATORS
+
+    func = method.func if isinstance(method, functools.partial) else method
+    return any(func is f for f in AGGREGATORS.values())
+
+
+def _non_finite_error(names: list[str], values: np.ndarray) -> ValueError:
+    bad = [n for n, v in zip(names, values) if not np.isfinite(v)]
+    return ValueError(f"non-finite (NaN or inf) loss for task(s) {bad}")
+
+
+def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighting | Callable,
+                opt: keras.optimizers.Optimizer, variables: list, x: tf.Tensor, ys: dict[str, tf.Tensor],
+                gradnorm_vars: list | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The training step ``fit`` calls on each batch's indices; returns the task losses (float64 numpy).
+
+    Compiled (``tf.function``) for the weightings in
+    ``_COMPILED_WEIGHTINGS`` and the built-in aggregators; eager otherwise. Either way a
+    non-finite loss raises a ``ValueError`` naming the task before any variable changes (the
+    compiled step checks in the graph and skips the update, the host then raises).
+    """
+    names = list(specs)
+    is_weighting = isinstance(resolved, Weighting)
+    has_penalty = callable(getattr(model, "penalty", None))
+    compiled = type(resolved) in _COMPILED_WEIGHTINGS if is_weighting else _builtin_aggregator(resolved)
+
+    def forward(batch_x, batch_ys):
+        outputs = model(batch_x, training=True)
+        losses = [task_loss(n, specs[n], outputs[n], batch_ys[n]) for n in names]
+        return losses, (model.penalty() if has_penalty else None)
+
+    if not compiled:
+        persistent = not is_weighting or gradnorm_vars is not None
+
+        def eager_step(index: np.ndarray) -> np.ndarray:
+            idx = tf.constant(index)
+            with tf.GradientTape(persistent=persistent) as tape:
+                losses, penalty = forward(tf.gather(x, idx), {n: tf.gather(ys[n], idx) for n in names})
+                if is_weighting:
+                    total = resolved(dict(zip(names, losses)))
+                    if penalty is not None:
+                        total = total + penalty
+            values = np.array([float(v) for v in losses])
+            if is_weighting:
+                if gradnorm_vars is not None:
+                    resolved.update(dict(zip(names, losses)), gradnorm_vars, tape)
+                grads = tape.gradient(total, variables)
+            else:
+                if not np.all(np.isfinite(values)):
+                    raise _non_finite_error(names, values)
+                grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables)
+            del tape
+            opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+            return values
+
+        return eager_step
+
+    # Traced once per batch size (the batch and the last, smaller one): the losses need static
+    # shapes. No autograph: the step's Python control flow is all decided at trace time.
+    @tf.function(autograph=False)
+    def compiled_step(x_all, ys_all, idx, weights):
+        with tf.GradientTape(persistent=not is_weighting) as tape:
+            losses, penalty = forward(tf.gather(x_all, idx), {n: tf.gather(ys_all[n], idx) for n in names})
+            stacked = tf.stack([tf.reshape(loss, []) for loss in losses])
+            if is_weighting:
+                total = resolved._graph_total(stacked, weights)
+                if penalty is not None:
+                    total = total + penalty
+
+        def update():
+            if is_weighting:
+                grads = tape.gradient(total, variables)
+            else:
+                grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables)
+            opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+            return tf.constant(True)
+
+        # the NaN check in the graph: a non-finite loss skips the update, the host then raises
+        tf.cond(tf.reduce_all(tf.math.is_finite(stacked)), update, lambda: tf.constant(False))
+        return tf.cast(stacked, tf.float64)
+
+    def step(index: np.ndarray) -> np.ndarray:
+        weights = resolved._step_weights() if is_weighting else np.zeros(len(names))
+        values = compiled_step(x, ys, tf.constant(index, tf.int64), tf.constant(weights, tf.float64)).numpy()
+        if is_weighting:
+            resolved._record(values)
+        elif not np.all(np.isfinite(values)):
+            raise _non_finite_error(names, values)
+        return values
+
+    return step
+
+
 def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], method: Method = "equal",
         epochs: int = 10, batch_size: int = 64, optimizer: keras.optimizers.Optimizer | str | None = None,
         lr: float = 1e-3, val_data: Data | None = None, seed: int = 0, progress: bool = True,
@@ -132,7 +236,6 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
     resolved = resolve_method(method, specs, seed)
     is_weighting = isinstance(resolved, Weighting)
     opt = _optimizer(optimizer, lr)
-    has_penalty = callable(getattr(model, "penalty", None))
     rng = np.random.default_rng(seed)
     history = History(task_names=names)
     targets = core_tasks.cast_targets(split, specs)
@@ -149,7 +252,7 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
         if isinstance(resolved, GradNorm):
             shared = list(model.shared_parameters())
             gradnorm_vars = [shared[gradnorm_layer_index([tuple(v.shape) for v in shared])]]
-        persistent = not is_weighting or gradnorm_vars is not None
+        step = _train_step(model, specs, resolved, opt, variables, x, ys, gradnorm_vars)
 
         kwargs = {} if progress else {"disable": True}  # leave `disable` to TQDM_DISABLE otherwise
         bar = tqdm.tqdm(range(epochs), desc="fit", unit="epoch", **kwargs)
@@ -158,28 +261,7 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
             sums = np.zeros(len(names))
             steps = 0
             for index in core_tasks.batch_indices(len(split), batch_size, rng):
-                idx = tf.constant(index)
-                with tf.GradientTape(persistent=persistent) as tape:
-                    outputs = model(tf.gather(x, idx), training=True)
-                    losses = [task_loss(n, specs[n], outputs[n], tf.gather(ys[n], idx)) for n in names]
-                    penalty = model.penalty() if has_penalty else None
-                    if is_weighting:
-                        total = resolved(dict(zip(names, losses)))
-                        if penalty is not None:
-                            total = total + penalty
-                values = np.array([float(v) for v in losses])
-                if is_weighting:
-                    if gradnorm_vars is not None:
-                        resolved.update(dict(zip(names, losses)), gradnorm_vars, tape)
-                    grads = tape.gradient(total, variables)
-                else:
-                    if not np.all(np.isfinite(values)):
-                        bad = [n for n, v in zip(names, values) if not np.isfinite(v)]
-                        raise ValueError(f"non-finite (NaN or inf) loss for task(s) {bad}")
-                    grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables)
-                del tape
-                opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-                sums += values
+                sums += step(index)
                 steps += 1
             mean_loss = dict(zip(names, (sums / max(steps, 1)).tolist()))
             weights = resolved.weights if is_weighting else None

@@ -11,7 +11,10 @@ state), ``load_state_dict()`` restores them.
 
 The weights are computed eagerly in numpy (:mod:`mtl_course.core.weighting`):
 call the weightings eagerly, not inside ``tf.function`` (a traced RLW would
-freeze its first draw).
+freeze its first draw). :func:`mtl_course.tf.fit` compiles its step anyway for
+equal, static, uncertainty, DWA and RLW weighting: it draws the weights on the
+host and passes them into the compiled step as a tensor (GradNorm and
+subclasses of your own run eagerly).
 """
 
 from __future__ import annotations
@@ -115,6 +118,23 @@ class Weighting(tf.Module):
     def end_epoch(self) -> None:
         """Called by the training loop after each epoch (used by :class:`DWA`)."""
 
+    # The protocol of fit's compiled step (mtl_course.tf.train), which cannot run numpy inside the
+    # graph: it takes _step_weights() as a tensor argument, builds the total with _graph_total
+    # (TensorFlow ops only) and hands the step's losses back to _record on the host.
+    def _step_weights(self) -> np.ndarray:
+        """The weights of the next step's total loss (RLW draws them here)."""
+        return self.weights
+
+    def _graph_total(self, stacked: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """``sum_i w_i L_i`` from the stacked losses and :meth:`_step_weights`, graph-safe."""
+        return tf.reduce_sum(tf.cast(weights, stacked.dtype) * stacked)
+
+    def _record(self, values: np.ndarray) -> None:
+        """Keep a compiled step's losses (float64, task order) as an eager call would, after checking them."""
+        if not np.all(np.isfinite(values)):
+            core.check_finite_losses(values, self._order)
+        self._values = values
+
     def _weighted_sum(self, stacked: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
         return tf.reduce_sum(tf.constant(weights, dtype=stacked.dtype) * stacked)
 
@@ -187,7 +207,9 @@ class UncertaintyWeighting(Weighting):
         return core.uncertainty_multipliers(self.log_vars.numpy(), self.factors)
 
     def __call__(self, losses: Losses) -> tf.Tensor:
-        stacked = self.stack(losses)
+        return self._graph_total(self.stack(losses), None)
+
+    def _graph_total(self, stacked: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
         s = tf.cast(self.log_vars, stacked.dtype)
         c = tf.constant(self.factors, dtype=stacked.dtype)
         return tf.reduce_sum(c * tf.exp(-s) * stacked + 0.5 * s)
@@ -207,6 +229,10 @@ class DWA(Weighting):
         stacked = self.stack(losses)
         self._averages.add(self._values)
         return self._weighted_sum(stacked, self.weights)
+
+    def _record(self, values: np.ndarray) -> None:
+        super()._record(values)
+        self._averages.add(self._values)
 
     def end_epoch(self) -> None:
         """Close the epoch: store its average losses and compute the next weights."""
@@ -244,6 +270,10 @@ class RLW(Weighting):
         stacked = self.stack(losses)
         self._weights = core.rlw_weights(self.generator, int(stacked.shape[0]), self.distribution)
         return self._weighted_sum(stacked, self._weights)
+
+    def _step_weights(self) -> np.ndarray:
+        self._weights = core.rlw_weights(self.generator, self.num_tasks, self.distribution)
+        return self._weights
 
     def _core_state(self) -> dict[str, Any]:
         last = self.weights

@@ -278,8 +278,8 @@ def backward(
     elif not callable(aggregator):
         raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
     shared = _param_list(shared_params)
-    J, direction = aggregate_backward(losses, shared, aggregator, retain_graph)
-    return aggregator_weights(J, direction)
+    weights, J, direction = aggregate_backward(losses, shared, aggregator, retain_graph)
+    return weights if weights is not None else aggregator_weights(J, direction)
 
 
 def aggregate_backward(
@@ -287,16 +287,45 @@ def aggregate_backward(
     shared: list[torch.Tensor],
     aggregator: Callable[[torch.Tensor], torch.Tensor],
     retain_graph: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """What :func:`backward` does, returning ``(J, direction)`` instead of the weights
-    (``fit`` computes the weights only when it logs them)."""
+    recorder: object = None,
+) -> tuple[np.ndarray | None, torch.Tensor | None, torch.Tensor | None]:
+    """What :func:`backward` does; the one home of the aggregated backward step (``fit`` uses it).
+
+    Returns ``(weights, J, direction)``: for the built-in aggregators (their
+    weights depend on ``G = J J^T`` only, :func:`mtl_course.core.gramian.gram_rule`)
+    the weights ``w`` are exact and the shared gradient is ``w @ J``; with a
+    ``recorder`` (a :class:`~mtl_course.torch.gramian.LayerGramian` that
+    recorded the forward pass) ``J`` is never formed: ``G`` is built layer by
+    layer and one backward pass of ``sum_t w_t L_t`` gives ``w @ J`` (then
+    ``J`` and ``direction`` are None). For any other aggregator ``weights`` is
+    None (see :func:`aggregator_weights`).
+    """
+    from mtl_course.torch.gramian import gramian_weights
+
     values, stacked = _stack_losses(losses)
-    J = jacobian(values, shared, retain_graph=True)
-    direction = aggregator(J)
+    weights = J = direction = None
+    if recorder is not None:
+        G = recorder.gramian(values)
+        w = gramian_weights(aggregator, G)
+        if w is not None:
+            total = (w.to(stacked.dtype) * stacked).sum()
+            grads = torch.autograd.grad(total, shared, retain_graph=True, allow_unused=True)
+            for p, g in zip(shared, grads):
+                g = torch.zeros_like(p) if g is None else g
+                p.grad = g if p.grad is None else p.grad + g
+            weights = w.double().cpu().numpy()
+    if weights is None:
+        J = jacobian(values, shared, retain_graph=True)
+        w = gramian_weights(aggregator, J @ J.T)
+        if w is None:
+            direction = aggregator(J)
+        else:  # the same direction as aggregator(J), with its weights
+            direction = w.to(J.dtype) @ J
+            weights = w.double().cpu().numpy()
+        for p, g in zip(shared, unflatten_gradients(direction, shared)):
+            g = g.detach().to(dtype=p.dtype, device=p.device)
+            p.grad = g.clone() if p.grad is None else p.grad + g
     others = _task_parameters_of(values, shared)
     if others:
         torch.autograd.backward(stacked.sum(), inputs=others, retain_graph=retain_graph)
-    for p, g in zip(shared, unflatten_gradients(direction, shared)):
-        g = g.detach().to(dtype=p.dtype, device=p.device)
-        p.grad = g.clone() if p.grad is None else p.grad + g
-    return J, direction
+    return weights, J, direction

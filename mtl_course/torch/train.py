@@ -12,6 +12,7 @@ with the same arguments and the same :class:`~mtl_course.core.tasks.History` is
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 
@@ -268,6 +269,10 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     loss 0 there: it is left out of the aggregation (weight 0) and of the
     epoch's mean loss; a weighting still sees its 0 (no gradient; GradNorm
     skips its weight update on such batches).
+    The built-in aggregators need ``J`` only through ``G = J J^T``: for them ``J``
+    is never formed (:class:`~mtl_course.torch.gramian.LayerGramian` builds ``G``
+    layer by layer, then one backward pass of ``sum_t w_t L_t``), with the same
+    result to rounding.
 
     Examples:
         >>> import numpy as np
@@ -313,6 +318,7 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     needs_shared = not is_weighting or isinstance(resolved, GradNorm)
     checked = False
     gradnorm_params = shared = None
+    recorder = _gramian_recorder(model, resolved)
     if not loader:
         x_all = _input_tensor(split.x, model, dev)
         targets, masks = core_tasks.prepare_targets(split, specs)
@@ -340,9 +346,10 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
         model.train()
         sums = np.zeros(len(names))
         seen = np.zeros(len(names))
-        last = None  # (J, direction, present) of the last aggregated step
+        last = None  # (weights, J, direction, present) of the last aggregated step
         for xb, yb, mb in batches():
-            outputs = model(xb)
+            with recorder if recorder is not None else contextlib.nullcontext():
+                outputs = model(xb)
             if not checked:
                 _check_model(model, outputs, names, needs_shared)
                 if needs_shared:
@@ -381,7 +388,7 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
                 if not np.all(np.isfinite(values)):
                     bad = [n for n, v in zip(names, values) if not np.isfinite(v)]
                     raise ValueError(f"non-finite (NaN or inf) loss for task(s) {bad}")
-                last = _backward_aggregated(model, losses, present, shared, resolved, penalty) or last
+                last = _backward_aggregated(losses, present, shared, resolved, penalty, recorder) or last
             if clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             opt.step()
@@ -397,9 +404,9 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
         else:
             weights = None
             if last is not None:
-                J, direction, present = last
+                w, J, direction, present = last
                 weights = np.zeros(len(names))
-                weights[present] = aggregator_weights(J, direction)
+                weights[present] = w if w is not None else aggregator_weights(J, direction)
         val_loss = val_metric = None
         if val_data is not None:
             val_metric, val_loss = evaluate(model, val_data, specs, return_losses=True)
@@ -422,17 +429,31 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     return history
 
 
-def _backward_aggregated(model: nn.Module, losses: list[torch.Tensor], present: np.ndarray,
-                         shared: list[nn.Parameter], aggregator: Callable, penalty: torch.Tensor | None
-                         ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray] | None:
-    """Shared params get ``aggregator(J)`` over the tasks labelled in the batch, task params their
-    own loss's gradient, all params the penalty's; returns ``(J, direction, present)`` (None
+def _gramian_recorder(model: nn.Module, method: Weighting | Callable):
+    """A :class:`~mtl_course.torch.gramian.LayerGramian` when ``method`` is an aggregator whose
+    weights depend on ``G`` only (all built-in ones), else None (then ``J`` is formed)."""
+    from mtl_course.core.gramian import gram_rule
+    from mtl_course.torch.aggregators import AGGREGATORS
+    from mtl_course.torch.gramian import LayerGramian
+
+    if isinstance(method, Weighting) or gram_rule(method, AGGREGATORS) is None:
+        return None
+    if not callable(getattr(model, "shared_parameters", None)):
+        return None  # fit's model check says what is missing
+    shared = list(model.shared_parameters())
+    return LayerGramian(model, shared) if shared else None
+
+
+def _backward_aggregated(losses: list[torch.Tensor], present: np.ndarray, shared: list[nn.Parameter],
+                         aggregator: Callable, penalty: torch.Tensor | None, recorder=None) -> tuple | None:
+    """Shared params get the aggregated direction over the tasks labelled in the batch
+    (:func:`~mtl_course.torch.gradients.aggregate_backward`), task params their own loss's
+    gradient, all params the penalty's; returns ``(weights, J, direction, present)`` (None
     when nothing was aggregated)."""
     kept = [loss for loss, here in zip(losses, present) if here]
     result = None
     if shared and kept:
-        J, direction = aggregate_backward(kept, shared, aggregator, retain_graph=penalty is not None)
-        result = (J, direction, present)
+        result = (*aggregate_backward(kept, shared, aggregator, penalty is not None, recorder), present)
     elif kept:  # no shared parameters (soft sharing): each task's parameters get its own gradient
         torch.stack(kept).sum().backward(retain_graph=penalty is not None)
     if penalty is not None:
