@@ -198,15 +198,32 @@ def backward(
     shared = list(shared_variables)
     if not shared:
         raise ValueError("shared_variables is empty: pass the variables every task shares")
-    J = jacobian(tape, values, shared)
-    direction = aggregator(J)
-    weights = aggregator_weights(J, direction)
-    pairs = list(zip(unflatten_gradients(direction, shared), shared))
     # The tape watches the tf.Variables inside Keras variables: compare those.
     skip = {id(_raw(v)) for v in shared}
     others = [v for v in tape.watched_variables() if id(_raw(v)) not in skip and getattr(v, "trainable", True)]
+    shared_grads, other_grads, J, direction = aggregate_gradients(tape, values, shared, aggregator, others)
+    pairs = list(zip(shared_grads, shared)) + [(g, v) for g, v in zip(other_grads, others) if g is not None]
+    return pairs, aggregator_weights(J, direction)
+
+
+def aggregate_gradients(
+    tape: tf.GradientTape,
+    losses: list[tf.Tensor],
+    shared: list,
+    aggregator: Callable[[tf.Tensor], tf.Tensor],
+    others: list,
+) -> tuple[list[tf.Tensor], list[tf.Tensor | None], tf.Tensor, tf.Tensor]:
+    """The one home of the aggregated gradient step (``backward`` and ``fit`` use it; graph-safe
+    when the aggregator is): ``(shared gradients, others' gradients, J, direction)``.
+
+    The shared variables get ``aggregator(J)``; each of ``others`` the gradient of the
+    sum of the losses (None where no loss reaches it).
+    """
+    J = jacobian(tape, losses, shared)
+    direction = aggregator(J)
+    other_grads: list = []
     if others:
         with tape:  # record the sum on the tape (the losses were recorded inside it)
-            total = tf.add_n([tf.reshape(loss, []) for loss in values])
-        pairs += [(g, v) for g, v in zip(tape.gradient(total, others), others) if g is not None]
-    return pairs, weights
+            total = tf.add_n([tf.reshape(loss, []) for loss in losses])
+        other_grads = [None if g is None else tf.convert_to_tensor(g) for g in tape.gradient(total, others)]
+    return unflatten_gradients(direction, shared), other_grads, J, direction
