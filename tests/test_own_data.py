@@ -51,13 +51,15 @@ def test_masked_loss_equals_the_loss_on_the_labelled_rows(loss, dtype):
               else torch.randint(0, 2, (n,), generator=gen).to(dtype))
     mask = torch.tensor([True, False] * 5)
     pred.requires_grad_(True)
-    masked = task_loss("t", Task(loss), pred, target, mask)
+    raw = target.clone()  # unlabelled entries as a user's loop passes them: -1 or NaN
+    raw[~mask] = -1 if loss == "cross_entropy" else float("nan")
+    masked = task_loss("t", Task(loss), pred, raw, mask)
     (g_masked,) = torch.autograd.grad(masked, pred)
     rows = task_loss("t", Task(loss), pred[mask], target[mask])
     (g_rows,) = torch.autograd.grad(rows, pred)
     torch.testing.assert_close(masked, rows)
     torch.testing.assert_close(g_masked, g_rows)
-    assert torch.all(g_masked[~mask] == 0)
+    assert torch.all(g_masked[~mask] == 0) and torch.isfinite(g_masked).all()
 
 
 def test_a_task_without_labels_in_the_batch_has_loss_zero_and_no_gradient():

@@ -50,9 +50,12 @@ def test_masked_loss_equals_the_loss_on_the_labelled_rows_and_the_torch_twin(los
     target = (rng.integers(0, 3, 10) if loss == "cross_entropy" else rng.integers(0, 2, 10).astype(np.float32))
     mask = np.array([True, False] * 5)
     p = tf.Variable(pred)
+    raw = target.copy()  # unlabelled entries as a user's loop passes them: -1 or NaN
+    raw[~mask] = -1 if loss == "cross_entropy" else np.nan
     with tf.GradientTape() as tape:
-        masked = task_loss("t", Task(loss), p, tf.constant(target), tf.constant(mask))
+        masked = task_loss("t", Task(loss), p, tf.constant(raw), tf.constant(mask))
     grad = tape.gradient(masked, p).numpy()
+    assert np.isfinite(grad).all()
     rows = task_loss("t", Task(loss), tf.constant(pred[mask]), tf.constant(target[mask]))
     np.testing.assert_allclose(float(masked), float(rows), rtol=1e-6)
     assert np.all(grad[~mask] == 0)

@@ -331,9 +331,15 @@ class EarlyStopping:
 
 
 def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:
-    """The targets of ``tasks``, checked and cast to each task's :attr:`Task.target_dtype`
-    (unlabelled entries filled with 0: see :func:`prepare_targets` for their masks)."""
-    return prepare_targets(split, tasks)[0]
+    """The targets of ``tasks``, checked and cast to each task's :attr:`Task.target_dtype`, for
+    code that needs every label (task affinity): a missing label raises a ValueError naming the
+    task (``fit`` and ``evaluate`` handle them, see :func:`prepare_targets`)."""
+    targets, masks = prepare_targets(split, tasks)
+    missing = [name for name, mask in masks.items() if mask is not None]
+    if missing:
+        raise ValueError(f"task(s) {missing} have missing labels (NaN or inf targets, or ignored / masked "
+                         "entries); this needs every label")
+    return targets
 
 
 def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:

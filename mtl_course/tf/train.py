@@ -58,6 +58,8 @@ def task_loss(name: str, task: Task, prediction: tf.Tensor, target: tf.Tensor,
             return tf.reduce_sum(prediction) * 0.0
         return task.loss(tf.boolean_mask(prediction, rows), tf.boolean_mask(target, rows))
     shape = core_tasks.aligned_shape(name, tuple(prediction.shape), tuple(target.shape), task.loss)
+    if mask is not None:  # unlabelled targets (NaN, -1, ...) must not reach the loss or its gradient
+        target = tf.where(tf.reshape(mask, tf.shape(target)), target, tf.zeros_like(target))
     if task.loss == "cross_entropy":
         per_entry = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=prediction)
     else:

@@ -65,6 +65,9 @@ def task_loss(name: str, task: Task, prediction: torch.Tensor, target: torch.Ten
             return prediction.sum() * 0.0
         return task.loss(prediction[rows], target[rows])
     shape = core_tasks.aligned_shape(name, tuple(prediction.shape), tuple(target.shape), task.loss)
+    if mask is not None:  # unlabelled targets (NaN, -1, ...) must not reach the loss or its gradient
+        target = torch.where(mask.reshape(target.shape), target, torch.zeros((), dtype=target.dtype,
+                                                                            device=target.device))
     if task.loss == "cross_entropy":
         if mask is None:
             return F.cross_entropy(prediction, target)
