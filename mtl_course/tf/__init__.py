@@ -31,6 +31,7 @@ from mtl_course.tf.aggregators import (
     upgrad,
 )
 from mtl_course.tf.dense import dense_prediction_model, segmentation_loss
+from mtl_course.tf.gramian import LayerGramian, gramian_weights
 from mtl_course.tf.gradients import (
     aggregator_weights,
     backward,
@@ -76,11 +77,13 @@ __all__ = [
     "ESMM",
     "evaluate",
     "fit",
+    "gramian_weights",
     "GradNorm",
     "HardSharing",
     "History",
     "imtl_g",
     "jacobian",
+    "LayerGramian",
     "load",
     "mean",
     "mgda",

@@ -201,9 +201,11 @@ def backward(
     # The tape watches the tf.Variables inside Keras variables: compare those.
     skip = {id(_raw(v)) for v in shared}
     others = [v for v in tape.watched_variables() if id(_raw(v)) not in skip and getattr(v, "trainable", True)]
-    shared_grads, other_grads, J, direction = aggregate_gradients(tape, values, shared, aggregator, others)
+    shared_grads, other_grads, weights, J, direction = aggregate_gradients(tape, values, shared, aggregator, others)
     pairs = list(zip(shared_grads, shared)) + [(g, v) for g, v in zip(other_grads, others) if g is not None]
-    return pairs, aggregator_weights(J, direction)
+    if weights is None:
+        return pairs, aggregator_weights(J, direction)
+    return pairs, np.asarray(weights, dtype=np.float64)
 
 
 def aggregate_gradients(
@@ -212,18 +214,41 @@ def aggregate_gradients(
     shared: list,
     aggregator: Callable[[tf.Tensor], tf.Tensor],
     others: list,
-) -> tuple[list[tf.Tensor], list[tf.Tensor | None], tf.Tensor, tf.Tensor]:
+    recorder: object = None,
+) -> tuple[list[tf.Tensor], list[tf.Tensor | None], tf.Tensor | None, tf.Tensor | None, tf.Tensor | None]:
     """The one home of the aggregated gradient step (``backward`` and ``fit`` use it; graph-safe
-    when the aggregator is): ``(shared gradients, others' gradients, J, direction)``.
+    when the aggregator is a built-in one): ``(shared gradients, others' gradients, weights, J, direction)``.
 
-    The shared variables get ``aggregator(J)``; each of ``others`` the gradient of the
-    sum of the losses (None where no loss reaches it).
+    The shared variables get the aggregated direction, each of ``others`` the gradient of the
+    sum of the losses (None where no loss reaches it). For the built-in aggregators (weights
+    from ``G = J J^T`` only) ``weights`` is a ``(T,)`` tensor and the direction ``w @ J``; with a
+    ``recorder`` (a :class:`~mtl_course.tf.gramian.LayerGramian` that recorded the forward
+    pass) ``J`` is never formed (``J`` and ``direction`` are then None). For any other
+    aggregator ``weights`` is None (see :func:`aggregator_weights`).
     """
-    J = jacobian(tape, losses, shared)
-    direction = aggregator(J)
+    from mtl_course.tf.gramian import gramian_weights
+
+    weights = J = direction = None
+    shared_grads = None
+    if recorder is not None:
+        w = gramian_weights(aggregator, recorder.gramian(tape, losses))
+        if w is not None:
+            with tape:
+                total = tf.reduce_sum(tf.cast(w, losses[0].dtype) * tf.stack([tf.reshape(v, []) for v in losses]))
+            shared_grads = tape.gradient(total, shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            weights = tf.cast(w, tf.float64)
+    if shared_grads is None:
+        J = jacobian(tape, losses, shared)
+        w = gramian_weights(aggregator, tf.matmul(J, J, transpose_b=True))
+        if w is None:
+            direction = aggregator(J)
+        else:  # the same direction as aggregator(J), with its weights
+            direction = tf.linalg.matvec(J, tf.cast(w, J.dtype), transpose_a=True)
+            weights = tf.cast(w, tf.float64)
+        shared_grads = unflatten_gradients(direction, shared)
     other_grads: list = []
     if others:
         with tape:  # record the sum on the tape (the losses were recorded inside it)
             total = tf.add_n([tf.reshape(loss, []) for loss in losses])
         other_grads = [None if g is None else tf.convert_to_tensor(g) for g in tape.gradient(total, others)]
-    return unflatten_gradients(direction, shared), other_grads, J, direction
+    return list(shared_grads), other_grads, weights, J, direction

@@ -5,12 +5,15 @@ version: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`save`,
 :func:`load`. ``fit`` compiles its training step with ``tf.function`` (no XLA)
 for the built-in weightings but GradNorm (their weights are drawn on the host
 and passed in as a tensor) and for the built-in aggregators (whose small
-``T x T`` solve runs through ``tf.numpy_function``); GradNorm, weightings of
-your own and aggregator functions of your own run eagerly.
+``T x T`` solve runs through ``tf.numpy_function``; they get ``G = J J^T`` from
+:class:`~mtl_course.tf.gramian.LayerGramian` without forming ``J``, then one
+backward pass of ``sum_t w_t L_t``); GradNorm, weightings of your own and
+aggregator functions of your own run eagerly (the latter on ``J``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
@@ -115,25 +118,30 @@ def _optimizer(optimizer: keras.optimizers.Optimizer | str | None, lr: float) ->
 
 
 def _aggregated_gradients(model: keras.Model, tape: tf.GradientTape, losses: list[tf.Tensor],
-                          aggregator: Callable, penalty: tf.Tensor | None, variables: list
-                          ) -> tuple[list, tf.Tensor, tf.Tensor]:
-    """Shared variables get ``aggregator(J)``, the others their own loss's gradient, all the penalty's
-    (:func:`~mtl_course.tf.gradients.aggregate_gradients`); also returns ``G = J J^T`` and
-    ``J d``, from which ``fit`` logs the aggregator's weights."""
-    from mtl_course.tf.gradients import aggregate_gradients
+                          aggregator: Callable, penalty: tf.Tensor | None, variables: list,
+                          recorder=None) -> tuple[list, tf.Tensor]:
+    """Shared variables get the aggregated direction over ``losses``, the other variables their
+    own loss's gradient, all the penalty's (:func:`~mtl_course.tf.gradients.aggregate_gradients`);
+    also returns the aggregator's weights (float64, zeros without shared variables).
+
+    With a ``recorder`` (a :class:`~mtl_course.tf.gramian.LayerGramian` that recorded the forward
+    pass) ``J`` is never formed: ``G`` is built layer by layer, the aggregator's weights ``w``
+    come from it, and the shared variables get the gradient of ``sum_t w_t L_t`` (``w^T J``).
+    """
+    from mtl_course.tf.gradients import aggregate_gradients, aggregator_weights
 
     grads: dict[int, tf.Tensor] = {}
     shared = list(model.shared_parameters())
-    T = len(losses)
-    G, Jd = tf.zeros((T, T), tf.float64), tf.zeros((T,), tf.float64)
+    weights = tf.zeros((len(losses),), tf.float64)
     if shared:
         skip = {id(v) for v in shared}
         others = [v for v in variables if id(v) not in skip]
-        shared_grads, other_grads, J, direction = aggregate_gradients(tape, losses, shared, aggregator, others)
+        shared_grads, other_grads, w, J, direction = aggregate_gradients(
+            tape, losses, shared, aggregator, others, recorder)
         grads.update({id(v): g for v, g in zip(shared, shared_grads)})
         grads.update({id(v): g for v, g in zip(others, other_grads) if g is not None})
-        J64 = tf.cast(J, tf.float64)
-        G, Jd = tf.matmul(J64, J64, transpose_b=True), tf.linalg.matvec(J64, tf.cast(direction, tf.float64))
+        # an aggregator of your own runs eagerly: its weights by least squares, on the host
+        weights = w if w is not None else tf.constant(aggregator_weights(J, direction))
     else:  # no shared variables (soft sharing): each task's variables get its own loss's gradient
         with tape:
             loss_sum = tf.add_n(losses)
@@ -144,7 +152,7 @@ def _aggregated_gradients(model: keras.Model, tape: tf.GradientTape, losses: lis
         for v, g in zip(variables, tape.gradient(penalty, variables)):
             if g is not None:
                 grads[id(v)] = grads[id(v)] + g if id(v) in grads else tf.convert_to_tensor(g)
-    return [grads.get(id(v)) for v in variables], G, Jd
+    return [grads.get(id(v)) for v in variables], weights
 
 
 def _clip(grads: list, count: int, clip_norm: float | None) -> list:
@@ -198,9 +206,15 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
     compiled = type(resolved) in _COMPILED_WEIGHTINGS if is_weighting else _builtin_aggregator(resolved)
     # a custom loss on a partially labelled task selects rows with a host-side check
     compiled = compiled and not any(not isinstance(specs[n].loss, str) for n in masked)
+    recorder = None  # the built-in aggregators need J only through G: build G layer by layer
+    if not is_weighting and compiled and model.shared_parameters():
+        from mtl_course.tf.gramian import LayerGramian
+
+        recorder = LayerGramian(model, model.shared_parameters())
 
     def forward(batch_x, batch_ys, batch_ms):
-        outputs = model(batch_x, training=True)
+        with recorder if recorder is not None else contextlib.nullcontext():
+            outputs = model(batch_x, training=True)
         _check_model(model, outputs, names, False)
         losses = [task_loss(n, specs[n], outputs[n], batch_ys[n], batch_ms.get(n)) for n in names]
         return losses, (model.penalty() if has_penalty else None)
@@ -226,8 +240,8 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
             if not np.all(np.isfinite(values)):
                 raise _non_finite_error(names, values)
             kept = [loss for loss, here in zip(losses, present) if here]
-            grads, G, Jd = _aggregated_gradients(model, tape, kept, resolved, penalty, variables)
-            summary = (G.numpy(), Jd.numpy(), present)
+            grads, w = _aggregated_gradients(model, tape, kept, resolved, penalty, variables)
+            summary = (w.numpy(), present)
         del tape
         grads = _clip(grads, n_model, clip_norm)
         opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
@@ -251,25 +265,24 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
         T = len(names)
 
         def update():
-            G, Jd = tf.zeros((T, T), tf.float64), tf.zeros((T,), tf.float64)
+            w = tf.zeros((T,), tf.float64)
             if is_weighting:
                 grads = tape.gradient(total, variables)
             else:
-                grads, G, Jd = _aggregated_gradients(model, tape, losses, resolved, penalty, variables)
+                grads, w = _aggregated_gradients(model, tape, losses, resolved, penalty, variables, recorder)
             grads = _clip(grads, n_model, clip_norm)
             opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-            return G, Jd
+            return w
 
         # the NaN check in the graph: a non-finite loss skips the update, the host then raises
-        G, Jd = tf.cond(tf.reduce_all(tf.math.is_finite(stacked)), update,
-                        lambda: (tf.zeros((T, T), tf.float64), tf.zeros((T,), tf.float64)))
-        return tf.cast(stacked, tf.float64), G, Jd
+        w = tf.cond(tf.reduce_all(tf.math.is_finite(stacked)), update, lambda: tf.zeros((T,), tf.float64))
+        return tf.cast(stacked, tf.float64), w
 
     def step(x_all, ys_all, ms_all, index, present):
         if not is_weighting and not present.all():
             return eager_step(x_all, ys_all, ms_all, index, present)
         weights = resolved._step_weights() if is_weighting else np.zeros(len(names))
-        values, G, Jd = compiled_step(x_all, ys_all, ms_all, tf.constant(index, tf.int64),
+        values, w = compiled_step(x_all, ys_all, ms_all, tf.constant(index, tf.int64),
                                       tf.constant(weights, tf.float64))
         values = values.numpy()
         if is_weighting:
@@ -277,7 +290,7 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
             return values, None
         if not np.all(np.isfinite(values)):
             raise _non_finite_error(names, values)
-        return values, (G.numpy(), Jd.numpy(), present)
+        return values, (w.numpy(), present)
 
     return step
 
@@ -470,9 +483,9 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
             else:
                 weights = None
                 if last is not None and has_shared:
-                    G, Jd, present = last  # of the tasks present in the last aggregated batch
+                    w, present = last  # of the tasks present in the last aggregated batch
                     weights = np.zeros(len(names))
-                    weights[present] = np.linalg.lstsq(G, Jd, rcond=None)[0]
+                    weights[present] = w
             val_loss = val_metric = None
             if val_data is not None:
                 val_metric, val_loss = evaluate(model, val_data, specs, return_losses=True)

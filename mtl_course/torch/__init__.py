@@ -28,6 +28,7 @@ from mtl_course.torch.aggregators import (
     upgrad,
 )
 from mtl_course.torch.dense import dense_prediction_model, segmentation_loss
+from mtl_course.torch.gramian import LayerGramian, gramian_weights
 from mtl_course.torch.gradients import (
     aggregator_weights,
     backward,
@@ -74,11 +75,13 @@ __all__ = [
     "ESMM",
     "evaluate",
     "fit",
+    "gramian_weights",
     "GradNorm",
     "HardSharing",
     "History",
     "imtl_g",
     "jacobian",
+    "LayerGramian",
     "load",
     "mean",
     "mgda",

@@ -10,8 +10,8 @@ numbers per step. For a linear layer :math:`y = W a + b` applied to the rows
 .. math::  \langle g_s, g_t\rangle = \sum_{b, b'} (A A^\top)[b, b']\,(D_s D_t^\top)[b, b']
 
 (plus the bias term, a column of ones in ``A``). The :math:`D_t` of every
-recorded layer come from one backward pass, vectorised over the ``T`` tasks,
-to the layers' *outputs* only: no weight gradient is formed. This is the idea
+recorded layer come from one backward pass per task to the layers' *outputs*
+only: no weight gradient is formed. This is the idea
 behind torchjd's Gramian engine (Quinton and Rey, "Jacobian Descent for
 Multi-Objective Optimization", 2024).
 
@@ -142,10 +142,16 @@ class LayerGramian:
         covered = {id(p) for m in layers for p in m.parameters(recurse=False)}
         rest = [p for p in self.params if id(p) not in covered]
         if layers:
-            eye = torch.eye(T, dtype=stacked.dtype, device=stacked.device)
             outputs = [y for _, y in pairs]
-            D = torch.autograd.grad(stacked, outputs, grad_outputs=eye, is_grads_batched=True,
-                                    retain_graph=True, allow_unused=True)
+            # One backward per task to the layer outputs only (no weight gradient is computed).
+            # A single backward batched over the tasks (is_grads_batched) was slower from T = 8
+            # on and held T x T copies of the heads' gradients: every head's backward gets all
+            # T rows of the identity, T - 1 of them zero.
+            per_task = [torch.autograd.grad(loss, outputs, retain_graph=True, allow_unused=True)
+                        for loss in values]
+            D = [None if all(g is None for g in grads) else
+                 torch.stack([torch.zeros_like(y) if g is None else g for g in grads])
+                 for grads, y in zip(zip(*per_task), outputs)]
             for module, (a, y), d in zip(layers, pairs, D):
                 if d is not None:
                     G = G + _layer_block(module, a, y, d.to(dtype), T)
