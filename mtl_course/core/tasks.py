@@ -274,7 +274,7 @@ def metric_name(task: Task) -> str:
 
 class Scores(dict):
     """What ``evaluate`` returns: a dict task -> metric value that also says which metric
-    each value is (:attr:`metrics`, task -> metric name), as its repr shows.
+    each value is (``metrics``, task -> metric name), as its repr shows.
 
     Examples:
         >>> Scores({"price": 0.25, "kind": 0.5}, {"price": "mse", "kind": "accuracy"})

@@ -575,7 +575,16 @@ def save(path: str | Path, model: keras.Model, method: Weighting | None = None,
 
     Variables are stored in their creation order (``model.weights``,
     ``optimizer.variables``), so :func:`load` needs objects of the same
-    architecture, built the same way.
+    architecture, built the same way. The write is atomic (a temporary file
+    in the same folder, then ``os.replace``): a failed write leaves the
+    previous checkpoint intact.
+
+    Examples:
+        >>> import tempfile, os
+        >>> from mtl_course import tf as mtl
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {"a": mtl.mlp((4, 1))})
+        >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
+        >>> save(path, model); load(path, model)
     """
     arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.weights)}
     if method is not None:

@@ -11,7 +11,7 @@ state), ``load_state_dict()`` restores them.
 
 The weights are computed eagerly in numpy (:mod:`mtl_course.core.weighting`):
 call the weightings eagerly, not inside ``tf.function`` (a traced RLW would
-freeze its first draw). :func:`mtl_course.tf.fit` compiles its step anyway for
+freeze its first draw). :func:`mtl_course.tf.train.fit` compiles its step anyway for
 equal, static, uncertainty, DWA and RLW weighting: it draws the weights on the
 host and passes them into the compiled step as a tensor (GradNorm and
 subclasses of your own run eagerly).
@@ -94,7 +94,7 @@ class Weighting(tf.Module):
 
     def __call__(self, losses: Losses) -> tf.Tensor:
         """``sum_i w_i L_i`` with ``w = compute_weights(loss values)`` (for subclasses that only
-        override :meth:`compute_weights`)."""
+        override :meth:`~mtl_course.tf.weighting.Weighting.compute_weights`)."""
         stacked = self.stack(losses)
         self.weights = self.compute_weights(np.array(self._values, dtype=np.float64))
         return self._weighted_sum(stacked, self._weights)

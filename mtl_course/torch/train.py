@@ -233,7 +233,7 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     Args:
         model: a multi-task model (moved to ``device``): ``model(x)`` returns a
             dict task name -> output; gradient aggregators and GradNorm also
-            need ``model.shared_parameters()`` (see :func:`wrap` for your own module).
+            need ``model.shared_parameters()`` (see :func:`~mtl_course.torch.models.wrap` for your own module).
         train_data: a :class:`~mtl_course.data.MultiTaskSplit`, ``(x, {task: y})``,
             or a ``torch.utils.data.DataLoader`` (any re-iterable) yielding
             batches ``(x, {task: y})`` (then ``batch_size`` and ``seed`` are the loader's business).

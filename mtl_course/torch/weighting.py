@@ -93,7 +93,7 @@ class Weighting(nn.Module):
 
     def forward(self, losses: Losses) -> torch.Tensor:
         """``sum_i w_i L_i`` with ``w = compute_weights(loss values)`` (for subclasses that only
-        override :meth:`compute_weights`)."""
+        override :meth:`~mtl_course.torch.weighting.Weighting.compute_weights`)."""
         stacked = self.stack(losses)
         self.weights = self.compute_weights(np.array(self._values, dtype=np.float64))
         return self._weighted_sum(stacked, self._weights)

@@ -39,7 +39,15 @@ def _experts(count: int, sizes: Sequence[int], activation: str) -> list[keras.Se
 
 class MMoE(MultiTaskModel):
     """Multi-gate Mixture-of-Experts (Ma et al., KDD 2018); twin of
-    :class:`mtl_course.torch.models.MMoE`. ``num_gates=1`` is the one-gate MoE baseline."""
+    :class:`mtl_course.torch.models.MMoE`. ``num_gates=1`` is the one-gate MoE baseline.
+
+    Examples:
+        >>> import keras
+        >>> model = MMoE(6, num_experts=3, expert_hidden=8, tasks={"price": 1, "kind": 5},
+        ...              tower_hidden={"price": (4,), "kind": (16, 8)})
+        >>> {k: tuple(v.shape) for k, v in model(keras.ops.ones((2, 6))).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
+    """
 
     def __init__(
         self,
@@ -141,7 +149,14 @@ class CGCLayer(keras.layers.Layer):
 
 class PLE(MultiTaskModel):
     """Progressive Layered Extraction (Tang et al., RecSys 2020); twin of
-    :class:`mtl_course.torch.models.PLE`."""
+    :class:`mtl_course.torch.models.PLE`.
+
+    Examples:
+        >>> import keras
+        >>> model = PLE(6, {"price": 1, "kind": 5}, num_shared_experts=1, num_task_experts=1, expert_hidden=8)
+        >>> {k: tuple(v.shape) for k, v in model(keras.ops.ones((2, 6))).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
+    """
 
     def __init__(
         self,

@@ -60,6 +60,13 @@ class MMoE(MultiTaskModel):
 
     Parameters: the experts are shared (and the gate too when ``num_gates=1``);
     task ``k``'s gate and tower are its task parameters.
+
+    Examples:
+        >>> import torch
+        >>> model = MMoE(6, num_experts=3, expert_hidden=8, tasks={"price": 1, "kind": 5},
+        ...              tower_hidden={"price": (4,), "kind": (16, 8)})
+        >>> {k: tuple(v.shape) for k, v in model(torch.ones(2, 6)).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
     """
 
     def __init__(
@@ -191,6 +198,12 @@ class PLE(MultiTaskModel):
     (with two or more levels) its gate in the level before are used by task
     ``k`` only; every other parameter reaches every task through the shared
     gates and experts.
+
+    Examples:
+        >>> import torch
+        >>> model = PLE(6, {"price": 1, "kind": 5}, num_shared_experts=1, num_task_experts=1, expert_hidden=8)
+        >>> {k: tuple(v.shape) for k, v in model(torch.ones(2, 6)).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
     """
 
     def __init__(
