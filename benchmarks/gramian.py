@@ -8,7 +8,7 @@ parameters' UPGrad direction, every head's own gradient, an SGD step.
 * ``gramian``: what ``fit`` runs (:class:`mtl_course.torch.gramian.LayerGramian`):
   one batched backward to the layer outputs, ``G`` layer by layer, the UPGrad
   weights from ``G``, one backward of ``sum_t w_t L_t``. No ``T x P`` tensor.
-* ``batched J``: the previous fit path, :func:`mtl_course.torch.jacobian` (one
+* ``batched J``: the previous fit path, :func:`mtl_course.torch.gradients.jacobian` (one
   vmapped backward, still ``T x P``), for reference.
 * ``MGDA-UB``: MGDA on the gradients with respect to the shared representation
   (Sener and Koltun, 2018), then one backward of the weighted loss: the cheap
@@ -53,7 +53,7 @@ from torch import nn
 from mtl_course.core.aggregation import mgda_weights
 from mtl_course.torch.aggregators import upgrad
 from mtl_course.torch.gramian import LayerGramian
-from mtl_course.torch.jacobian import representation_jacobian, set_gradients
+from mtl_course.torch.gradients import representation_jacobian, set_gradients
 from mtl_course.torch.models import HardSharing
 from mtl_course.torch.train import _backward_aggregated
 

@@ -3,7 +3,7 @@
 A small shared trunk (an MLP, 32 -> 256 -> 256, batch 128) with ``T`` linear
 heads, ``T`` in 2, 4, 8. Each timing includes the forward pass, since a
 Jacobian is always computed on a fresh graph. Prints the median times and the
-speed-up of :func:`mtl_course.torch.jacobian` over the loop
+speed-up of :func:`mtl_course.torch.gradients.jacobian` over the loop
 (``python benchmarks/jacobian.py``, under a minute on two cores).
 """
 
@@ -15,7 +15,7 @@ import time
 import torch
 from _threads import parse_threads  # benchmarks/_threads.py (scripts run from benchmarks/)
 
-from mtl_course.torch.jacobian import jacobian
+from mtl_course.torch.gradients import jacobian
 
 
 def build(T: int):

@@ -9,9 +9,9 @@ import torch
 import mtl_course.tf  # noqa: F401  (quiets TensorFlow: import it before tensorflow)
 import tensorflow as tf
 from mtl_course.tf import aggregators as tf_agg
-from mtl_course.tf.jacobian import jacobian, representation_jacobian, unflatten_gradients
+from mtl_course.tf.gradients import jacobian, representation_jacobian, unflatten_gradients
 from mtl_course.torch import aggregators as torch_agg
-from mtl_course.torch.jacobian import jacobian as torch_jacobian
+from mtl_course.torch.gradients import jacobian as torch_jacobian
 
 NAMES = list(tf_agg.AGGREGATORS)
 

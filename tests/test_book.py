@@ -9,12 +9,13 @@ import pytest
 import yaml
 
 from mtl_course.tools.colab import install_cell
-from mtl_course.tools.execute_chapters import chapter_paths
+from mtl_course.tools.execute_chapters import chapter_paths, notebook_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 CHAPTERS = chapter_paths(ROOT / "book")
+NOTEBOOKS = notebook_paths(ROOT / "book")  # the chapters and the appendix notebooks
 
 
 def _toc_files() -> list[str]:
@@ -51,11 +52,11 @@ def test_every_toc_entry_exists_and_every_chapter_is_in_the_toc():
     for entry in entries + [TOC["root"]]:
         candidates = [ROOT / f"{entry}{suffix}" for suffix in (".ipynb", ".md")]
         assert any(p.exists() for p in candidates), f"_toc.yml names {entry}, which does not exist"
-    for chapter in CHAPTERS:
+    for chapter in NOTEBOOKS:
         assert f"book/{chapter.stem}" in entries, f"{chapter.name} is missing from _toc.yml"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_first_code_cell_is_the_colab_install_cell(path):
     notebook = nbformat.read(path, as_version=4)
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
@@ -80,7 +81,7 @@ def test_chapter_follows_the_structure_convention(path):
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_chapter_outputs_are_stored_and_clean(path):
     notebook = nbformat.read(path, as_version=4)
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]

@@ -13,7 +13,7 @@ from mtl_course.core import aggregation
 from mtl_course.core.gramian import GRAM_RULES, gram_rule, linear_layer_costs
 from mtl_course.torch import aggregators as torch_agg
 from mtl_course.torch.gramian import LayerGramian, gramian_weights
-from mtl_course.torch.jacobian import jacobian
+from mtl_course.torch.gradients import jacobian
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
@@ -79,7 +79,7 @@ def test_both_linear_branches_are_taken_and_agree():
         with LayerGramian(layer, layer.parameters()) as recorder:
             z = layer(x)
         losses = [z[:, 0].pow(2).mean(), (z[:, 1] * z[:, 2]).mean(), z.sum()]
-        J = jacobian(losses, list(layer.parameters()))
+        J = jacobian(losses, list(layer.parameters()), retain_graph=True)
         torch.testing.assert_close(recorder.gramian(losses), J @ J.T, rtol=1e-12, atol=1e-12)
 
 
@@ -90,7 +90,7 @@ def test_batch_dims_of_a_linear_layer_are_rows():
     with LayerGramian(layer, layer.parameters()) as recorder:
         z = layer(x)
     losses = [z.mean(), z.pow(2).mean()]
-    J = jacobian(losses, list(layer.parameters()))
+    J = jacobian(losses, list(layer.parameters()), retain_graph=True)
     torch.testing.assert_close(recorder.gramian(losses), J @ J.T, rtol=1e-12, atol=1e-12)
 
 

@@ -13,7 +13,7 @@ import torch
 from mtl_course.parity import copy_torch_to_tf
 from mtl_course.tf import aggregators as tf_agg
 from mtl_course.tf.gramian import LayerGramian, gramian_weights
-from mtl_course.tf.jacobian import jacobian
+from mtl_course.tf.gradients import jacobian
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 

@@ -1,13 +1,14 @@
-"""mtl_course.torch.jacobian: batched per-task gradients, the fallback, and writing gradients back."""
+"""mtl_course.torch.gradients: batched per-task gradients, the fallback, and writing gradients back."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from mtl_course import torch as mtl
 from mtl_course.core.aggregation import mgda_weights
 from mtl_course.torch.aggregators import mgda
-from mtl_course.torch.jacobian import (
+from mtl_course.torch.gradients import (
     jacobian,
     representation_jacobian,
     set_gradients,
@@ -88,8 +89,30 @@ def test_fallback_to_one_backward_per_task_warns_and_matches():
     params = list(trunk.parameters())
     expected = per_task_reference(losses.values(), params)
     with pytest.warns(UserWarning, match="one backward pass per task"):
-        J = jacobian(losses, params)
+        J = jacobian(losses, params, retain_graph=True)
     torch.testing.assert_close(J, expected, rtol=1e-6, atol=1e-7)
+    # without retain_graph the failed batched attempt freed the graph: a clear error says what to do
+    losses, _ = task_losses(trunk, heads, x, y, transform=ItemSquare.apply)
+    with pytest.raises(ValueError, match="retain_graph=True"):
+        jacobian(losses, params)
+
+
+def test_retain_graph_false_frees_the_graph():
+    """Before: retain_graph was hard-coded True, so a second backward through the losses succeeded."""
+    trunk, heads, x, y = tiny_model()
+    losses, _ = task_losses(trunk, heads, x, y)
+    jacobian(losses, list(trunk.parameters()), retain_graph=False)
+    with pytest.raises(RuntimeError, match="second time"):
+        torch.stack(list(losses.values())).sum().backward()
+
+
+def test_the_submodule_is_not_shadowed_by_the_function():
+    """Before: ``import mtl_course.torch.jacobian as J`` gave the function ``jacobian``, whose
+    attribute ``set_gradients`` does not exist; the module is now ``mtl_course.torch.gradients``."""
+    import mtl_course.torch.gradients as G
+
+    assert G.set_gradients is set_gradients and G.jacobian is jacobian
+    assert callable(mtl.jacobian) and mtl.jacobian is jacobian
 
 
 def test_representation_jacobian_and_mgda_ub():

@@ -68,10 +68,8 @@ def test_five_sgd_steps_match_step_by_step_between_frameworks(method):
     for name in TASKS:
         np.testing.assert_allclose(h_tf.train_loss[name], h_torch.train_loss[name], rtol=1e-5)
         np.testing.assert_allclose(h_tf.val_loss[name], h_torch.val_loss[name], rtol=1e-5)
-    if method == "mgda":
-        assert h_tf.weights == h_torch.weights == [None] * 5
-    else:
-        np.testing.assert_allclose(h_tf.weights, h_torch.weights, rtol=1e-5)
+    # aggregator weights too (torch takes them from the rule, tf by least squares: equal to 1e-8)
+    np.testing.assert_allclose(h_tf.weights, h_torch.weights, rtol=1e-5, atol=1e-8)
     assert h_tf.train_loss["r"][-1] < h_tf.train_loss["r"][0]
     out_torch = torch_train.predict(torch_model, val.x)
     out_tf = tf_train.predict(tf_model, val.x)
@@ -202,15 +200,16 @@ def test_fit_compiles_its_step(method, monkeypatch):
     original = type(model).call
     monkeypatch.setattr(type(model), "call", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     history = tf_train.fit(model, data, TASKS, method=method, epochs=4, batch_size=20, progress=False)
-    assert len(calls) <= 2 < 12  # 12 steps, two traces (batch sizes 20 and 8)
+    # 12 steps: one call that checks the model's interface, two traces (batch sizes 20 and 8)
+    assert len(calls) <= 3 < 12
     assert np.all(np.isfinite(history.train_loss["r"]))
 
 
 @pytest.mark.parametrize("method", ["equal", "uncertainty", "rlw", "mgda", "gradnorm"])
 def test_a_non_finite_loss_changes_no_variable_compiled_or_eager(method):
     data = problem(16)
-    data.y["r"][3] = np.nan
     _, model = twins()
+    model.heads["r"].layers[-1].bias.assign([np.nan])  # (a NaN target is a missing label)
     before = [v.numpy().copy() for v in model.trainable_variables]
     with pytest.raises(ValueError, match="'r'"):
         tf_train.fit(model, data, TASKS, method=method, epochs=1, batch_size=16, progress=False)

@@ -20,9 +20,9 @@ ONLY_TORCH = {
 }
 # Parameters that differ by necessity: TensorFlow records the forward pass on
 # a GradientTape that the gradient functions must receive.
-TAPE_FUNCTIONS = {"jacobian", "representation_jacobian"}
+TAPE_FUNCTIONS = {"backward", "jacobian", "representation_jacobian"}
 # Each framework's own word for trainable tensors: torch "parameters", Keras "variables".
-SAME_MEANING = {"variables": "params"}
+SAME_MEANING = {"variables": "params", "shared_variables": "shared_params"}
 
 
 def test_same_public_names():

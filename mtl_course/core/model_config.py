@@ -38,11 +38,15 @@ def check_task_names(names: Sequence[str], what: str = "tasks") -> tuple[str, ..
 
 
 def check_mapping(modules: object, what: str) -> dict:
-    """A non-empty ``name -> module`` mapping with valid task names, as a dict."""
-    if not isinstance(modules, Mapping):
+    """A non-empty ``name -> module`` mapping with valid task names, as a dict.
+
+    Anything with ``keys()`` and item access counts (a dict, ``torch.nn.ModuleDict``).
+    """
+    if not isinstance(modules, Mapping) and not (hasattr(modules, "keys") and hasattr(modules, "__getitem__")):
         raise TypeError(f"{what} must be a mapping task name -> module, got {type(modules).__name__}")
-    check_task_names(list(modules), what)
-    return dict(modules)
+    names = list(modules.keys())
+    check_task_names(names, what)
+    return {name: modules[name] for name in names}
 
 
 def positive_int(value: object, what: str) -> int:
@@ -75,14 +79,45 @@ def check_activation(activation: str | None) -> str:
     return activation
 
 
-def task_output_sizes(tasks: Sequence[str] | Mapping[str, int]) -> dict[str, int]:
-    """``tasks`` as ``name -> output size``: a plain sequence of names means size 1."""
+def tower_specs(tasks: Sequence[str] | Mapping[str, object], tower_hidden: int | Sequence[int] | Mapping,
+                is_module: type | tuple[type, ...]) -> dict[str, object]:
+    """Each task's tower: a ready module, or ``(hidden sizes, output size)`` to build an MLP from.
+
+    ``tasks`` is a sequence of names (output size 1 each) or a mapping name ->
+    output size or tower module (an instance of ``is_module``);
+    ``tower_hidden`` is one set of hidden sizes for every tower, or a mapping
+    task -> hidden sizes (every task named).
+
+    Examples:
+        >>> tower_specs({"price": 1, "kind": 5}, {"price": (8,), "kind": (16, 8)}, ())
+        {'price': ((8,), 1), 'kind': ((16, 8), 5)}
+    """
     if isinstance(tasks, str):
         raise TypeError("tasks must be a sequence of names or a mapping name -> output size, got a string")
     if isinstance(tasks, Mapping):
         names = check_task_names(list(tasks), "tasks")
-        return {name: positive_int(tasks[name], f"output size of task {name!r}") for name in names}
-    return {name: 1 for name in check_task_names(list(tasks), "tasks")}
+        values = dict(tasks)
+    else:
+        names = check_task_names(list(tasks), "tasks")
+        values = {name: 1 for name in names}
+    if isinstance(tower_hidden, Mapping):
+        extra = [n for n in tower_hidden if n not in names]
+        missing = [n for n in names if n not in tower_hidden and not isinstance(values[n], is_module)]
+        if extra or missing:
+            raise ValueError(f"tower_hidden must name every task {list(names)}: "
+                             f"unknown {extra}, missing {missing}")
+        hidden = {n: layer_sizes(tower_hidden[n], f"tower_hidden[{n!r}]") for n in names if n in tower_hidden}
+    else:
+        shared_hidden = layer_sizes(tower_hidden, "tower_hidden")
+        hidden = {n: shared_hidden for n in names}
+    specs: dict[str, object] = {}
+    for name in names:
+        value = values[name]
+        if is_module and isinstance(value, is_module):
+            specs[name] = value
+        else:
+            specs[name] = (hidden[name], positive_int(value, f"output size of task {name!r}"))
+    return specs
 
 
 def check_strength(strength: float) -> float:

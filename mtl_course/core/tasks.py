@@ -24,6 +24,7 @@ LOSSES = ("mse", "cross_entropy", "bce")
 with integer class targets, and binary cross-entropy on logits)."""
 
 DEFAULT_METRIC = {"mse": "mse", "cross_entropy": "accuracy", "bce": "auc"}
+KINDS = ("regression", "classification")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,20 @@ class Task:
             bce -> "auc"). Predictions are the raw model outputs (logits).
         higher_is_better: inferred from a metric name; required with a
             callable metric.
+        kind: ``"classification"`` or ``"regression"``. Inferred for the
+            built-in losses (cross_entropy and bce classify); a task with a
+            custom loss is ``"regression"`` unless it says otherwise
+            (:class:`~mtl_course.torch.weighting.UncertaintyWeighting` uses it).
+        ignore_label: a target value that marks a row as unlabelled (for
+            example ``-1`` for class labels). NaN targets and the masked
+            entries of a ``numpy.ma.MaskedArray`` are unlabelled too.
+
+    Missing labels: the built-in losses average over the labelled entries
+    only (a batch where a task has no label gives it a loss of exactly 0 with
+    zero gradient), and :meth:`score` skips unlabelled rows, so training on a
+    partially labelled task equals training that task on its labelled rows.
+    A custom loss receives every row and the mask through ``fit`` only if it
+    accepts a third argument ``mask`` (``loss(prediction, target, mask)``).
 
     Loss weights are not part of a task: weighting the tasks is the job of
     the training method (see :mod:`mtl_course.torch.weighting`).
@@ -48,6 +63,8 @@ class Task:
     loss: str | Callable[..., Any] = "mse"
     metric: str | Callable[[np.ndarray, np.ndarray], float] | None = None
     higher_is_better: bool | None = None
+    kind: str | None = None
+    ignore_label: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, str):
@@ -75,11 +92,19 @@ class Task:
                 raise ValueError("a callable metric needs higher_is_better=True or False")
         else:
             raise TypeError(f"metric must be a name or a callable, got {metric!r}")
-
-    @property
-    def kind(self) -> str:
-        """"classification" for cross_entropy and bce, else "regression" (used by uncertainty weighting)."""
-        return "classification" if self.loss in ("cross_entropy", "bce") else "regression"
+        inferred = ("classification" if self.loss in ("cross_entropy", "bce") else "regression"
+                    ) if isinstance(self.loss, str) else None
+        if self.kind is None:
+            object.__setattr__(self, "kind", inferred or "regression")
+        elif self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        elif inferred is not None and self.kind != inferred:
+            raise ValueError(f"loss {self.loss!r} is a {inferred} loss, not kind={self.kind!r}")
+        if self.ignore_label is not None:
+            if isinstance(self.ignore_label, bool) or not isinstance(self.ignore_label, (int, float, np.number)):
+                raise TypeError(f"ignore_label must be a number, got {self.ignore_label!r}")
+            if math.isnan(self.ignore_label):
+                raise ValueError("ignore_label=NaN is not needed: NaN targets are always unlabelled")
 
     @property
     def target_dtype(self) -> str | None:
@@ -90,8 +115,23 @@ class Task:
             return "float32"
         return None
 
-    def score(self, prediction: np.ndarray, target: np.ndarray) -> float:
-        """The task's metric on numpy predictions and targets."""
+    def score(self, prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+        """The task's metric on numpy predictions and targets.
+
+        ``mask`` (True = labelled, shaped like ``target``) restricts the
+        score to the rows whose entries are all labelled; with no labelled
+        row the score is NaN (there is nothing to score).
+
+        Examples:
+            >>> import numpy as np
+            >>> Task("mse").score(np.array([1.0, 5.0]), np.array([0.0, 0.0]), mask=np.array([True, False]))
+            1.0
+        """
+        if mask is not None:
+            rows = np.asarray(mask).reshape(len(mask), -1).all(axis=1)
+            if not rows.any():
+                return float("nan")
+            prediction, target = prediction[rows], target[rows]
         if isinstance(self.metric, str):
             from mtl_course.metrics import METRICS
 
@@ -123,8 +163,10 @@ def as_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]])
     if isinstance(data, MultiTaskSplit):
         return data
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], Mapping):
-        return MultiTaskSplit(np.asarray(data[0]), {k: np.asarray(v) for k, v in data[1].items()})
-    raise TypeError("data must be a MultiTaskSplit or a pair (x, {task: y})")
+        # asanyarray keeps numpy masked arrays (their mask marks missing labels)
+        return MultiTaskSplit(np.asarray(data[0]), {k: np.asanyarray(v) for k, v in data[1].items()})
+    raise TypeError("data must be a MultiTaskSplit, a pair (x, {task: y}), or (for fit) a torch "
+                    "DataLoader / tf.data.Dataset yielding such pairs")
 
 
 def training_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]) -> MultiTaskSplit:
@@ -135,13 +177,169 @@ def training_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndar
     return split
 
 
-def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:
-    """The targets of ``tasks``, cast to each task's :attr:`Task.target_dtype`."""
-    out = {}
+def labelled_mask(task: Task, target: np.ndarray) -> np.ndarray | None:
+    """True where ``target`` holds a label, shaped like it; None when every entry does.
+
+    Unlabelled: NaN, ``task.ignore_label``, and the masked entries of a
+    ``numpy.ma.MaskedArray``.
+
+    Examples:
+        >>> import numpy as np
+        >>> labelled_mask(Task("cross_entropy", ignore_label=-1), np.array([2, -1, 0]))
+        array([ True, False,  True])
+        >>> labelled_mask(Task("mse"), np.array([0.5, 1.5])) is None
+        True
+    """
+    data = np.ma.getdata(target)
+    mask = ~np.ma.getmaskarray(target) if np.ma.isMaskedArray(target) else None
+    if data.dtype.kind in "fc":
+        finite = ~np.isnan(data)
+        mask = finite if mask is None else mask & finite
+    if task.ignore_label is not None:
+        keep = data != task.ignore_label
+        mask = keep if mask is None else mask & keep
+    if mask is None or mask.all():
+        return None
+    return mask
+
+
+def check_labels(name: str, task: Task, target: np.ndarray, mask: np.ndarray | None = None,
+                 num_classes: int | None = None) -> None:
+    """Raise a ValueError naming the task if its labelled targets are invalid for its loss.
+
+    cross_entropy: integer class indices in ``[0, num_classes)``; bce: values
+    in ``[0, 1]``; mse: finite values. Unlabelled entries (``mask`` False) are
+    not checked. Custom losses are not checked.
+    """
+    if not isinstance(task.loss, str):
+        return
+    values = np.ma.getdata(target)
+    if mask is not None:
+        values = values[mask]
+    if values.size == 0:
+        return
+    if task.loss == "cross_entropy":
+        if values.dtype.kind not in "iub":
+            as_float = values.astype(np.float64)
+            if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
+                raise ValueError(f"task {name!r}: cross_entropy targets must be integer class indices, "
+                                 f"got non-integer values such as {as_float[as_float != np.round(as_float)][:3]}"
+                                 " (mark missing labels with NaN or Task(ignore_label=...))")
+        low, high = int(values.min()), int(values.max())
+        if low < 0:
+            raise ValueError(f"task {name!r}: class labels must be >= 0, got {low} "
+                             "(if it marks a missing label, use Task('cross_entropy', ignore_label="
+                             f"{low}))")
+        if num_classes is not None and high >= num_classes:
+            raise ValueError(f"task {name!r}: class label {high} needs at least {high + 1} output columns, "
+                             f"the model gives {num_classes} (give the model an output size per task, "
+                             f"for example MMoE(..., tasks={{{name!r}: {high + 1}}}))")
+    elif task.loss == "bce":
+        as_float = values.astype(np.float64)
+        if not np.all((as_float >= 0) & (as_float <= 1)):
+            raise ValueError(f"task {name!r}: bce targets must lie in [0, 1], got values in "
+                             f"[{np.nanmin(as_float)}, {np.nanmax(as_float)}]")
+    elif not np.all(np.isfinite(values.astype(np.float64))):
+        raise ValueError(f"task {name!r}: mse targets must be finite (NaN marks a missing label; inf is refused)")
+
+
+def prepare_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+    """Checked targets and label masks: ``({task: y}, {task: mask or None})``.
+
+    Unlabelled entries are filled with 0 (so every target is finite and casts
+    to the task's :attr:`Task.target_dtype`); ``mask`` is True where labelled.
+    """
+    targets, masks = {}, {}
     for name, task in tasks.items():
-        y = split.y[name]
-        out[name] = y.astype(task.target_dtype, copy=False) if task.target_dtype else y
-    return out
+        targets[name], masks[name] = prepare_target(name, task, split.y[name])
+    return targets, masks
+
+
+def prepare_target(name: str, task: Task, y: np.ndarray, num_classes: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """One task's checked target (unlabelled entries filled with 0, cast) and its mask (or None)."""
+    mask = labelled_mask(task, y)
+    check_labels(name, task, y, mask, num_classes)
+    data = np.ma.getdata(y)
+    if mask is not None:
+        data = np.where(mask, data, np.zeros((), dtype=data.dtype))
+    return (data.astype(task.target_dtype, copy=False) if task.target_dtype else data), mask
+
+
+def metric_name(task: Task) -> str:
+    """The name of a task's metric (a callable's ``__name__``)."""
+    return task.metric if isinstance(task.metric, str) else getattr(task.metric, "__name__", "metric")
+
+
+class Scores(dict):
+    """What ``evaluate`` returns: a dict task -> metric value that also says which metric
+    each value is (``metrics``, task -> metric name), as its repr shows.
+
+    Examples:
+        >>> Scores({"price": 0.25, "kind": 0.5}, {"price": "mse", "kind": "accuracy"})
+        Scores(price: mse=0.25, kind: accuracy=0.5)
+    """
+
+    def __init__(self, values: Mapping[str, float], metrics: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.metrics = dict(metrics)
+
+    def __repr__(self) -> str:
+        return "Scores(" + ", ".join(f"{k}: {self.metrics.get(k, '?')}={v!r}" for k, v in self.items()) + ")"
+
+
+class EarlyStopping:
+    """Tracks the monitored validation value of ``fit`` (framework-free).
+
+    ``monitor="loss"`` watches the sum of the validation losses (lower is
+    better); a task name watches that task's validation metric in its own
+    direction (:attr:`Task.higher_is_better`). ``patience`` epochs without
+    improvement stop training (None: never).
+
+    Examples:
+        >>> stop = EarlyStopping("loss", patience=1, tasks={"a": Task("mse")})
+        >>> [stop.update({"a": v}, {"a": 0.0}) for v in (3.0, 2.0, 2.5)], stop.best_epoch, stop.should_stop
+        ([True, True, False], 1, True)
+    """
+
+    def __init__(self, monitor: str, patience: int | None, tasks: Mapping[str, Task]) -> None:
+        if monitor != "loss" and monitor not in tasks:
+            raise ValueError(f"monitor must be 'loss' or a task name {list(tasks)}, got {monitor!r}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))
+                                     or patience < 0):
+            raise ValueError(f"patience must be None or a non-negative int, got {patience!r}")
+        self.monitor, self.patience = monitor, patience
+        self.higher = monitor != "loss" and bool(tasks[monitor].higher_is_better)
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.epoch = -1
+        self.should_stop = False
+
+    def update(self, val_loss: Mapping[str, float], val_metric: Mapping[str, float]) -> bool:
+        """Record one epoch; True when it is the best so far (NaN never is)."""
+        self.epoch += 1
+        value = float(sum(val_loss.values())) if self.monitor == "loss" else float(val_metric[self.monitor])
+        improved = math.isfinite(value) and (
+            self.best is None or (value > self.best if self.higher else value < self.best))
+        if improved:
+            self.best, self.best_epoch = value, self.epoch
+        elif self.patience is not None and self.epoch - (self.best_epoch if self.best_epoch is not None else -1) \
+                >= self.patience:
+            self.should_stop = True
+        return improved
+
+
+def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:
+    """The targets of ``tasks``, checked and cast to each task's :attr:`Task.target_dtype`, for
+    code that needs every label (task affinity): a missing label raises a ValueError naming the
+    task (``fit`` and ``evaluate`` handle them, see :func:`prepare_targets`)."""
+    targets, masks = prepare_targets(split, tasks)
+    missing = [name for name, mask in masks.items() if mask is not None]
+    if missing:
+        raise ValueError(f"task(s) {missing} have missing labels (NaN or inf targets, or ignored / masked "
+                         "entries); this needs every label")
+    return targets
 
 
 def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
@@ -193,9 +391,15 @@ class History:
         val_loss / val_metric: task -> validation loss / metric per epoch
             (empty dicts without validation data).
         weights: per epoch the method's task weights at the end of the epoch
-            (a weighting's ``.weights``; for RLW the last draw), or None for
-            gradient aggregators.
+            (a weighting's ``.weights``; for RLW the last draw; for a gradient
+            aggregator the weights ``w`` with ``w @ J = d`` of the epoch's last
+            step, 0 for a task without labels in that batch; None for a model
+            without shared parameters).
         epoch_time: seconds per epoch (the only entry that is not reproducible).
+        metric_names: task -> name of the metric in ``val_metric``.
+        best_epoch: with early stopping (``fit(patience=...)``), the epoch
+            (from 0) with the best monitored value, whose weights ``fit``
+            restored; else None.
     """
 
     task_names: list[str]
@@ -204,6 +408,8 @@ class History:
     val_metric: dict[str, list[float]] = field(default_factory=dict)
     weights: list[list[float] | None] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
+    metric_names: dict[str, str] = field(default_factory=dict)
+    best_epoch: int | None = None
 
     @property
     def epochs(self) -> int:

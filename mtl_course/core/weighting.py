@@ -140,6 +140,16 @@ def check_nonnegative_losses(values: np.ndarray | Sequence[float], order: TaskOr
                          f"task(s) {', '.join(bad)}")
 
 
+def checked_weights(weights: object, num_tasks: int | None) -> np.ndarray:
+    """Task weights from a custom weighting as a float64 vector, refusing a wrong length or NaN/inf."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if num_tasks is not None and w.shape != (num_tasks,):
+        raise ValueError(f"a weighting must give one weight per task ({num_tasks}), got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"task weights must be finite, got {w}")
+    return w
+
+
 def static_weights(weights: Mapping[str, float] | Sequence[float]) -> tuple[tuple[str, ...] | None, np.ndarray]:
     """Validate fixed loss weights: returns ``(task names or None, weights)``."""
     if isinstance(weights, Mapping):

@@ -11,7 +11,7 @@ ratio :math:`\|g_i\| / \|g_j\|`. Both come from the Gram matrix
 :func:`conflict_during_training` trains a hard-sharing network with equal
 weights (Adam on the sum of the task losses) and records, at every step, the
 cosine matrix and the gradient norms computed with
-:func:`mtl_course.torch.jacobian`.
+:func:`mtl_course.torch.gradients.jacobian`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from mtl_course.core.tasks import batch_indices
 from mtl_course.data.types import MultiTaskSplit
-from mtl_course.torch.jacobian import jacobian
+from mtl_course.torch.gradients import jacobian
 from mtl_course.torch.models import HardSharing
 
 __all__ = ["cosine_matrix", "ConflictTrace", "conflict_during_training"]

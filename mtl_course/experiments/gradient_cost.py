@@ -5,7 +5,7 @@ parameters, the rows of the Jacobian ``J`` (``T x P``). Three ways to get them
 on a hard-sharing network (trunk ``z = h(x)``, one head per task):
 
 * ``"loop"``: ``T`` calls of ``torch.autograd.grad``, one per task loss;
-* ``"batched"``: :func:`mtl_course.torch.jacobian`, one backward pass
+* ``"batched"``: :func:`mtl_course.torch.gradients.jacobian`, one backward pass
   vectorized over the ``T`` unit vectors (``torch.vmap``);
 * ``"representation"``: :func:`mtl_course.torch.representation_jacobian`,
   the gradients with respect to the shared representation ``z`` (``T`` rows of
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtl_course.torch.jacobian import jacobian, representation_jacobian
+from mtl_course.torch.gradients import jacobian, representation_jacobian
 from mtl_course.torch.models import HardSharing, mlp
 
 __all__ = ["WAYS", "cost_model", "per_task_gradients", "gradient_cost_table"]

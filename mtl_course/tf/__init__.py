@@ -32,7 +32,13 @@ from mtl_course.tf.aggregators import (
 )
 from mtl_course.tf.dense import dense_prediction_model, segmentation_loss
 from mtl_course.tf.gramian import LayerGramian, gramian_weights
-from mtl_course.tf.jacobian import jacobian, representation_jacobian, unflatten_gradients
+from mtl_course.tf.gradients import (
+    aggregator_weights,
+    backward,
+    jacobian,
+    representation_jacobian,
+    unflatten_gradients,
+)
 from mtl_course.tf.affinity import task_affinity
 from mtl_course.tf.meta import adapt, reptile, reptile_step
 from mtl_course.tf.models import (
@@ -45,15 +51,19 @@ from mtl_course.tf.models import (
     MultiTaskModel,
     PLE,
     SoftSharing,
+    Wrapped,
     ctcvr_logit,
     mix_experts,
     mlp,
+    wrap,
 )
 from mtl_course.tf.runtime import device, seed_everything
 
 __all__ = [
     "adapt",
     "AGGREGATORS",
+    "aggregator_weights",
+    "backward",
     "aligned_mtl",
     "cagrad",
     "CGCLayer",
@@ -102,4 +112,6 @@ __all__ = [
     "upgrad",
     "Weighting",
     "WEIGHTINGS",
+    "wrap",
+    "Wrapped",
 ]

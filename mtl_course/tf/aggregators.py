@@ -20,7 +20,7 @@ The small ``T x T`` solve runs in numpy. Eagerly it is called directly; inside a
 TensorFlow ops, so the functions are graph-safe. In a graph a NaN or inf in
 ``J`` stops the step with a ``tf.errors.InvalidArgumentError`` whose message
 names the problem. With
-:func:`mtl_course.tf.jacobian`::
+:func:`mtl_course.tf.gradients.jacobian`::
 
     J = jacobian(tape, losses, shared_variables)
     grads = unflatten_gradients(upgrad(J), shared_variables)

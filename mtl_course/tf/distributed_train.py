@@ -130,7 +130,7 @@ def train(config: DistributedConfig, strategy: tf.distribute.Strategy | None = N
     for batch in global_batches(len(data), config.global_batch, config.steps, config.seed):
         grads = averaged_gradients(distributed(data.x, batch), [distributed(data.y[n], batch) for n in names])
         if aggregator is not None:
-            from mtl_course.tf.jacobian import unflatten_gradients
+            from mtl_course.tf.gradients import unflatten_gradients
 
             grads = unflatten_gradients(aggregator(grads[0]), shared) + grads[1:]
         for variable, g in zip(shared + heads, grads):

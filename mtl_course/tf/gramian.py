@@ -18,7 +18,7 @@ the forward pass records each layer's input and its pre-activation output
   from the recorded ``z`` and :math:`D_t`;
 * **fallback to the explicit Jacobian** for every other shared variable
   (other layer types, a layer called more than once, LoRA or quantized
-  ``Dense``): :func:`mtl_course.tf.jacobian` on those variables, adding
+  ``Dense``): :func:`mtl_course.tf.gradients.jacobian` on those variables, adding
   :math:`J_{rest} J_{rest}^\top`.
 
 It works eagerly and inside ``tf.function`` (fit's compiled step uses it).
@@ -67,7 +67,7 @@ class LayerGramian:
         variables: what ``J`` is taken with respect to (default
             ``model.shared_parameters()``).
 
-    ``G`` equals ``J J^T`` of :func:`mtl_course.tf.jacobian` to rounding.
+    ``G`` equals ``J J^T`` of :func:`mtl_course.tf.gradients.jacobian` to rounding.
     """
 
     def __init__(self, model: keras.layers.Layer, variables: Iterable | None = None) -> None:
@@ -123,7 +123,7 @@ class LayerGramian:
 
     def gramian(self, tape: tf.GradientTape, losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> tf.Tensor:
         """``G = J J^T`` (``T x T``) of the forward pass recorded on ``tape`` (persistent)."""
-        from mtl_course.tf.jacobian import _loss_list, jacobian
+        from mtl_course.tf.gradients import _loss_list, jacobian
 
         values = _loss_list(losses)
         T = len(values)

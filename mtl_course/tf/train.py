@@ -28,6 +28,7 @@ import tensorflow as tf
 import tqdm
 
 from mtl_course.core import tasks as core_tasks
+from mtl_course.core.files import atomic_write
 from mtl_course.core.tasks import History, Task
 from mtl_course.core.weighting import gradnorm_layer_index
 from mtl_course.data.types import MultiTaskSplit
@@ -41,19 +42,43 @@ Method = Weighting | str | Callable[[tf.Tensor], tf.Tensor]
 __all__ = ["History", "Task", "evaluate", "fit", "load", "predict", "save", "task_loss"]
 
 
-def task_loss(name: str, task: Task, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """The mean loss of one task (see :class:`~mtl_course.core.tasks.Task` for the built-in losses)."""
+def task_loss(name: str, task: Task, prediction: tf.Tensor, target: tf.Tensor,
+              mask: tf.Tensor | None = None) -> tf.Tensor:
+    """The mean loss of one task over its labelled entries; twin of :func:`mtl_course.torch.train.task_loss`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> from mtl_course.tf import Task
+        >>> pred, y = tf.constant([1.0, 2.0, 9.0]), tf.constant([0.0, 0.0, 0.0])
+        >>> float(task_loss("t", Task("mse"), pred, y, mask=tf.constant([True, True, False])))
+        2.5
+    """
     if not isinstance(task.loss, str):
-        return task.loss(prediction, target)
+        if mask is None:
+            return task.loss(prediction, target)
+        rows = tf.reduce_all(tf.reshape(mask, [tf.shape(mask)[0], -1]), axis=1)
+        if not bool(tf.reduce_any(rows)):
+            return tf.reduce_sum(prediction) * 0.0
+        return task.loss(tf.boolean_mask(prediction, rows), tf.boolean_mask(target, rows))
     shape = core_tasks.aligned_shape(name, tuple(prediction.shape), tuple(target.shape), task.loss)
+    if mask is not None:  # unlabelled targets (NaN, -1, ...) must not reach the loss or its gradient
+        target = tf.where(tf.reshape(mask, tf.shape(target)), target, tf.zeros_like(target))
     if task.loss == "cross_entropy":
-        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=prediction)
-        return tf.reduce_mean(per_example)
-    prediction = tf.reshape(prediction, shape)
-    target = tf.cast(target, prediction.dtype)
-    if task.loss == "mse":
-        return tf.reduce_mean(tf.square(prediction - target))
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=prediction))
+        per_entry = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=prediction)
+    else:
+        prediction = tf.reshape(prediction, shape)
+        target = tf.cast(target, prediction.dtype)
+        if task.loss == "mse":
+            per_entry = tf.square(prediction - target)
+        else:
+            per_entry = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=prediction)
+    if mask is None:
+        return tf.reduce_mean(per_entry)
+    mask = tf.reshape(mask, tf.shape(per_entry))
+    # where() (not a product) so that nothing from an unlabelled entry reaches the gradient
+    total = tf.reduce_sum(tf.where(mask, per_entry, tf.zeros_like(per_entry)))
+    count = tf.maximum(tf.reduce_sum(tf.cast(mask, per_entry.dtype)), tf.ones((), per_entry.dtype))
+    return total / count
 
 
 def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None = None) -> Weighting | Callable:
@@ -93,43 +118,53 @@ def _optimizer(optimizer: keras.optimizers.Optimizer | str | None, lr: float) ->
 
 
 def _aggregated_gradients(model: keras.Model, tape: tf.GradientTape, losses: list[tf.Tensor],
-                          task_names: list[str], aggregator: Callable, penalty: tf.Tensor | None,
-                          variables: list, recorder=None) -> list:
-    """Shared variables get ``aggregator(J)``, task variables their own loss's gradient, all the penalty's.
+                          aggregator: Callable, penalty: tf.Tensor | None, variables: list,
+                          recorder=None) -> tuple[list, tf.Tensor]:
+    """Shared variables get the aggregated direction over ``losses``, the other variables their
+    own loss's gradient, all the penalty's (:func:`~mtl_course.tf.gradients.aggregate_gradients`);
+    also returns the aggregator's weights (float64, zeros without shared variables).
 
     With a ``recorder`` (a :class:`~mtl_course.tf.gramian.LayerGramian` that recorded the forward
     pass) ``J`` is never formed: ``G`` is built layer by layer, the aggregator's weights ``w``
     come from it, and the shared variables get the gradient of ``sum_t w_t L_t`` (``w^T J``).
     """
-    from mtl_course.tf.jacobian import jacobian, unflatten_gradients
+    from mtl_course.tf.gradients import aggregate_gradients, aggregator_weights
 
     grads: dict[int, tf.Tensor] = {}
     shared = list(model.shared_parameters())
-    if shared and recorder is not None:
-        from mtl_course.tf.gramian import gramian_weights
-
-        w = gramian_weights(aggregator, recorder.gramian(tape, losses))
+    weights = tf.zeros((len(losses),), tf.float64)
+    if shared:
+        skip = {id(v) for v in shared}
+        others = [v for v in variables if id(v) not in skip]
+        shared_grads, other_grads, w, J, direction = aggregate_gradients(
+            tape, losses, shared, aggregator, others, recorder)
+        grads.update({id(v): g for v, g in zip(shared, shared_grads)})
+        grads.update({id(v): g for v, g in zip(others, other_grads) if g is not None})
+        # an aggregator of your own runs eagerly: its weights by least squares, on the host
+        weights = w if w is not None else tf.constant(aggregator_weights(J, direction))
+    else:  # no shared variables (soft sharing): each task's variables get its own loss's gradient
         with tape:
-            total = tf.reduce_sum(tf.cast(w, losses[0].dtype) * tf.stack([tf.reshape(v, []) for v in losses]))
-        for v, g in zip(shared, tape.gradient(total, shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)):
-            grads[id(v)] = g
-    elif shared:
-        direction = aggregator(jacobian(tape, losses, shared))
-        for v, g in zip(shared, unflatten_gradients(direction, shared)):
-            grads[id(v)] = g
-    own = [v for name in task_names for v in model.task_parameters(name)]
-    if own:
-        # A task's own variables only reach its own loss: the gradient of the sum is its own gradient.
-        with tape:  # record the sum on the tape (the losses were recorded inside it)
             loss_sum = tf.add_n(losses)
-        for v, g in zip(own, tape.gradient(loss_sum, own)):
+        for v, g in zip(variables, tape.gradient(loss_sum, variables)):
             if g is not None:
                 grads[id(v)] = tf.convert_to_tensor(g)
     if penalty is not None:
         for v, g in zip(variables, tape.gradient(penalty, variables)):
             if g is not None:
                 grads[id(v)] = grads[id(v)] + g if id(v) in grads else tf.convert_to_tensor(g)
-    return [grads.get(id(v)) for v in variables]
+    return [grads.get(id(v)) for v in variables], weights
+
+
+def _clip(grads: list, count: int, clip_norm: float | None) -> list:
+    """Clip the global norm of the first ``count`` gradients (the model's) to ``clip_norm``."""
+    if clip_norm is None:
+        return grads
+    kept = [i for i in range(count) if grads[i] is not None]
+    clipped, _ = tf.clip_by_global_norm([grads[i] for i in kept], clip_norm)
+    out = list(grads)
+    for i, g in zip(kept, clipped):
+        out[i] = g
+    return out
 
 
 # Weightings whose total fit's compiled step can build in the graph (exact types: a subclass may
@@ -151,97 +186,181 @@ def _non_finite_error(names: list[str], values: np.ndarray) -> ValueError:
 
 
 def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighting | Callable,
-                opt: keras.optimizers.Optimizer, variables: list, x: tf.Tensor, ys: dict[str, tf.Tensor],
-                gradnorm_vars: list | None) -> Callable[[np.ndarray], np.ndarray]:
-    """The training step ``fit`` calls on each batch's indices; returns the task losses (float64 numpy).
+                opt: keras.optimizers.Optimizer, variables: list, gradnorm_vars: list | None,
+                masked: set[str], clip_norm: float | None) -> Callable:
+    """The training step ``fit`` calls on each batch:
+    ``step(x_all, ys_all, ms_all, index, present) -> (losses, aggregator summary or None)``.
 
-    Compiled (``tf.function``) for the weightings in
-    ``_COMPILED_WEIGHTINGS`` and the built-in aggregators; eager otherwise. Either way a
-    non-finite loss raises a ``ValueError`` naming the task before any variable changes (the
-    compiled step checks in the graph and skips the update, the host then raises).
+    ``ys_all`` / ``ms_all``: the targets, and the label masks of the tasks in ``masked``;
+    the batch is the rows ``index``; ``present`` says which tasks have a label in it.
+    Compiled (``tf.function``) for the weightings in ``_COMPILED_WEIGHTINGS`` and the
+    built-in aggregators; eager otherwise, and for an aggregator on a batch where a task
+    has no label (that task is left out of the aggregation). Either way a non-finite loss
+    raises a ``ValueError`` naming the task before any variable changes (the compiled step
+    checks in the graph and skips the update, the host then raises).
     """
     names = list(specs)
     is_weighting = isinstance(resolved, Weighting)
     has_penalty = callable(getattr(model, "penalty", None))
+    n_model = len(variables) - (len(resolved.trainable_variables) if is_weighting else 0)
     compiled = type(resolved) in _COMPILED_WEIGHTINGS if is_weighting else _builtin_aggregator(resolved)
+    # a custom loss on a partially labelled task selects rows with a host-side check
+    compiled = compiled and not any(not isinstance(specs[n].loss, str) for n in masked)
     recorder = None  # the built-in aggregators need J only through G: build G layer by layer
     if not is_weighting and compiled and model.shared_parameters():
         from mtl_course.tf.gramian import LayerGramian
 
         recorder = LayerGramian(model, model.shared_parameters())
 
-    def forward(batch_x, batch_ys):
+    def forward(batch_x, batch_ys, batch_ms):
         with recorder if recorder is not None else contextlib.nullcontext():
             outputs = model(batch_x, training=True)
-        losses = [task_loss(n, specs[n], outputs[n], batch_ys[n]) for n in names]
+        _check_model(model, outputs, names, False)
+        losses = [task_loss(n, specs[n], outputs[n], batch_ys[n], batch_ms.get(n)) for n in names]
         return losses, (model.penalty() if has_penalty else None)
 
-    if not compiled:
-        persistent = not is_weighting or gradnorm_vars is not None
+    persistent = not is_weighting or gradnorm_vars is not None
 
-        def eager_step(index: np.ndarray) -> np.ndarray:
-            idx = tf.constant(index)
-            with tf.GradientTape(persistent=persistent) as tape:
-                losses, penalty = forward(tf.gather(x, idx), {n: tf.gather(ys[n], idx) for n in names})
-                if is_weighting:
-                    total = resolved(dict(zip(names, losses)))
-                    if penalty is not None:
-                        total = total + penalty
-            values = np.array([float(v) for v in losses])
+    def eager_step(x_all, ys_all, ms_all, index, present):
+        idx = tf.constant(index)
+        with tf.GradientTape(persistent=persistent) as tape:
+            losses, penalty = forward(tf.gather(x_all, idx), {n: tf.gather(ys_all[n], idx) for n in names},
+                                      {n: tf.gather(m, idx) for n, m in ms_all.items()})
             if is_weighting:
-                if gradnorm_vars is not None:
-                    resolved.update(dict(zip(names, losses)), gradnorm_vars, tape)
-                grads = tape.gradient(total, variables)
-            else:
-                if not np.all(np.isfinite(values)):
-                    raise _non_finite_error(names, values)
-                grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables)
-            del tape
-            opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-            return values
+                total = resolved(dict(zip(names, losses)))
+                if penalty is not None:
+                    total = total + penalty
+        values = np.array([float(v) for v in losses])
+        summary = None
+        if is_weighting:
+            if gradnorm_vars is not None and present.all():
+                resolved.update(dict(zip(names, losses)), gradnorm_vars, tape)
+            grads = tape.gradient(total, variables)
+        else:
+            if not np.all(np.isfinite(values)):
+                raise _non_finite_error(names, values)
+            kept = [loss for loss, here in zip(losses, present) if here]
+            grads, w = _aggregated_gradients(model, tape, kept, resolved, penalty, variables)
+            summary = (w.numpy(), present)
+        del tape
+        grads = _clip(grads, n_model, clip_norm)
+        opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        return values, summary
 
+    if not compiled:
         return eager_step
 
     # Traced once per batch size (the batch and the last, smaller one): the losses need static
     # shapes. No autograph: the step's Python control flow is all decided at trace time.
     @tf.function(autograph=False)
-    def compiled_step(x_all, ys_all, idx, weights):
+    def compiled_step(x_all, ys_all, ms_all, idx, weights):
         with tf.GradientTape(persistent=not is_weighting) as tape:
-            losses, penalty = forward(tf.gather(x_all, idx), {n: tf.gather(ys_all[n], idx) for n in names})
+            losses, penalty = forward(tf.gather(x_all, idx), {n: tf.gather(ys_all[n], idx) for n in names},
+                                      {n: tf.gather(m, idx) for n, m in ms_all.items()})
             stacked = tf.stack([tf.reshape(loss, []) for loss in losses])
             if is_weighting:
                 total = resolved._graph_total(stacked, weights)
                 if penalty is not None:
                     total = total + penalty
+        T = len(names)
 
         def update():
+            w = tf.zeros((T,), tf.float64)
             if is_weighting:
                 grads = tape.gradient(total, variables)
             else:
-                grads = _aggregated_gradients(model, tape, losses, names, resolved, penalty, variables, recorder)
+                grads, w = _aggregated_gradients(model, tape, losses, resolved, penalty, variables, recorder)
+            grads = _clip(grads, n_model, clip_norm)
             opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-            return tf.constant(True)
+            return w
 
         # the NaN check in the graph: a non-finite loss skips the update, the host then raises
-        tf.cond(tf.reduce_all(tf.math.is_finite(stacked)), update, lambda: tf.constant(False))
-        return tf.cast(stacked, tf.float64)
+        w = tf.cond(tf.reduce_all(tf.math.is_finite(stacked)), update, lambda: tf.zeros((T,), tf.float64))
+        return tf.cast(stacked, tf.float64), w
 
-    def step(index: np.ndarray) -> np.ndarray:
+    def step(x_all, ys_all, ms_all, index, present):
+        if not is_weighting and not present.all():
+            return eager_step(x_all, ys_all, ms_all, index, present)
         weights = resolved._step_weights() if is_weighting else np.zeros(len(names))
-        values = compiled_step(x, ys, tf.constant(index, tf.int64), tf.constant(weights, tf.float64)).numpy()
+        values, w = compiled_step(x_all, ys_all, ms_all, tf.constant(index, tf.int64),
+                                      tf.constant(weights, tf.float64))
+        values = values.numpy()
         if is_weighting:
             resolved._record(values)
-        elif not np.all(np.isfinite(values)):
+            return values, None
+        if not np.all(np.isfinite(values)):
             raise _non_finite_error(names, values)
-        return values
+        return values, (w.numpy(), present)
 
     return step
+
+
+def _check_model(model: keras.Model, outputs: object, names: list[str], needs_shared: bool) -> None:
+    """Raise a TypeError saying what ``fit`` needs from a model that lacks it (see the PyTorch twin)."""
+    if not isinstance(outputs, Mapping):
+        raise TypeError(
+            f"model(x) must return a dict task name -> output, got {type(outputs).__name__}; "
+            "wrap a model that returns a list or a tensor with mtl_course.tf.wrap(module, "
+            "shared=..., heads=...)")
+    missing = [n for n in names if n not in outputs]
+    if missing:
+        raise TypeError(f"model(x) has no output for task(s) {missing} (it returned {list(outputs)})")
+    if needs_shared and not callable(getattr(model, "shared_parameters", None)):
+        raise TypeError(
+            "this method needs model.shared_parameters() (the variables every task uses): build the "
+            "model with mtl_course.tf.HardSharing, or wrap it with mtl_course.tf.wrap(module, "
+            "shared=trunk, heads=...)")
+
+
+def _is_loader(data: object) -> bool:
+    """A tf.data.Dataset (or another re-iterable of batches), as opposed to in-memory arrays."""
+    return not isinstance(data, (MultiTaskSplit, tuple, list, dict, np.ndarray)) and hasattr(data, "__iter__")
+
+
+def _batch_pair(batch: object) -> tuple:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping):
+        return batch[0], batch[1]
+    raise TypeError("each batch of a data set must be a pair (x, {task: y}), "
+                    f"got {type(batch).__name__}")
+
+
+def _numpy(value: object) -> np.ndarray:
+    return value.numpy() if tf.is_tensor(value) else np.asanyarray(value)
+
+
+def _materialize(loader: object) -> MultiTaskSplit:
+    """All batches of a data set as one in-memory split (what ``evaluate`` scores)."""
+    xs, ys = [], {}
+    for batch in loader:
+        x, y = _batch_pair(batch)
+        xs.append(_numpy(x))
+        for k, v in y.items():
+            ys.setdefault(k, []).append(_numpy(v))
+    if not xs:
+        raise ValueError("the data set yielded no batch")
+    return MultiTaskSplit(np.concatenate(xs), {k: np.ma.concatenate(v) if any(np.ma.isMaskedArray(a) for a in v)
+                                               else np.concatenate(v) for k, v in ys.items()})
+
+
+def _split(data: object, what: str) -> MultiTaskSplit:
+    split = _materialize(data) if _is_loader(data) else core_tasks.as_split(data)
+    if len(split) == 0:
+        raise ValueError(f"the {what} data is empty")
+    return split
+
+
+def _set_learning_rate(opt: keras.optimizers.Optimizer, value: float) -> None:
+    if not isinstance(opt.learning_rate, tf.Variable) and not hasattr(opt.learning_rate, "assign"):
+        raise TypeError("scheduler needs an optimizer with a plain learning rate (not a LearningRateSchedule)")
+    opt.learning_rate.assign(float(value))
 
 
 def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], method: Method = "equal",
         epochs: int = 10, batch_size: int = 64, optimizer: keras.optimizers.Optimizer | str | None = None,
         lr: float = 1e-3, val_data: Data | None = None, seed: int = 0, progress: bool = True,
-        device: str | None = None) -> History:
+        device: str | None = None, scheduler: Callable[[int, float], float] | None = None,
+        patience: int | None = None, monitor: str = "loss", clip_grad_norm: float | None = None,
+        callback: Callable[[int, History], bool | None] | None = None) -> History:
     """Train ``model`` on ``tasks`` and return its :class:`~mtl_course.core.tasks.History`.
 
     Twin of :func:`mtl_course.torch.train.fit` (see it for every argument).
@@ -249,24 +368,71 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
     PyTorch's), "sgd", or a Keras optimizer; it is applied to
     ``model.trainable_variables + method.trainable_variables``. ``device`` is
     a TensorFlow device string (default :func:`mtl_course.tf.device <mtl_course.tf.runtime.device>`).
+    ``train_data`` / ``val_data`` may be a ``tf.data.Dataset`` of batches
+    ``(x, {task: y})``. ``scheduler`` is Keras's convention, a function
+    ``(epoch, lr) -> new lr`` called after each epoch (a
+    ``keras.optimizers.schedules.LearningRateSchedule`` goes in the optimizer
+    instead). ``clip_grad_norm`` clips the global norm of the model's gradients
+    (``tf.clip_by_global_norm``).
+
+    Examples:
+        >>> import numpy as np
+        >>> from mtl_course import tf as mtl
+        >>> mtl.seed_everything(0)
+        >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+        >>> y = {"a": x.sum(1), "b": (x[:, 0] > 0).astype("float32")}
+        >>> y["a"][::3] = np.nan  # a third of task a's labels are missing
+        >>> model = mtl.HardSharing(mtl.mlp((3, 8)), {"a": mtl.mlp((8, 1)), "b": mtl.mlp((8, 1))})
+        >>> history = mtl.fit(model, (x, y), {"a": "mse", "b": "bce"}, method="upgrad", epochs=2,
+        ...                   progress=False, device="/CPU:0")
+        >>> history.epochs, len(history.weights[-1])
+        (2, 2)
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-    split = core_tasks.training_split(train_data)
-    specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
+    if scheduler is not None and not callable(scheduler):
+        raise TypeError(f"scheduler must be a function (epoch, lr) -> lr, got {scheduler!r}")
+    loader = _is_loader(train_data)
+    split = None if loader else core_tasks.training_split(train_data)
+    if loader:
+        first_x, first_y = _batch_pair(next(iter(train_data)))
+        data_tasks = tuple(first_y)
+    else:
+        data_tasks = split.task_names
+    specs = core_tasks.resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
     names = list(specs)
+    if val_data is not None:
+        val_data = _split(val_data, "validation")
+    if patience is not None and val_data is None:
+        raise ValueError("early stopping (patience=...) needs val_data")
+    stopper = core_tasks.EarlyStopping(monitor, patience, specs)
     resolved = resolve_method(method, specs, seed)
     is_weighting = isinstance(resolved, Weighting)
+    needs_shared = not is_weighting or isinstance(resolved, GradNorm)
     opt = _optimizer(optimizer, lr)
     rng = np.random.default_rng(seed)
-    history = History(task_names=names)
-    targets = core_tasks.cast_targets(split, specs)
+    history = History(task_names=names, metric_names={n: core_tasks.metric_name(t) for n, t in specs.items()})
+    best_weights = None
 
     with tf.device(device or default_device()):
-        x = tf.constant(split.x)
-        ys = {k: tf.constant(v) for k, v in targets.items()}
-        if not model.built:
-            model(x[:1])
+        if loader:
+            sample_x = first_x
+            masked = set(names)  # not known in advance: every task may have missing labels
+        else:
+            targets, masks = core_tasks.prepare_targets(split, specs)
+            x = tf.constant(split.x)
+            ys = {k: tf.constant(v) for k, v in targets.items()}
+            ms = {k: tf.constant(m) for k, m in masks.items() if m is not None}
+            masked = set(ms)
+            sample_x = x[:1]
+        outputs = model(sample_x[:1] if hasattr(sample_x, "shape") else sample_x)
+        _check_model(model, outputs, names, needs_shared)
+        if not loader:
+            for n in names:
+                if specs[n].loss == "cross_entropy":
+                    core_tasks.check_labels(n, specs[n], targets[n], masks[n], int(outputs[n].shape[-1]))
         variables = list(model.trainable_variables) + (list(resolved.trainable_variables) if is_weighting else [])
         if not opt.built:
             opt.build(variables)
@@ -274,55 +440,133 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
         if isinstance(resolved, GradNorm):
             shared = list(model.shared_parameters())
             gradnorm_vars = [shared[gradnorm_layer_index([tuple(v.shape) for v in shared])]]
-        step = _train_step(model, specs, resolved, opt, variables, x, ys, gradnorm_vars)
+        step = _train_step(model, specs, resolved, opt, variables, gradnorm_vars, masked, clip_grad_norm)
+        has_shared = not is_weighting and bool(model.shared_parameters())
+
+        def batches():
+            if not loader:
+                for index in core_tasks.batch_indices(len(split), batch_size, rng):
+                    present = np.array([masks[n] is None or bool(masks[n][index].any()) for n in names])
+                    yield x, ys, ms, index, present
+                return
+            for batch in train_data:
+                bx, by = _batch_pair(batch)
+                bx = tf.convert_to_tensor(bx)
+                bys, bms, present = {}, {}, []
+                for n in names:
+                    classes = int(outputs[n].shape[-1]) if specs[n].loss == "cross_entropy" else None
+                    target, mask = core_tasks.prepare_target(n, specs[n], _numpy(by[n]), classes)
+                    bys[n] = tf.constant(target)
+                    bms[n] = tf.constant(np.ones(target.shape, bool) if mask is None else mask)
+                    present.append(mask is None or bool(mask.any()))
+                yield bx, bys, bms, np.arange(int(bx.shape[0])), np.array(present)
 
         kwargs = {} if progress else {"disable": True}  # leave `disable` to TQDM_DISABLE otherwise
         bar = tqdm.tqdm(range(epochs), desc="fit", unit="epoch", **kwargs)
-        for _ in bar:
+        for epoch in bar:
             start = time.perf_counter()
             sums = np.zeros(len(names))
-            steps = 0
-            for index in core_tasks.batch_indices(len(split), batch_size, rng):
-                sums += step(index)
-                steps += 1
-            mean_loss = dict(zip(names, (sums / max(steps, 1)).tolist()))
-            weights = resolved.weights if is_weighting else None
+            seen = np.zeros(len(names))
+            last = None
+            for x_all, ys_all, ms_all, index, present in batches():
+                values, summary = step(x_all, ys_all, ms_all, index, present)
+                last = summary or last
+                sums += np.where(present, values, 0.0)
+                seen += present
+            if not seen.any():
+                raise ValueError("the training data yielded no batch")
+            with np.errstate(invalid="ignore"):
+                mean_loss = dict(zip(names, (sums / seen).tolist()))
             if is_weighting:
+                weights = resolved.weights
                 resolved.end_epoch()
+            else:
+                weights = None
+                if last is not None and has_shared:
+                    w, present = last  # of the tasks present in the last aggregated batch
+                    weights = np.zeros(len(names))
+                    weights[present] = w
             val_loss = val_metric = None
             if val_data is not None:
                 val_metric, val_loss = evaluate(model, val_data, specs, return_losses=True)
             history.record(mean_loss, weights, time.perf_counter() - start, val_loss, val_metric)
             bar.set_postfix({n: f"{v:.4g}" for n, v in mean_loss.items()})
+            if val_data is not None and stopper.update(val_loss, val_metric) and patience is not None:
+                best_weights = [v.numpy() for v in model.weights]
+            if scheduler is not None:
+                _set_learning_rate(opt, scheduler(epoch, float(np.asarray(opt.learning_rate))))
+            if callback is not None and callback(epoch, history):
+                break
+            if stopper.should_stop:
+                break
+        if best_weights is not None:
+            for v, value in zip(model.weights, best_weights):
+                v.assign(value)
+            history.best_epoch = stopper.best_epoch
     return history
 
 
-def predict(model: keras.Model, x: np.ndarray | tf.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """The model's outputs on ``x`` as numpy arrays (inference mode, in batches)."""
+def predict(model: keras.Model, x: np.ndarray | tf.Tensor, batch_size: int = 256,
+            tasks: Mapping[str, Task | str] | None = None) -> dict[str, np.ndarray]:
+    """The model's outputs on ``x`` as numpy arrays (inference mode, in batches); twin of
+    :func:`mtl_course.torch.train.predict` (``tasks``: probabilities for classification tasks).
+
+    Examples:
+        >>> import numpy as np
+        >>> from mtl_course import tf as mtl
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {"kind": mtl.mlp((4, 5))})
+        >>> p = predict(model, np.ones((2, 3), np.float32), tasks={"kind": "cross_entropy"})["kind"]
+        >>> p.shape, bool(np.allclose(p.sum(1), 1.0))
+        ((2, 5), True)
+    """
     x = tf.convert_to_tensor(x)
+    specs = None if tasks is None else {n: t if isinstance(t, Task) else Task(t) for n, t in tasks.items()}
     chunks: dict[str, list[np.ndarray]] = {}
-    for index in core_tasks.batch_indices(int(x.shape[0]), batch_size, None):
-        for name, out in model(tf.gather(x, tf.constant(index)), training=False).items():
+    n = int(x.shape[0])
+    parts = [np.arange(0)] if n == 0 else core_tasks.batch_indices(n, batch_size, None)
+    for index in parts:
+        outputs = model(tf.gather(x, tf.constant(index, tf.int64)), training=False)
+        if not isinstance(outputs, Mapping):
+            _check_model(model, outputs, [], False)
+        for name, out in outputs.items():
+            loss = specs[name].loss if specs is not None and name in specs else None
+            if loss == "cross_entropy":
+                out = tf.nn.softmax(out, axis=-1)
+            elif loss == "bce":
+                out = tf.sigmoid(out)
             chunks.setdefault(name, []).append(np.asarray(out))
     return {name: np.concatenate(parts) for name, parts in chunks.items()}
 
 
 def evaluate(model: keras.Model, data: Data, tasks: Mapping[str, Task | str], batch_size: int = 256,
-             return_losses: bool = False) -> dict[str, float] | tuple[dict[str, float], dict[str, float]]:
-    """Each task's metric on ``data`` (and, with ``return_losses=True``, its mean loss too)."""
-    split = core_tasks.as_split(data)
+             return_losses: bool = False) -> core_tasks.Scores | tuple[core_tasks.Scores, dict[str, float]]:
+    """Each task's metric on ``data`` (and, with ``return_losses=True``, its mean loss too); twin of
+    :func:`mtl_course.torch.train.evaluate` (labelled rows only; a :class:`~mtl_course.core.tasks.Scores`).
+
+    Examples:
+        >>> import numpy as np
+        >>> from mtl_course import tf as mtl
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {"a": mtl.mlp((4, 1))})
+        >>> evaluate(model, (np.ones((4, 3), np.float32), {"a": np.zeros(4)}), {"a": "mse"}).metrics
+        {'a': 'mse'}
+    """
+    split = _split(data, "evaluation")
     specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
     outputs = predict(model, split.x, batch_size)
-    targets = core_tasks.cast_targets(split, specs)
+    targets, masks = core_tasks.prepare_targets(split, specs)
     metrics, losses = {}, {}
     for name, task in specs.items():
-        pred, y = outputs[name], targets[name]
+        pred, y, mask = outputs[name], targets[name], masks[name]
         if isinstance(task.loss, str):
             pred = pred.reshape(core_tasks.aligned_shape(name, pred.shape, y.shape, task.loss))
-        metrics[name] = task.score(pred, y)
+            if task.loss == "cross_entropy":
+                core_tasks.check_labels(name, task, y, mask, pred.shape[-1])
+        metrics[name] = task.score(pred, y, mask)
         if return_losses:
-            losses[name] = float(task_loss(name, task, tf.constant(pred), tf.constant(y)))
-    return (metrics, losses) if return_losses else metrics
+            losses[name] = float(task_loss(name, task, tf.constant(pred), tf.constant(y),
+                                           None if mask is None else tf.constant(mask)))
+    scores = core_tasks.Scores(metrics, {n: core_tasks.metric_name(t) for n, t in specs.items()})
+    return (scores, losses) if return_losses else scores
 
 
 def save(path: str | Path, model: keras.Model, method: Weighting | None = None,
@@ -331,15 +575,23 @@ def save(path: str | Path, model: keras.Model, method: Weighting | None = None,
 
     Variables are stored in their creation order (``model.weights``,
     ``optimizer.variables``), so :func:`load` needs objects of the same
-    architecture, built the same way.
+    architecture, built the same way. The write is atomic (a temporary file
+    in the same folder, then ``os.replace``): a failed write leaves the
+    previous checkpoint intact.
+
+    Examples:
+        >>> import tempfile, os
+        >>> from mtl_course import tf as mtl
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {"a": mtl.mlp((4, 1))})
+        >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
+        >>> save(path, model); load(path, model)
     """
     arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.weights)}
     if method is not None:
         arrays.update({f"method/{k}": v for k, v in method.state_dict().items()})
     if optimizer is not None:
         arrays.update({f"optimizer/{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load(path: str | Path, model: keras.Model, method: Weighting | None = None,
@@ -351,6 +603,9 @@ def load(path: str | Path, model: keras.Model, method: Weighting | None = None,
     """
     with np.load(path, allow_pickle=False) as data:
         stored = {k: data[k] for k in data.files}
+    if not model.weights and any(k.startswith("model/") for k in stored):
+        raise ValueError("the model has no variables yet (Keras creates them on the first call): "
+                         "call it once on a batch, model(x[:1]), then load")
     _assign("model", model.weights, stored)
     if method is not None:
         prefix = "method/"

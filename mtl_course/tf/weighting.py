@@ -11,7 +11,7 @@ state), ``load_state_dict()`` restores them.
 
 The weights are computed eagerly in numpy (:mod:`mtl_course.core.weighting`):
 call the weightings eagerly, not inside ``tf.function`` (a traced RLW would
-freeze its first draw). :func:`mtl_course.tf.fit` compiles its step anyway for
+freeze its first draw). :func:`mtl_course.tf.train.fit` compiles its step anyway for
 equal, static, uncertainty, DWA and RLW weighting: it draws the weights on the
 host and passes them into the compiled step as a tensor (GradNorm and
 subclasses of your own run eagerly).
@@ -62,8 +62,42 @@ class Weighting(tf.Module):
             self._weights = self._initial_weights(self.num_tasks)
         return None if self._weights is None else self._weights.copy()
 
+    @weights.setter
+    def weights(self, value: np.ndarray) -> None:
+        """Set the logged weights (a custom :meth:`__call__` that computes its own weights sets them here)."""
+        self._weights = core.checked_weights(value, self.num_tasks)
+
     def _initial_weights(self, num_tasks: int) -> np.ndarray:
         return np.ones(num_tasks)
+
+    def compute_weights(self, losses: np.ndarray) -> np.ndarray:
+        """Your own weighting: return the weights ``w`` (one per task) from the loss values.
+
+        Override this in a subclass and the default ``__call__`` returns
+        ``sum_i w_i L_i`` and logs ``w`` (``.weights``, ``History.weights``);
+        ``losses`` are the current values (float64 numpy, task order). A
+        subclass that overrides ``__call__`` instead (for learnable weights)
+        sets ``self.weights = w`` there to log them.
+
+        Examples:
+            >>> import numpy as np
+            >>> class InverseLoss(Weighting):
+            ...     def compute_weights(self, losses):
+            ...         return len(losses) * (1 / losses) / (1 / losses).sum()
+            >>> weighting = InverseLoss(tasks=["a", "b"])
+            >>> total = weighting({"a": tf.constant(1.0), "b": tf.constant(3.0)})
+            >>> weighting.weights
+            array([1.5, 0.5])
+        """
+        raise NotImplementedError(
+            "a Weighting subclass overrides compute_weights(losses) -> weights (or __call__)")
+
+    def __call__(self, losses: Losses) -> tf.Tensor:
+        """``sum_i w_i L_i`` with ``w = compute_weights(loss values)`` (for subclasses that only
+        override :meth:`~mtl_course.tf.weighting.Weighting.compute_weights`)."""
+        stacked = self.stack(losses)
+        self.weights = self.compute_weights(np.array(self._values, dtype=np.float64))
+        return self._weighted_sum(stacked, self._weights)
 
     def stack(self, losses: Losses) -> tf.Tensor:
         """The losses as a 1-D tensor in task order, checked to be finite scalars."""

@@ -39,8 +39,14 @@ def apply_reproducible_environment(environ: dict | None = None) -> None:
 
 
 def chapter_paths(book_dir: Path) -> list[Path]:
-    """The chapter notebooks of ``book_dir``, in file-name (= chapter) order."""
-    return sorted(p for p in book_dir.glob("*.ipynb") if not p.name.startswith("."))
+    """The chapter notebooks of ``book_dir`` (``NN_name.ipynb``), in file-name (= chapter) order."""
+    return [p for p in notebook_paths(book_dir) if p.name[:2].isdigit()]
+
+
+def notebook_paths(book_dir: Path) -> list[Path]:
+    """Every notebook of ``book_dir``: the chapters, then the appendix pages (``appendix_*.ipynb``)."""
+    return sorted((p for p in book_dir.glob("*.ipynb") if not p.name.startswith(".")),
+                  key=lambda p: (not p.name[:2].isdigit(), p.name))
 
 
 def execute_chapter(path: Path, timeout: int = 600, kernel_name: str = "python3") -> float:
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)
 
-    paths = args.notebooks or chapter_paths(args.book_dir)
+    paths = args.notebooks or notebook_paths(args.book_dir)
     if not paths:
         print(f"no notebooks found in {args.book_dir}", file=sys.stderr)
         return 1

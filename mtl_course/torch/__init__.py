@@ -29,7 +29,9 @@ from mtl_course.torch.aggregators import (
 )
 from mtl_course.torch.dense import dense_prediction_model, segmentation_loss
 from mtl_course.torch.gramian import LayerGramian, gramian_weights
-from mtl_course.torch.jacobian import (
+from mtl_course.torch.gradients import (
+    aggregator_weights,
+    backward,
     jacobian,
     representation_jacobian,
     set_gradients,
@@ -47,15 +49,19 @@ from mtl_course.torch.models import (
     MultiTaskModel,
     PLE,
     SoftSharing,
+    Wrapped,
     ctcvr_logit,
     mix_experts,
     mlp,
+    wrap,
 )
 from mtl_course.torch.runtime import device, seed_everything
 
 __all__ = [
     "adapt",
     "AGGREGATORS",
+    "aggregator_weights",
+    "backward",
     "aligned_mtl",
     "cagrad",
     "CGCLayer",
@@ -105,4 +111,6 @@ __all__ = [
     "upgrad",
     "Weighting",
     "WEIGHTINGS",
+    "wrap",
+    "Wrapped",
 ]

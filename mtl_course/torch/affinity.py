@@ -19,7 +19,7 @@ from torch.func import functional_call
 from mtl_course.core import tasks as core_tasks
 from mtl_course.core.affinity import AffinityTrace, check_affinity_arguments, lookahead_affinity
 from mtl_course.core.tasks import Task
-from mtl_course.torch.jacobian import jacobian, unflatten_gradients
+from mtl_course.torch.gradients import jacobian, unflatten_gradients
 from mtl_course.torch.train import Data, task_loss
 
 __all__ = ["task_affinity"]

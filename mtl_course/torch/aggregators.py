@@ -6,7 +6,7 @@ dtype and on its device, hands it (as float64 numpy) to the matching
 formula and the paper, and returns ``w @ J`` in ``J``'s dtype and device.
 The names and arguments match :mod:`mtl_course.tf.aggregators` one for one.
 
-Typical use, with :func:`mtl_course.torch.jacobian`::
+Typical use, with :func:`mtl_course.torch.gradients.jacobian`::
 
     J = jacobian(losses, shared_params)
     set_gradients(shared_params, upgrad(J))

@@ -46,7 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mtl_course.core.data_parallel import DistributedConfig, global_batches, make_problem, shard
 from mtl_course.core.tasks import Task
 from mtl_course.torch.aggregators import AGGREGATORS
-from mtl_course.torch.jacobian import jacobian, unflatten_gradients
+from mtl_course.torch.gradients import jacobian, unflatten_gradients
 from mtl_course.torch.models import HardSharing, mlp
 from mtl_course.torch.runtime import seed_everything
 from mtl_course.torch.train import resolve_method, task_loss

@@ -29,7 +29,7 @@ ones, then builds ``G`` block by block:
 * **Fallback to the explicit Jacobian**: every other shared parameter (other
   layer types, a layer called more than once per forward pass, a layer whose
   output is modified in place afterwards, parameters used outside a module) gets
-  its columns of ``J`` from :func:`mtl_course.torch.jacobian` and adds
+  its columns of ``J`` from :func:`mtl_course.torch.gradients.jacobian` and adds
   :math:`J_{rest} J_{rest}^\top`.
 
 So no ``T x P`` tensor is formed; the largest per-task tensor is one
@@ -68,7 +68,7 @@ class LayerGramian:
         params: the parameters ``J`` is taken with respect to (default
             ``model.shared_parameters()``).
 
-    ``G`` equals ``J @ J.T`` of :func:`mtl_course.torch.jacobian` ``(losses, params)``
+    ``G`` equals ``J @ J.T`` of :func:`mtl_course.torch.gradients.jacobian` ``(losses, params)``
     to rounding. The context can be entered again for the next step (each entry
     starts a fresh recording).
     """
@@ -127,7 +127,7 @@ class LayerGramian:
         The autograd graph is kept for the backward pass of the weighted loss
         that usually follows (it is freed when the losses go out of scope).
         """
-        from mtl_course.torch.jacobian import _stack_losses, jacobian
+        from mtl_course.torch.gradients import _stack_losses, jacobian
 
         values, stacked = _stack_losses(losses)
         T = len(values)

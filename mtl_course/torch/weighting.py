@@ -61,8 +61,42 @@ class Weighting(nn.Module):
             self._weights = self._initial_weights(self.num_tasks)
         return None if self._weights is None else self._weights.copy()
 
+    @weights.setter
+    def weights(self, value: np.ndarray) -> None:
+        """Set the logged weights (a custom :meth:`forward` that computes its own weights sets them here)."""
+        self._weights = core.checked_weights(value, self.num_tasks)
+
     def _initial_weights(self, num_tasks: int) -> np.ndarray:
         return np.ones(num_tasks)
+
+    def compute_weights(self, losses: np.ndarray) -> np.ndarray:
+        """Your own weighting: return the weights ``w`` (one per task) from the loss values.
+
+        Override this in a subclass and the default ``forward`` returns
+        ``sum_i w_i L_i`` and logs ``w`` (``.weights``, ``History.weights``);
+        ``losses`` are the current values (float64 numpy, task order). A
+        subclass that overrides ``forward`` instead (for learnable weights)
+        sets ``self.weights = w`` there to log them.
+
+        Examples:
+            >>> import numpy as np
+            >>> class InverseLoss(Weighting):
+            ...     def compute_weights(self, losses):
+            ...         return len(losses) * (1 / losses) / (1 / losses).sum()
+            >>> weighting = InverseLoss(tasks=["a", "b"])
+            >>> total = weighting({"a": torch.tensor(1.0), "b": torch.tensor(3.0)})
+            >>> weighting.weights
+            array([1.5, 0.5])
+        """
+        raise NotImplementedError(
+            "a Weighting subclass overrides compute_weights(losses) -> weights (or forward)")
+
+    def forward(self, losses: Losses) -> torch.Tensor:
+        """``sum_i w_i L_i`` with ``w = compute_weights(loss values)`` (for subclasses that only
+        override :meth:`~mtl_course.torch.weighting.Weighting.compute_weights`)."""
+        stacked = self.stack(losses)
+        self.weights = self.compute_weights(np.array(self._values, dtype=np.float64))
+        return self._weighted_sum(stacked, self._weights)
 
     def stack(self, losses: Losses) -> torch.Tensor:
         """The losses as a 1-D tensor in task order, checked to be finite scalars."""

@@ -9,6 +9,7 @@ from mtl_course.tf.models.base import MultiTaskModel, mlp
 from mtl_course.tf.models.cross_stitch import CrossStitch, CrossStitchUnit
 from mtl_course.tf.models.experts import ESMM, MMoE, PLE, CGCLayer, ctcvr_logit, mix_experts
 from mtl_course.tf.models.sharing import HardSharing, SoftSharing
+from mtl_course.tf.models.wrapped import Wrapped, wrap
 
 __all__ = [
     "CGCLayer",
@@ -23,4 +24,6 @@ __all__ = [
     "ctcvr_logit",
     "mix_experts",
     "mlp",
+    "wrap",
+    "Wrapped",
 ]

@@ -13,8 +13,17 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.core.model_config import layer_sizes, positive_int, task_output_sizes
+from mtl_course.core.model_config import layer_sizes, positive_int, tower_specs
 from mtl_course.tf.models.base import MultiTaskModel, check_input, dense, mlp, variables_of
+
+
+_MODULE = keras.layers.Layer
+
+
+def _towers(specs: dict, input_dim: int, activation: str) -> dict[str, keras.layers.Layer]:
+    """Each task's tower: the layer given, or an MLP ``(input_dim, *hidden, out)``."""
+    return {name: spec if isinstance(spec, keras.layers.Layer) else mlp((input_dim, *spec[0], spec[1]), activation)
+            for name, spec in specs.items()}
 
 
 def mix_experts(gate_logits: tf.Tensor, expert_outputs: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
@@ -30,7 +39,15 @@ def _experts(count: int, sizes: Sequence[int], activation: str) -> list[keras.Se
 
 class MMoE(MultiTaskModel):
     """Multi-gate Mixture-of-Experts (Ma et al., KDD 2018); twin of
-    :class:`mtl_course.torch.models.MMoE`. ``num_gates=1`` is the one-gate MoE baseline."""
+    :class:`mtl_course.torch.models.MMoE`. ``num_gates=1`` is the one-gate MoE baseline.
+
+    Examples:
+        >>> import keras
+        >>> model = MMoE(6, num_experts=3, expert_hidden=8, tasks={"price": 1, "kind": 5},
+        ...              tower_hidden={"price": (4,), "kind": (16, 8)})
+        >>> {k: tuple(v.shape) for k, v in model(keras.ops.ones((2, 6))).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
+    """
 
     def __init__(
         self,
@@ -38,24 +55,23 @@ class MMoE(MultiTaskModel):
         num_experts: int,
         expert_hidden: int | Sequence[int],
         tasks: Sequence[str] | Mapping[str, int],
-        tower_hidden: int | Sequence[int] = (),
+        tower_hidden: int | Sequence[int] | Mapping[str, int | Sequence[int]] = (),
         num_gates: int | None = None,
         activation: str = "relu",
         **kwargs,
     ) -> None:
-        sizes = task_output_sizes(tasks)
+        sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes), **kwargs)
         self.input_dim = positive_int(input_dim, "input_dim")
         num_experts = positive_int(num_experts, "num_experts")
         expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
-        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
         if num_gates is None:
             num_gates = len(sizes)
         if num_gates not in (1, len(sizes)):
             raise ValueError(f"num_gates must be None, 1 or the number of tasks ({len(sizes)}), got {num_gates}")
         self.experts = _experts(num_experts, (self.input_dim, *expert_hidden), activation)
         self.gate_layers = [dense(self.input_dim, num_experts) for _ in range(num_gates)]
-        self.towers = {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
+        self.towers = _towers(sizes, expert_hidden[-1], activation)
 
     def _gate_index(self, k: int) -> int:
         return k if len(self.gate_layers) > 1 else 0
@@ -133,7 +149,14 @@ class CGCLayer(keras.layers.Layer):
 
 class PLE(MultiTaskModel):
     """Progressive Layered Extraction (Tang et al., RecSys 2020); twin of
-    :class:`mtl_course.torch.models.PLE`."""
+    :class:`mtl_course.torch.models.PLE`.
+
+    Examples:
+        >>> import keras
+        >>> model = PLE(6, {"price": 1, "kind": 5}, num_shared_experts=1, num_task_experts=1, expert_hidden=8)
+        >>> {k: tuple(v.shape) for k, v in model(keras.ops.ones((2, 6))).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
+    """
 
     def __init__(
         self,
@@ -143,18 +166,17 @@ class PLE(MultiTaskModel):
         num_task_experts: int,
         expert_hidden: int | Sequence[int],
         num_levels: int = 1,
-        tower_hidden: int | Sequence[int] = (),
+        tower_hidden: int | Sequence[int] | Mapping[str, int | Sequence[int]] = (),
         activation: str = "relu",
         **kwargs,
     ) -> None:
-        sizes = task_output_sizes(tasks)
+        sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes), **kwargs)
         self.input_dim = positive_int(input_dim, "input_dim")
         num_shared_experts = positive_int(num_shared_experts, "num_shared_experts")
         num_task_experts = positive_int(num_task_experts, "num_task_experts")
         num_levels = positive_int(num_levels, "num_levels")
         expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
-        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
         self.levels = [
             CGCLayer(
                 self.task_names,
@@ -167,7 +189,7 @@ class PLE(MultiTaskModel):
             )
             for level in range(num_levels)
         ]
-        self.towers = {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
+        self.towers = _towers(sizes, expert_hidden[-1], activation)
 
     def _extract(self, x) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
         x = check_input(x, self.input_dim)

@@ -24,6 +24,12 @@ class HardSharing(MultiTaskModel):
     :class:`mtl_course.torch.models.HardSharing`; see there for the formula and reference).
 
     Heads may be unbuilt layers; call the model once on a batch before asking for parameters.
+
+    Examples:
+        >>> import keras
+        >>> model = HardSharing(keras.layers.Dense(8), {"a": keras.layers.Dense(1), "b": keras.layers.Dense(5)})
+        >>> {k: tuple(v.shape) for k, v in model(keras.ops.ones((2, 3))).items()}
+        {'a': (2, 1), 'b': (2, 5)}
     """
 
     def __init__(self, trunk: keras.layers.Layer, heads: Mapping[str, keras.layers.Layer], **kwargs) -> None:

@@ -8,6 +8,7 @@ from mtl_course.torch.models.base import MultiTaskModel, mlp
 from mtl_course.torch.models.cross_stitch import CrossStitch, CrossStitchUnit
 from mtl_course.torch.models.experts import ESMM, MMoE, PLE, CGCLayer, ctcvr_logit, mix_experts
 from mtl_course.torch.models.sharing import HardSharing, SoftSharing
+from mtl_course.torch.models.wrapped import Wrapped, wrap
 
 __all__ = [
     "CGCLayer",
@@ -22,4 +23,6 @@ __all__ = [
     "ctcvr_logit",
     "mix_experts",
     "mlp",
+    "wrap",
+    "Wrapped",
 ]

@@ -13,8 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtl_course.core.model_config import layer_sizes, positive_int, task_output_sizes
+from mtl_course.core.model_config import layer_sizes, positive_int, tower_specs
 from mtl_course.torch.models.base import MultiTaskModel, check_input, mlp, parameters_of
+
+
+_MODULE = nn.Module
+
+
+def _towers(specs: dict, input_dim: int, activation: str) -> dict[str, nn.Module]:
+    """Each task's tower: the module given, or an MLP ``(input_dim, *hidden, out)``."""
+    return {name: spec if isinstance(spec, nn.Module) else mlp((input_dim, *spec[0], spec[1]), activation)
+            for name, spec in specs.items()}
 
 
 def mix_experts(gate_logits: torch.Tensor, expert_outputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,14 +50,23 @@ class MMoE(MultiTaskModel):
         input_dim: number of input features.
         num_experts: number of shared experts.
         expert_hidden: layer sizes of each expert (the last is the expert output size).
-        tasks: task names (output size 1 each) or a mapping name -> output size.
-        tower_hidden: hidden layer sizes of each task tower (may be empty).
+        tasks: task names (output size 1 each) or a mapping name -> output size
+            or tower module (which receives the mixed expert output).
+        tower_hidden: hidden layer sizes of each task tower (may be empty), or a
+            mapping task -> hidden sizes for towers of different sizes.
         num_gates: ``None`` for one gate per task (MMoE); ``1`` for a single
             gate shared by all tasks, the paper's one-gate MoE (OMoE) baseline.
         activation: activation of experts and towers.
 
     Parameters: the experts are shared (and the gate too when ``num_gates=1``);
     task ``k``'s gate and tower are its task parameters.
+
+    Examples:
+        >>> import torch
+        >>> model = MMoE(6, num_experts=3, expert_hidden=8, tasks={"price": 1, "kind": 5},
+        ...              tower_hidden={"price": (4,), "kind": (16, 8)})
+        >>> {k: tuple(v.shape) for k, v in model(torch.ones(2, 6)).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
     """
 
     def __init__(
@@ -57,25 +75,22 @@ class MMoE(MultiTaskModel):
         num_experts: int,
         expert_hidden: int | Sequence[int],
         tasks: Sequence[str] | Mapping[str, int],
-        tower_hidden: int | Sequence[int] = (),
+        tower_hidden: int | Sequence[int] | Mapping[str, int | Sequence[int]] = (),
         num_gates: int | None = None,
         activation: str = "relu",
     ) -> None:
-        sizes = task_output_sizes(tasks)
+        sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes))
         self.input_dim = positive_int(input_dim, "input_dim")
         num_experts = positive_int(num_experts, "num_experts")
         expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
-        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
         if num_gates is None:
             num_gates = len(sizes)
         if num_gates not in (1, len(sizes)):
             raise ValueError(f"num_gates must be None, 1 or the number of tasks ({len(sizes)}), got {num_gates}")
         self.experts = _experts(num_experts, (self.input_dim, *expert_hidden), activation)
         self.gate_layers = nn.ModuleList([nn.Linear(self.input_dim, num_experts) for _ in range(num_gates)])
-        self.towers = nn.ModuleDict(
-            {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
-        )
+        self.towers = nn.ModuleDict(_towers(sizes, expert_hidden[-1], activation))
 
     def _gate_index(self, k: int) -> int:
         return k if len(self.gate_layers) > 1 else 0
@@ -170,17 +185,25 @@ class PLE(MultiTaskModel):
 
     Args:
         input_dim: number of input features.
-        tasks: task names (output size 1 each) or a mapping name -> output size.
+        tasks: task names (output size 1 each) or a mapping name -> output size
+            or tower module (which receives the mixed expert output).
         num_shared_experts, num_task_experts: experts per level (each >= 1).
         expert_hidden: layer sizes of each expert (the last is its output size).
         num_levels: number of extraction levels.
-        tower_hidden: hidden layer sizes of each task tower (may be empty).
+        tower_hidden: hidden layer sizes of each task tower (may be empty), or a
+            mapping task -> hidden sizes for towers of different sizes.
         activation: activation of experts and towers.
 
     Parameter split: task ``k``'s tower, its last-level experts and gate, and
     (with two or more levels) its gate in the level before are used by task
     ``k`` only; every other parameter reaches every task through the shared
     gates and experts.
+
+    Examples:
+        >>> import torch
+        >>> model = PLE(6, {"price": 1, "kind": 5}, num_shared_experts=1, num_task_experts=1, expert_hidden=8)
+        >>> {k: tuple(v.shape) for k, v in model(torch.ones(2, 6)).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
     """
 
     def __init__(
@@ -191,17 +214,16 @@ class PLE(MultiTaskModel):
         num_task_experts: int,
         expert_hidden: int | Sequence[int],
         num_levels: int = 1,
-        tower_hidden: int | Sequence[int] = (),
+        tower_hidden: int | Sequence[int] | Mapping[str, int | Sequence[int]] = (),
         activation: str = "relu",
     ) -> None:
-        sizes = task_output_sizes(tasks)
+        sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes))
         self.input_dim = positive_int(input_dim, "input_dim")
         num_shared_experts = positive_int(num_shared_experts, "num_shared_experts")
         num_task_experts = positive_int(num_task_experts, "num_task_experts")
         num_levels = positive_int(num_levels, "num_levels")
         expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
-        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
         self.levels = nn.ModuleList(
             [
                 CGCLayer(
@@ -216,9 +238,7 @@ class PLE(MultiTaskModel):
                 for level in range(num_levels)
             ]
         )
-        self.towers = nn.ModuleDict(
-            {name: mlp((expert_hidden[-1], *tower_hidden, out), activation) for name, out in sizes.items()}
-        )
+        self.towers = nn.ModuleDict(_towers(sizes, expert_hidden[-1], activation))
 
     def _extract(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         check_input(x, self.input_dim)

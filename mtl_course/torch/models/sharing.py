@@ -27,7 +27,14 @@ class HardSharing(MultiTaskModel):
 
     Args:
         trunk: the shared module; its output is the shared representation ``z``.
-        heads: task name -> head module, each taking ``z``.
+        heads: task name -> head module, each taking ``z`` (a dict or an ``nn.ModuleDict``).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = HardSharing(nn.Linear(3, 8), nn.ModuleDict({"a": nn.Linear(8, 1), "b": nn.Linear(8, 5)}))
+        >>> {k: tuple(v.shape) for k, v in model(torch.ones(2, 3)).items()}
+        {'a': (2, 1), 'b': (2, 5)}
     """
 
     def __init__(self, trunk: nn.Module, heads: Mapping[str, nn.Module]) -> None:

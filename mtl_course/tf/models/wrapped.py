@@ -1,0 +1,88 @@
+"""Your own Keras model as a course multi-task model: :func:`wrap` (twin of :mod:`mtl_course.torch.models.wrapped`)."""
+
+from __future__ import annotations
+
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from mtl_course.core.model_config import check_mapping, check_task_names
+from mtl_course.tf.models.base import MultiTaskModel, variables_of
+
+
+def _variables(part: keras.layers.Layer | Iterable) -> list:
+    items = [part] if isinstance(part, keras.layers.Layer) else list(part)
+    found: dict[int, object] = {}
+    for item in items:
+        for v in (variables_of([item]) if isinstance(item, keras.layers.Layer) else [item]):
+            found.setdefault(id(v), v)
+    return list(found.values())
+
+
+class Wrapped(MultiTaskModel):
+    """A Keras layer or model whose outputs are named by task, with its shared variables
+    declared (built by :func:`wrap`; twin of :class:`mtl_course.torch.models.Wrapped`)."""
+
+    def __init__(self, module: keras.layers.Layer, tasks: Sequence[str],
+                 shared: keras.layers.Layer | Iterable | None = None,
+                 heads: Mapping[str, keras.layers.Layer] | None = None, **kwargs) -> None:
+        super().__init__(tasks, **kwargs)
+        if not isinstance(module, keras.layers.Layer):
+            raise TypeError(f"module must be a keras Layer or Model, got {type(module).__name__}")
+        self.module = module
+        self._heads = check_mapping(heads, "heads") if heads is not None else {}
+        unknown = [n for n in self._heads if n not in self.task_names]
+        if unknown:
+            raise ValueError(f"heads names task(s) {unknown} that are not in tasks {list(self.task_names)}")
+        self._shared = shared
+
+    def call(self, x, training=None) -> dict[str, tf.Tensor]:
+        out = self.module(x, training=training)
+        if isinstance(out, Mapping):
+            missing = [n for n in self.task_names if n not in out]
+            if missing:
+                raise ValueError(f"the module's output dict has no task(s) {missing}")
+            return {n: out[n] for n in self.task_names}
+        if tf.is_tensor(out):
+            out = (out,)
+        if not isinstance(out, (tuple, list)) or len(out) != len(self.task_names):
+            raise ValueError(f"the module returned {len(out) if isinstance(out, (tuple, list)) else type(out).__name__}"
+                             f" outputs for {len(self.task_names)} tasks {list(self.task_names)}: return one "
+                             "output per task, in that order")
+        return dict(zip(self.task_names, out))
+
+    def shared_parameters(self) -> list:
+        owned = {id(v) for head in self._heads.values() for v in variables_of([head])}
+        if self._shared is None:  # everything that no head owns
+            return [v for v in variables_of([self.module]) if id(v) not in owned]
+        return _variables(self._shared)
+
+    def task_parameters(self, name: str) -> list:
+        self._check_task(name)
+        return variables_of([self._heads[name]]) if name in self._heads else []
+
+
+def wrap(module: keras.layers.Layer, tasks: Sequence[str], shared: keras.layers.Layer | Iterable | None = None,
+         heads: Mapping[str, keras.layers.Layer] | None = None) -> Wrapped:
+    """Make your own Keras model a multi-task model that ``fit``, ``backward`` and the aggregators accept.
+
+    Twin of :func:`mtl_course.torch.models.wrap` (see it for the arguments):
+    ``module`` returns a tuple or list of outputs in the order of ``tasks``,
+    a dict, or one tensor; ``shared`` is the layer (or list of layers /
+    variables) every task uses, by default every variable no head owns.
+
+    Examples:
+        >>> import keras
+        >>> inputs = keras.Input((3,))
+        >>> z = keras.layers.Dense(8, activation="relu", name="trunk")(inputs)
+        >>> net = keras.Model(inputs, [keras.layers.Dense(1)(z), keras.layers.Dense(5)(z)])
+        >>> model = wrap(net, ["price", "kind"], shared=net.get_layer("trunk"))
+        >>> {k: tuple(v.shape) for k, v in model(keras.ops.ones((2, 3))).items()}
+        {'price': (2, 1), 'kind': (2, 5)}
+        >>> len(model.shared_parameters())
+        2
+    """
+    return Wrapped(module, check_task_names(tasks), shared, heads)
