@@ -165,8 +165,12 @@ def paired_verdict(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndar
         low = high = float(d[0])
         mean = low
     else:
-        low, high = (float(x) for x in _scipy_stats.t.interval(
-            confidence, n - 1, loc=mean, scale=_scipy_stats.sem(d)))
+        # the interval scales with d: compute it on d / max|d| so that tiny or huge
+        # scores neither underflow nor overflow in the variance
+        scale = float(np.abs(d).max())
+        unit = d / scale
+        low, high = (scale * float(x) for x in _scipy_stats.t.interval(
+            confidence, n - 1, loc=unit.mean(), scale=_scipy_stats.sem(unit)))
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("the t interval is not finite: rescale the scores")
     better = d < 0.0 if lower_is_better else d > 0.0

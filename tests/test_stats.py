@@ -171,3 +171,10 @@ def test_framework_free() -> None:
             "assert not {'torch', 'tensorflow', 'keras'} & set(sys.modules), sorted(sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_subnormal_differences_give_a_finite_interval() -> None:
+    # found by hypothesis: the variance of (0, 5e-324) underflows unless d is rescaled first
+    v = paired_verdict([0.0, 0.0], [0.0, 5e-324])
+    assert math.isfinite(v.low) and math.isfinite(v.high)
+    assert not v.established
