@@ -287,14 +287,19 @@ class SweepResult:
 
     Attributes:
         correlations, seeds, methods: the axes.
-        test: test MSE (mean of the two tasks) of each method at its value
-            chosen on validation, ``(correlation, method, seed)``.
+        test: the relative test MSE (each task's MSE divided by the variance of
+            its test targets, i.e. :math:`1 - R^2`, then averaged over the two
+            tasks) of each method at its value chosen on validation,
+            ``(correlation, method, seed)``. Seeds draw different sine terms,
+            so the raw MSE's scale varies from seed to seed; the relative MSE
+            does not.
         chosen: the chosen grid value, same shape (NaN for methods without one).
         best_epoch: the early-stopping epoch of the chosen model, same shape.
         parameters: trainable parameters of each method.
         grids: the grid of each method.
-        grid_test, grid_val, grid_penalty: for each method with a grid, the test
-            MSE, the validation MSE and the unscaled penalty of every grid value,
+        grid_test, grid_val, grid_penalty: for each method with a grid, the relative
+            test MSE, the validation MSE (mean of the tasks, what the choice
+            minimizes) and the unscaled penalty of every grid value,
             ``(correlation, seed, value)``.
     """
 
@@ -311,11 +316,11 @@ class SweepResult:
     grid_penalty: dict[str, np.ndarray] = field(default_factory=dict)
 
     def scores(self, correlation: float, method: str) -> np.ndarray:
-        """Test MSE per seed of ``method`` at ``correlation``."""
+        """Relative test MSE per seed of ``method`` at ``correlation``."""
         return self.test[self.correlations.index(correlation), self.methods.index(method)]
 
     def verdict(self, correlation: float, a: str, b: str) -> Verdict:
-        """:func:`mtl_course.stats.paired_verdict` of methods ``a`` and ``b`` (test MSE, lower is better)."""
+        """:func:`mtl_course.stats.paired_verdict` of methods ``a`` and ``b`` (relative test MSE, lower is better)."""
         return paired_verdict(self.scores(correlation, a), self.scores(correlation, b),
                               names=(LABELS[a], LABELS[b]))
 
@@ -337,7 +342,7 @@ def relatedness_sweep(correlations: Sequence[float], seeds: Sequence[int], metho
                       n_val: int = 200, n_test: int = 2000, dim: int = 16, num_sin: int = 3, noise: float = 0.5,
                       hidden: Sequence[int] = (32, 16), lr: float = 1e-2, batch_size: int = 50,
                       max_epochs: int = 300, patience: int = 20) -> SweepResult:
-    """Run the protocol of this module's docstring (PyTorch) and return every chosen model's test MSE."""
+    """Run the protocol of this module's docstring (PyTorch) and return every chosen model's relative test MSE."""
     import mtl_course.torch as mtl
 
     grids = {**DEFAULT_GRIDS, **(grids or {})}
@@ -366,7 +371,8 @@ def relatedness_sweep(correlations: Sequence[float], seeds: Sequence[int], metho
         k = len(values)
         val = fit.val.reshape(len(correlations), len(seeds), k)
         pick = val.argmin(-1)  # the value with the lowest validation MSE, per (correlation, seed)
-        mean_test = fit.test.mean(-1).reshape(len(correlations), len(seeds), k)
+        variance = np.array([[splits[p, s].test.y[t].var() for t in ("task1", "task2")] for p, s, _ in runs])
+        mean_test = (fit.test / variance).mean(-1).reshape(len(correlations), len(seeds), k)
         best = fit.best_epoch.reshape(len(correlations), len(seeds), k)
         take = np.take_along_axis
         test[:, j] = take(mean_test, pick[..., None], -1)[..., 0]
@@ -390,8 +396,8 @@ def tf_twin(result: SweepResult, correlation: float, seed: int, methods: Sequenc
     weights are copied into the Keras twin (:func:`mtl_course.parity.copy_torch_to_tf`),
     and both are trained by their framework's ``fit`` for the sweep's
     early-stopping epoch, on the same mini-batches. Returns, per method,
-    ``{"epochs", "sweep", "torch", "tf"}``: the number of epochs and the test MSE
-    (mean of the two tasks) of the stacked trainer, of ``mtl_course.torch.fit``
+    ``{"epochs", "sweep", "torch", "tf"}``: the number of epochs and the relative
+    test MSE (as in :class:`SweepResult`) of the stacked trainer, of ``mtl_course.torch.fit``
     and of ``mtl_course.tf.fit``. Pass the sweep's own data settings.
     """
     import mtl_course.tf as mtl_tf
@@ -416,6 +422,7 @@ def tf_twin(result: SweepResult, correlation: float, seed: int, methods: Sequenc
         for name, fw, model in (("torch", mtl_torch, torch_model), ("tf", mtl_tf, tf_model)):
             fw.fit(model, splits.train, tasks, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                    progress=False)
-            row[name] = float(np.mean(list(fw.evaluate(model, splits.test, tasks).values())))
+            scores = fw.evaluate(model, splits.test, tasks)
+            row[name] = float(np.mean([scores[t] / splits.test.y[t].var() for t in tasks]))
         out[method] = row
     return out
