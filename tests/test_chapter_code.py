@@ -54,3 +54,44 @@ def test_chapter1_network_equals_the_package_hard_sharing(chapter1_namespace):
     # Same parameters: the shared trunk plus one head per task.
     assert sum(p.numel() for p in chapter_net.parameters()) == sum(
         p.numel() for p in package_net.parameters())
+
+
+def _chapter5_namespace() -> dict:
+    cells = nbformat.read(BOOK / "05_soft_sharing.ipynb", as_version=4).cells
+    sources = [c.source for c in cells if c.cell_type == "code" and "def coupling_penalty(" in c.source]
+    assert len(sources) == 1, "chapter 5 should define coupling_penalty in exactly one cell"
+    namespace: dict = {"torch": torch}
+    exec(sources[0], namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("coupling", ["l2", "trace_norm", "weight_decay"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chapter5_coupling_penalty_equals_the_package(coupling, dtype):
+    penalty = _chapter5_namespace()["coupling_penalty"]
+    torch.manual_seed(0)
+    towers = {n: mtl.mlp((5, 4, 3, 1)).to(dtype) for n in "abc"}
+    package = mtl.SoftSharing(towers, coupling=coupling, strength=1.0)
+    expected = package.penalty()
+    torch.testing.assert_close(penalty(list(towers.values()), coupling), expected)
+    # identical towers: the L2 coupling vanishes, weight decay does not
+    twins = {n: mtl.mlp((5, 4, 1)).to(dtype) for n in "ab"}
+    twins["b"].load_state_dict(twins["a"].state_dict())
+    value = penalty(list(twins.values()), coupling)
+    torch.testing.assert_close(value, mtl.SoftSharing(twins, coupling=coupling, strength=1.0).penalty())
+    assert (float(value) == 0.0) == (coupling == "l2")
+
+
+def test_chapter5_cross_stitch_forward_equals_the_package():
+    forward = _chapter5_namespace()["cross_stitch_forward"]
+    torch.manual_seed(0)
+    model = mtl.CrossStitch({n: [mtl.mlp((5, 4), output_activation=True), mtl.mlp((4, 3), output_activation=True),
+                                 mtl.mlp((3, 2))] for n in "abc"}, alpha_self=0.5)
+    with torch.no_grad():
+        for unit in model.units:
+            unit.alpha.add_(0.2 * torch.randn_like(unit.alpha))  # not symmetric, not the initial pattern
+    x = torch.randn(7, 5)
+    got = forward([model.towers[n] for n in model.task_names], [u.alpha for u in model.units], x)
+    expected = model(x)
+    for g, name in zip(got, model.task_names):
+        torch.testing.assert_close(g, expected[name])

@@ -142,7 +142,24 @@ def test_trace_norm_penalty_hand_value():
     assert model.penalty().item() == pytest.approx(6.0, rel=1e-6)
 
 
-@pytest.mark.parametrize("coupling", ["l2", "trace_norm"])
+def test_weight_decay_penalty_hand_value():
+    # no coupling: 1 + 4 + 0.25 (tower a) + 0.25 (tower b) = 5.5, times strength 0.1
+    towers = {"a": linear_with([[1.0, 2.0]], [0.5]), "b": linear_with([[0.0, 0.0]], [-0.5])}
+    model = SoftSharing(towers, coupling="weight_decay", strength=0.1)
+    assert model.penalty().item() == pytest.approx(0.55, rel=1e-6)
+
+
+def test_weight_decay_gradient_is_each_towers_own_pull_to_zero():
+    # the gradient of strength * ||theta_t||^2 is 2 * strength * theta_t: no term from the other tower
+    torch.manual_seed(3)
+    towers = {n: mlp([D, 3, 1]) for n in "ab"}
+    model = SoftSharing(towers, coupling="weight_decay", strength=0.25)
+    model.penalty().backward()
+    for p in model.parameters():
+        torch.testing.assert_close(p.grad, 0.5 * p.detach())
+
+
+@pytest.mark.parametrize("coupling", ["l2", "trace_norm", "weight_decay"])
 def test_penalty_matches_scipy_and_numpy(coupling):
     torch.manual_seed(1)
     towers = {n: mlp([D, 4, 2]) for n in "abc"}
@@ -150,7 +167,8 @@ def test_penalty_matches_scipy_and_numpy(coupling):
     expected = 0.0
     for position in zip(*[t.parameters() for t in towers.values()]):
         m = np.stack([p.detach().double().numpy().ravel() for p in position])
-        expected += pdist(m, "sqeuclidean").sum() if coupling == "l2" else np.linalg.norm(m, "nuc")
+        expected += {"l2": lambda: pdist(m, "sqeuclidean").sum(), "trace_norm": lambda: np.linalg.norm(m, "nuc"),
+                     "weight_decay": lambda: np.sum(m ** 2)}[coupling]()
     assert model.penalty().item() == pytest.approx(0.3 * expected, rel=1e-5)
 
 

@@ -40,8 +40,8 @@ def twins(kind: str):
             fw.HardSharing(fw.mlp([D, 6], output_activation=True), {"a": fw.mlp([6, 3, 1]), "b": fw.mlp([6, 2])})
             for fw in (tm, km)
         ]
-    if kind in ("soft_l2", "soft_trace"):
-        coupling = "l2" if kind == "soft_l2" else "trace_norm"
+    if kind in ("soft_l2", "soft_trace", "soft_wd"):
+        coupling = {"soft_l2": "l2", "soft_trace": "trace_norm", "soft_wd": "weight_decay"}[kind]
         return [fw.SoftSharing({n: fw.mlp([D, 4, 2]) for n in "abc"}, coupling, strength=0.3) for fw in (tm, km)]
     if kind == "cross_stitch":
         return [
@@ -91,7 +91,7 @@ def test_outputs_agree_after_copying_weights(kind):
         np.testing.assert_allclose(got[name].numpy(), expected[name].detach().numpy(), **TOL)
 
 
-@pytest.mark.parametrize("kind", ["soft_l2", "soft_trace"])
+@pytest.mark.parametrize("kind", ["soft_l2", "soft_trace", "soft_wd"])
 def test_penalties_agree(kind):
     torch_model, tf_model, _ = copied(kind)
     assert float(tf_model.penalty()) == pytest.approx(torch_model.penalty().item(), rel=1e-5)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "identity")
-COUPLINGS = ("l2", "trace_norm")
+COUPLINGS = ("l2", "trace_norm", "weight_decay")
 
 
 def check_task_names(names: Sequence[str], what: str = "tasks") -> tuple[str, ...]:

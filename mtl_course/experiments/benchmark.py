@@ -35,13 +35,13 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from mtl_course.core.tasks import Task
 from mtl_course.data.digits import multi_digits
 from mtl_course.data.synthetic import mmoe_synthetic
 from mtl_course.data.types import MultiTaskSplit, Splits
 from mtl_course.metrics import delta_m
+from mtl_course.stats import paired_verdict
 
 __all__ = [
     "AGGREGATOR_METHODS",
@@ -328,7 +328,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     difference is ``"within noise"`` when the interval contains 0. Pairing by
     seed removes the variation that both methods share (same initialisation
     and batch order), which is why it is sharper than comparing two
-    mean-and-std pairs.
+    mean-and-std pairs. The numbers come from :func:`mtl_course.stats.paired_verdict`.
 
     Returns:
         ``{"mean", "half_width", "low", "high", "within_noise"}``.
@@ -345,12 +345,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
         raise ValueError("scores must be finite")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    d = a - b
-    n = len(d)
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
-    mean = float(d.mean())
-    return {"mean": mean, "half_width": half, "low": mean - half, "high": mean + half,
-            "within_noise": bool(mean - half <= 0.0 <= mean + half)}
+    verdict = paired_verdict(a, b, confidence=confidence)
+    return {"mean": verdict.mean_difference, "half_width": (verdict.high - verdict.low) / 2,
+            "low": verdict.low, "high": verdict.high, "within_noise": not verdict.established}
 
 
 def run_benchmark(mtl: ModuleType, problem: Problem, methods: Sequence[str] = ALL_METHODS,

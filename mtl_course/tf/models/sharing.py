@@ -62,7 +62,7 @@ class HardSharing(MultiTaskModel):
 class SoftSharing(MultiTaskModel):
     """Soft parameter sharing: one tower per task, coupled by :meth:`penalty`
     (Keras twin of :class:`mtl_course.torch.models.SoftSharing`; see there for
-    the ``"l2"`` and ``"trace_norm"`` formulas and references).
+    the ``"l2"``, ``"trace_norm"`` and ``"weight_decay"`` formulas and references).
 
     Towers must have the same architecture; it is checked as soon as they are built.
     """
@@ -98,6 +98,8 @@ class SoftSharing(MultiTaskModel):
                 for t in range(len(position)):
                     for s in range(t + 1, len(position)):
                         total = total + tf.reduce_sum(tf.square(stacked[t] - stacked[s]))
+            elif self.coupling == "weight_decay":
+                total = total + tf.reduce_sum(tf.square(stacked))
             else:
                 total = total + tf.reduce_sum(tf.linalg.svd(stacked, compute_uv=False))
         return self.strength * total

@@ -78,7 +78,11 @@ class SoftSharing(MultiTaskModel):
     - ``"trace_norm"``: ``strength * sum_p ||W^p||_*``, where ``W^p`` is the
       ``T x numel`` matrix whose row ``t`` is task ``t``'s flattened parameter
       ``p`` and ``||.||_*`` the nuclear norm (Yang and Hospedales, "Trace Norm
-      Regularised Deep Multi-Task Learning", ICLR 2017 workshop track).
+      Regularised Deep Multi-Task Learning", ICLR 2017 workshop track);
+    - ``"weight_decay"``: ``strength * sum_t sum_p ||theta_t^p||^2``, each tower's
+      own squared norm. This couples nothing: it is plain L2 weight decay of
+      separate towers, the control every coupling must beat (it is also the
+      penalty ``lambda * sum_j ||W_j||^2`` that some tutorials call "soft sharing").
 
     ``strength = 0`` gives separate single-task models; a large strength pulls
     the towers together. Since every layer is coupled, output layers included,
@@ -115,6 +119,8 @@ class SoftSharing(MultiTaskModel):
                 for t in range(len(position)):
                     for s in range(t + 1, len(position)):
                         total = total + (stacked[t] - stacked[s]).pow(2).sum()
+            elif self.coupling == "weight_decay":
+                total = total + stacked.pow(2).sum()
             else:
                 total = total + torch.linalg.matrix_norm(stacked, ord="nuc")
         return self.strength * total

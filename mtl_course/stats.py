@@ -1,0 +1,179 @@
+r"""Conclusions from paired seeds: one verdict line per comparison.
+
+The course draws a conclusion "A beats B" only when the paired interval of
+the difference excludes zero (DESIGN section 6). Seed :math:`s` gives both
+methods the same data and initial weights, so the comparison is made on the
+per-seed differences
+
+.. math::
+
+    d_s = a_s - b_s, \qquad \bar d = \frac1n \sum_{s=1}^n d_s, \qquad
+    s_d^2 = \frac{1}{n-1} \sum_{s=1}^n (d_s - \bar d)^2,
+
+and Student's :math:`t` interval at confidence :math:`c`
+
+.. math::
+
+    \bar d \pm t_{n-1,\,(1+c)/2}\, \frac{s_d}{\sqrt n}
+
+(computed by :func:`scipy.stats.t.interval` with the standard error of
+:func:`scipy.stats.sem`; the same interval as
+``scipy.stats.ttest_rel(a, b).confidence_interval(c)``). Pairing removes the
+variation both methods share (the draw of the data, the initialisation), so
+the paired interval is narrower than two overlapping mean-and-std bars
+suggest (Student 1908; any statistics text, e.g. Wasserman 2004, ch. 10).
+
+This module is framework-free (numpy and scipy only) so that both twins and
+every chapter print verdicts the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+__all__ = ["Verdict", "paired_verdict"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The paired comparison of two methods over the same seeds.
+
+    ``str(verdict)`` is the verdict line a chapter prints, for example
+    ``"soft L2 beats separate: mean difference -0.0123, 95% CI [-0.0201, -0.0045],
+    soft L2 better on 9 of 10 seeds"``.
+
+    Attributes:
+        names: the two methods' names, ``(A, B)``.
+        mean_difference: :math:`\\bar d`, the mean of ``a - b``.
+        low, high: the paired :math:`t` interval of the mean difference.
+        wins: the number of seeds on which A is strictly better than B.
+        n: the number of seeds.
+        confidence: the interval's confidence level.
+        lower_is_better: the direction of the scores (True for errors and losses).
+        digits: significant digits of the numbers in the verdict line.
+    """
+
+    names: tuple[str, str]
+    mean_difference: float
+    low: float
+    high: float
+    wins: int
+    n: int
+    confidence: float = 0.95
+    lower_is_better: bool = True
+    digits: int = 3
+
+    @property
+    def established(self) -> bool:
+        """Whether the interval excludes zero (a difference is established)."""
+        return self.low > 0.0 or self.high < 0.0
+
+    @property
+    def winner(self) -> str | None:
+        """The name of the better method, or None when no difference is established."""
+        if not self.established:
+            return None
+        a_lower = self.high < 0.0
+        return self.names[0] if a_lower == self.lower_is_better else self.names[1]
+
+    @property
+    def loser(self) -> str | None:
+        """The name of the worse method, or None when no difference is established."""
+        winner = self.winner
+        if winner is None:
+            return None
+        return self.names[1] if winner == self.names[0] else self.names[0]
+
+    def line(self, digits: int | None = None) -> str:
+        """The verdict line, numbers rounded to ``digits`` significant digits."""
+        g = f".{self.digits if digits is None else int(digits)}g"
+        a, b = self.names
+        head = (f"{self.winner} beats {self.loser}" if self.established
+                else f"{a} vs {b}: no difference established at {self.n} seeds")
+        percent = f"{100 * self.confidence:g}%"
+        return (f"{head}: mean difference {self.mean_difference:{g}}, "
+                f"{percent} CI [{self.low:{g}}, {self.high:{g}}], "
+                f"{a} better on {self.wins} of {self.n} seeds")
+
+    def __str__(self) -> str:
+        return self.line()
+
+
+def _scores(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a sequence of numbers: {error}") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one score per seed), got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf: {array.tolist()}")
+    return array
+
+
+def paired_verdict(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                   names: tuple[str, str] = ("A", "B"), lower_is_better: bool = True,
+                   confidence: float = 0.95, digits: int = 3) -> Verdict:
+    r"""Compare the scores ``a`` and ``b`` of two methods, seed by seed.
+
+    ``a[s]`` and ``b[s]`` must come from the same seed :math:`s`. The verdict
+    is "A beats B" when the paired :math:`t` interval of :math:`d_s = a_s - b_s`
+    (see the module docstring) lies entirely on A's better side of zero,
+    "B beats A" when it lies on B's side, and "no difference established at n
+    seeds" when it contains zero. When every difference is the same number the
+    interval collapses to that number (the limit of the :math:`t` interval as
+    :math:`s_d \to 0`).
+
+    Args:
+        a, b: one score per seed for each method (same seeds, same order).
+        names: the two methods' names, used in the verdict line.
+        lower_is_better: True for errors and losses, False for accuracies.
+        confidence: the interval's confidence level, in (0, 1).
+        digits: significant digits in the printed line.
+
+    Returns:
+        A :class:`Verdict`; ``print(verdict)`` prints its line.
+
+    Raises:
+        ValueError: different lengths, fewer than two seeds, NaN or inf, a
+            confidence outside (0, 1), or two equal names.
+        TypeError: non-numeric scores.
+    """
+    a_arr, b_arr = _scores("a", a), _scores("b", b)
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"a and b must hold one score per seed for the same seeds, got "
+                         f"{len(a_arr)} and {len(b_arr)} scores")
+    n = len(a_arr)
+    if n < 2:
+        raise ValueError(f"a paired interval needs at least 2 seeds, got {n}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    names = (str(names[0]), str(names[1]))
+    if names[0] == names[1]:
+        raise ValueError(f"the two methods need different names, got {names}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = a_arr - b_arr
+    if not np.all(np.isfinite(d)):
+        raise ValueError("a - b overflows: rescale the scores")
+    mean = float(d.mean())
+    if np.ptp(d) == 0.0:
+        low = high = float(d[0])
+        mean = low
+    else:
+        # the interval scales with d: compute it on d / max|d| so that tiny or huge
+        # scores neither underflow nor overflow in the variance
+        scale = float(np.abs(d).max())
+        unit = d / scale
+        low, high = (scale * float(x) for x in _scipy_stats.t.interval(
+            confidence, n - 1, loc=unit.mean(), scale=_scipy_stats.sem(unit)))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError("the t interval is not finite: rescale the scores")
+    better = d < 0.0 if lower_is_better else d > 0.0
+    return Verdict(names=names, mean_difference=mean, low=low, high=high,
+                   wins=int(better.sum()), n=n, confidence=float(confidence),
+                   lower_is_better=bool(lower_is_better), digits=int(digits))
