@@ -48,9 +48,11 @@ __all__ = [
 ]
 
 ROUNDING = 1e-6
-"""How far data-parallel weights may end from one process's after the runs of chapter 13: float32
-rounding from a different summation order, a few ulps per step. The scripts print whether the
-difference is below it, not the difference itself, which depends on the CPU's kernels."""
+"""How far data-parallel weights may end from one process's weights after the runs of chapter 13.
+
+That difference is float32 rounding from a different summation order, a few ulps per step. The
+scripts print whether it is below this bound, not the difference itself, whose digits depend on
+the CPU's kernels."""
 
 
 def _positive_int(name: str, value: object) -> int:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
-"""Notebook metadata with which Colab opens a chapter on a GPU runtime (T4: the free tier's GPU)."""
+"""Notebook metadata with which Colab opens a chapter on a GPU runtime (a T4, the free tier's GPU)."""
 
 
 def project_version(pyproject: Path = Path("pyproject.toml")) -> str:

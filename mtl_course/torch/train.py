@@ -137,7 +137,8 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     """Train ``model`` on ``tasks`` and return its :class:`~mtl_course.core.tasks.History`.
 
     Args:
-        model: a multi-task model (moved to ``device``).
+        model: a multi-task model. It is moved to ``device`` (default :func:`mtl_course.torch.device <mtl_course.torch.runtime.device>`)
+            in place, like ``model.to(device)``, and stays there after ``fit``.
         train_data: a :class:`~mtl_course.data.MultiTaskSplit` or ``(x, {task: y})``.
         tasks: task name -> :class:`~mtl_course.core.tasks.Task` (or a loss name as shorthand).
         method: a :class:`~mtl_course.torch.weighting.Weighting` object or name, or an aggregator
