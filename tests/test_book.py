@@ -8,7 +8,7 @@ import nbformat
 import pytest
 import yaml
 
-from mtl_course.tools.colab import install_cell
+from mtl_course.tools.colab import COLAB_METADATA, colab_url, install_cell, project_version, release_tag
 from mtl_course.tools.execute_chapters import chapter_paths, notebook_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +16,7 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 CHAPTERS = chapter_paths(ROOT / "book")
 NOTEBOOKS = notebook_paths(ROOT / "book")  # the chapters and the appendix notebooks
+RELEASE = release_tag(project_version(ROOT / "pyproject.toml"))
 
 
 def _toc_files() -> list[str]:
@@ -29,7 +30,9 @@ def _toc_files() -> list[str]:
 
 def test_repository_block_points_at_this_project():
     repository = CONFIG["repository"]
-    assert repository["branch"] == "main"
+    # The Colab launch button opens the notebooks of this release, not a moving branch.
+    assert repository["branch"] == RELEASE, (
+        f"_config.yml's repository.branch must be the release tag {RELEASE} (v + pyproject.toml's version)")
     assert repository["url"].startswith("https://github.com/")
     assert "executablebooks" not in repository["url"]
     assert CONFIG["copyright"]
@@ -60,10 +63,38 @@ def test_every_toc_entry_exists_and_every_chapter_is_in_the_toc():
 def test_first_code_cell_is_the_colab_install_cell(path):
     notebook = nbformat.read(path, as_version=4)
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
-    expected = install_cell(CONFIG["repository"]["url"], CONFIG["repository"]["branch"])
+    expected = install_cell(CONFIG["repository"]["url"], RELEASE)
     assert code_cells and code_cells[0].source == expected, (
-        f"{path.name}: the first code cell must be the output of `python -m mtl_course.tools.colab`")
+        f"{path.name}: the first code cell must be the output of `python -m mtl_course.tools.colab` "
+        "(`python -m mtl_course.tools.colab --write` sets it in every chapter)")
     assert code_cells[0].outputs == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_asks_colab_for_a_gpu(path):
+    metadata = nbformat.read(path, as_version=4).metadata
+    assert metadata.get("accelerator") == "GPU" and metadata.get("colab", {}).get("gpuType"), (
+        f"{path.name}: run `python -m mtl_course.tools.colab --write` to request a GPU runtime")
+    assert {k: metadata[k] for k in COLAB_METADATA} == COLAB_METADATA
+
+
+def test_install_cell_installs_this_release_alone():
+    """Pinned to the tag of pyproject.toml's version; no extras, no upgrade, no framework named,
+    so pip keeps Colab's torch, TensorFlow and numpy."""
+    cell = install_cell(CONFIG["repository"]["url"], RELEASE)
+    command = cell.splitlines()[-1]
+    assert command.strip().startswith("%pip install --quiet ") and command.endswith(f'@{RELEASE}"')
+    assert "@main" not in cell and "[" not in command
+    for forbidden in ("--upgrade", " -U", "--force", "torch", "tensorflow", "numpy", "keras"):
+        assert forbidden not in command, forbidden
+
+
+def test_readme_colab_link_and_extras_note_follow_the_release():
+    readme = (ROOT / "README.md").read_text()
+    link = colab_url(CONFIG["repository"]["url"], RELEASE, "book/01_why_mtl.ipynb")
+    assert link in readme, f"README must link {link}"
+    assert "/blob/main/" not in readme
+    assert "not for Colab" in readme, "README must say that the extras are not for Colab"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)

@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+import scipy.linalg
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtl_course.classical.synthetic import (
     correlated_tasks,
@@ -9,6 +12,7 @@ from mtl_course.classical.synthetic import (
     shared_mean_tasks,
     shared_support_tasks,
     signed_group_correlation,
+    symmetric_root,
     to_labels,
 )
 
@@ -43,6 +47,46 @@ def test_correlated_tasks_have_the_planted_correlation():
     np.testing.assert_allclose(np.corrcoef(planted.weights), truth, atol=0.03)
 
 
+def test_correlated_weights_do_not_depend_on_the_eigenbasis():
+    """Chapter 3's default correlation has a 9-fold repeated eigenvalue: any basis of that
+    eigenspace is a valid `eigh` answer, and BLAS kernels differ in which one they return.
+    The weights must be C^(1/2) Z, the one factor every basis gives."""
+    T, d, seed = 10, 6, 4
+    C = signed_group_correlation(np.where(np.arange(T) < 5, 1.0, -1.0), 0.8)
+    assert np.sum(np.isclose(np.linalg.eigvalsh(C), 0.2)) == 9
+    Z = np.random.default_rng(seed).standard_normal((T, d))  # the generator's first draw
+    expected = np.real(scipy.linalg.sqrtm(C)) @ Z
+    np.testing.assert_allclose(correlated_tasks(T, 3, d, seed=seed).weights, expected, rtol=1e-10, atol=1e-12)
+    # Another basis of the repeated eigenspace (a rotation inside it) gives the same root.
+    eigenvalues, V = np.linalg.eigh(C)
+    inside = np.isclose(eigenvalues, 0.2)
+    Q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((9, 9)))
+    V_other = V.copy()
+    V_other[:, inside] = V[:, inside] @ Q
+    other_root = (V_other * np.sqrt(eigenvalues)) @ V_other.T
+    np.testing.assert_allclose(symmetric_root(C), other_root, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**16), st.sampled_from([np.float32, np.float64]),
+       st.sampled_from([1e-6, 1.0, 1e6]))
+def test_symmetric_root_squares_to_c_and_is_symmetric_psd(n, seed, dtype, scale):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, max(n - 1, 1)))  # rank-deficient for n >= 2: nearly degenerate
+    C = (scale * (A @ A.T)).astype(dtype)
+    C = (C + C.T) / 2
+    root = symmetric_root(C)
+    assert root.dtype == np.float64
+    np.testing.assert_allclose(root, root.T, atol=0)
+    assert np.linalg.eigvalsh(root).min() >= -1e-6 * np.sqrt(scale) * max(1.0, np.abs(root).max() / np.sqrt(scale))
+    np.testing.assert_allclose(root @ root, C.astype(np.float64), atol=1e-6 * scale * n)
+
+
+def test_symmetric_root_of_a_diagonal_matrix_by_hand():
+    np.testing.assert_allclose(symmetric_root(np.diag([4.0, 9.0, 0.0])), np.diag([2.0, 3.0, 0.0]))
+    np.testing.assert_allclose(symmetric_root([[2.0, 2.0], [2.0, 2.0]]), [[1.0, 1.0], [1.0, 1.0]])
+
+
 def test_to_labels():
     np.testing.assert_array_equal(to_labels([np.array([-0.5, 0.0, 2.0])])[0], [-1.0, 1.0, 1.0])
 
@@ -54,6 +98,8 @@ def test_to_labels():
         (lambda: low_rank_tasks(2, 3, 4, rank=3), "rank"),
         (lambda: correlated_tasks(2, 3, 4, correlation=np.eye(3)), "correlation"),
         (lambda: correlated_tasks(2, 3, 4, correlation=np.array([[1.0, 2.0], [2.0, 1.0]])), "semi-definite"),
+        (lambda: correlated_tasks(2, 3, 4, correlation=np.array([[1.0, 0.5], [-0.5, 1.0]])), "symmetric"),
+        (lambda: symmetric_root(np.array([[1.0, np.nan], [np.nan, 1.0]])), "finite"),
         (lambda: signed_group_correlation(np.ones(2), 1.0), "rho"),
         (lambda: shared_mean_tasks(2, 0, 3), "n_per_task"),
     ],

@@ -114,6 +114,36 @@ def test_two_torch_replicas_agree_and_match_one_process(method, tmp_path):
     assert dt.max_difference(single, initial) > 1e3 * TOL
 
 
+@pytest.mark.parametrize("gpus, local_world_size, world_size, expected", [
+    (4, "4", 8, "nccl"),   # 2 machines x 4 GPUs: each process has a GPU of its own
+    (4, "8", 8, "gloo"),   # 8 processes on a 4-GPU machine: NCCL would put two ranks on one GPU
+    (4, None, 4, "nccl"),  # this module's launcher: every process on this machine
+    (2, None, 4, "gloo"),
+    (0, "1", 1, "gloo"),
+])
+def test_backend_compares_the_gpus_with_the_processes_on_this_machine(monkeypatch, gpus, local_world_size,
+                                                                        world_size, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(dt.dist, "is_nccl_available", lambda: True)
+    if local_world_size is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world_size)
+    assert dt._backend(world_size) == expected
+
+
+def test_the_command_line_reports_a_verdict_not_kernel_dependent_digits(tmp_path):
+    command = [sys.executable, "-m", "mtl_course.torch.distributed_train", "--nproc", "2", "--method", "mgda",
+               "--steps", "4", "--global-batch", "16", "--out", str(tmp_path)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[1:] == [
+        "replicas identical: True",
+        "replicas match the single process to float32 rounding (max difference < 1e-06): True"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0.npz", "rank1.npz"]  # no rendezvous or partial file
+
+
 def test_single_process_training_is_deterministic():
     torch.set_num_threads(1)
     config = DistributedConfig(method="pcgrad", steps=4)

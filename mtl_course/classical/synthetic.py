@@ -120,7 +120,7 @@ def correlated_tasks(
     noise: float = 0.5,
     seed: int = 0,
 ) -> PlantedTasks:
-    """Weights whose rows have the task correlation matrix ``C``: ``W = L Z`` with ``L L' = C``.
+    """Weights whose rows have the task correlation matrix ``C``: ``W = C^{1/2} Z``.
 
     ``Z`` is ``(T, d)`` standard normal, so every feature's column of ``W`` is
     ``N(0, C)`` across tasks. Default ``C``: the first half of the tasks
@@ -134,12 +134,34 @@ def correlated_tasks(
     if correlation.shape != (num_tasks, num_tasks):
         raise ValueError(f"correlation must be ({num_tasks}, {num_tasks}), got {correlation.shape}")
     rng = np.random.default_rng(seed)
-    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
-    if eigenvalues.min() < -1e-10:
-        raise ValueError("correlation must be positive semi-definite")
-    root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
-    weights = root @ rng.standard_normal((num_tasks, dim))
+    weights = symmetric_root(correlation) @ rng.standard_normal((num_tasks, dim))
     return _planted(weights, n_per_task, noise, rng, correlation=correlation)
+
+
+def symmetric_root(C: np.ndarray) -> np.ndarray:
+    """The positive semi-definite square root ``C^{1/2} = V diag(sqrt(L)) V'`` of a symmetric PSD ``C``.
+
+    Any ``L`` with ``L L' = C`` gives rows with correlation ``C``, but a factor
+    built from the eigenvectors alone (``V diag(sqrt(L))``) is not unique when
+    an eigenvalue repeats: its basis of that eigenspace is whatever the LAPACK
+    kernel returns, so the planted weights (and every number computed from
+    them) would change from one CPU to another. ``C^{1/2}`` is unique, the
+    same for every eigenbasis, so the weights agree across machines to rounding.
+    """
+    given = np.asarray(C)
+    eps = np.finfo(given.dtype).eps if np.issubdtype(given.dtype, np.floating) else np.finfo(np.float64).eps
+    C = given.astype(np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1] or not np.all(np.isfinite(C)):
+        raise ValueError(f"C must be a finite square matrix, got shape {C.shape}")
+    # Rounding of the input's own dtype is tolerated, nothing more.
+    tolerance = max(1e-10, 10 * len(C) * eps) * max(1.0, float(np.abs(C).max(initial=0.0)))
+    if not np.allclose(C, C.T, rtol=0.0, atol=tolerance):
+        raise ValueError("correlation must be symmetric")
+    eigenvalues, eigenvectors = np.linalg.eigh(C)
+    if eigenvalues.min(initial=0.0) < -tolerance:
+        raise ValueError("correlation must be positive semi-definite")
+    root = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+    return (root + root.T) / 2.0
 
 
 def to_labels(y_list: list[np.ndarray]) -> list[np.ndarray]:

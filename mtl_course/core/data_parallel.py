@@ -38,6 +38,7 @@ from mtl_course.data.synthetic import mmoe_synthetic
 from mtl_course.data.types import MultiTaskSplit
 
 __all__ = [
+    "ROUNDING",
     "DistributedConfig",
     "aggregate_then_average",
     "average_then_aggregate",
@@ -45,6 +46,13 @@ __all__ = [
     "make_problem",
     "shard",
 ]
+
+ROUNDING = 1e-6
+"""How far data-parallel weights may end from one process's weights after the runs of chapter 13.
+
+That difference is float32 rounding from a different summation order, a few ulps per step. The
+scripts print whether it is below this bound, not the difference itself, whose digits depend on
+the CPU's kernels."""
 
 
 def _positive_int(name: str, value: object) -> int:

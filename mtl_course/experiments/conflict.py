@@ -80,6 +80,8 @@ def conflict_during_training(model: HardSharing, data: MultiTaskSplit, epochs: i
     The update is the ordinary gradient of the summed losses; the Jacobian on
     ``model.shared_parameters()`` is computed on the side, for measurement only.
     ``seed`` seeds the mini-batch order; the model's initialisation is the caller's.
+    Training runs on the device of the model's parameters (move the model
+    first, e.g. ``model.to(mtl.device())``); the statistics come back as numpy.
     """
     names = tuple(model.task_names)
     missing = [name for name in names if name not in data.y]
@@ -87,19 +89,20 @@ def conflict_during_training(model: HardSharing, data: MultiTaskSplit, epochs: i
         raise ValueError(f"data has no targets for task(s) {missing}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    x = torch.as_tensor(np.asarray(data.x, dtype=np.float32))
-    ys = {name: torch.as_tensor(np.asarray(data.y[name], dtype=np.float32)) for name in names}
+    device = next(model.parameters()).device  # train where the caller put the model
+    x = torch.as_tensor(np.asarray(data.x, dtype=np.float32), device=device)
+    ys = {name: torch.as_tensor(np.asarray(data.y[name], dtype=np.float32), device=device) for name in names}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     shared = model.shared_parameters()
     rng = np.random.default_rng(seed)
     cosines, norms, losses = [], [], []
     for _ in range(epochs):
         for index in batch_indices(len(data), batch_size, rng):
-            idx = torch.as_tensor(index)
+            idx = torch.as_tensor(index, device=device)
             outputs = model(x[idx])
             task_losses = [F.mse_loss(outputs[n].reshape(-1), ys[n][idx]) for n in names]
-            J = jacobian(task_losses, shared, retain_graph=True).detach().double()
-            G = (J @ J.T).numpy()
+            J = jacobian(task_losses, shared, retain_graph=True).detach().cpu().double()  # MPS has no float64
+            G = (J @ J.T).cpu().numpy()
             cosines.append(cosine_matrix(G))
             norms.append(np.sqrt(np.clip(np.diag(G), 0.0, None)))
             losses.append([float(loss.detach()) for loss in task_losses])

@@ -104,8 +104,9 @@ def gradient_cost_table(task_counts: Sequence[int] = (2, 4, 8), batch_size: int 
     rows = []
     for T in task_counts:
         model = cost_model(T, in_features, width, depth, seed)
-        x = torch.as_tensor(rng.standard_normal((batch_size, in_features)), dtype=torch.float32)
-        targets = torch.as_tensor(rng.standard_normal((batch_size, T)), dtype=torch.float32)
+        device = next(model.parameters()).device
+        x = torch.as_tensor(rng.standard_normal((batch_size, in_features)), dtype=torch.float32, device=device)
+        targets = torch.as_tensor(rng.standard_normal((batch_size, T)), dtype=torch.float32, device=device)
         for way in WAYS:
             per_task_gradients(model, x, targets, way)  # warm-up (allocations, vmap set-up)
             times = []

@@ -212,16 +212,15 @@ def train_weighting(method: str, splits: Splits, seed: int = 0, epochs: int = 30
         if list(weighting.parameters()):  # only uncertainty weighting has parameters
             groups.append({"params": list(weighting.parameters()), "lr": weighting_lr})
         optimizer = torch.optim.Adam(groups, lr=lr)
-    device = "cpu" if framework == "torch" else None
     history = mtl.fit(model, train, tasks, method=weighting, epochs=epochs, batch_size=batch_size, lr=lr,
-                      optimizer=optimizer, seed=seed, progress=False, device=device)
+                      optimizer=optimizer, seed=seed, progress=False)  # on mtl.device()
     weights = np.array([start] + [w for w in history.weights], dtype=np.float64)
     train_loss = np.array([history.train_loss[name] for name in names]).T
     test_error = relative_error(mtl.predict(model, splits.test.x), splits.test)
     log_vars = None
     if method == "uncertainty":
         s = weighting.log_vars
-        log_vars = np.array(s.detach().cpu().numpy() if framework == "torch" else s.numpy(), dtype=np.float64)
+        log_vars = np.array(s.detach().cpu().numpy() if framework == "torch" else np.asarray(s), dtype=np.float64)
     return WeightingRun(method, tuple(names), weights, train_loss, test_error, log_vars,
                         _task_losses(mtl, model, train, tasks))
 
@@ -325,7 +324,7 @@ def static_grid_search(ratios: tuple[float, ...], splits: Splits, seed: int = 0,
                           framework)
         weighting = mtl.StaticWeighting({names[0]: 1.0, names[1]: float(ratio)})
         mtl.fit(model, splits.train, tasks, method=weighting, epochs=epochs, batch_size=batch_size, lr=lr,
-                seed=seed, progress=False, device="cpu" if framework == "torch" else None)
+                seed=seed, progress=False)  # on mtl.device()
         val.append(relative_error(mtl.predict(model, splits.val.x), splits.val))
         test.append(relative_error(mtl.predict(model, splits.test.x), splits.test))
     val_error, test_error = np.array(val), np.array(test)

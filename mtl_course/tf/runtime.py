@@ -30,8 +30,13 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     then give bit-identical results. With ``deterministic=True`` it also calls
     ``tf.config.experimental.enable_op_determinism()``, which makes GPU kernels
     deterministic at some speed cost and raises an error for ops that have no
-    deterministic GPU kernel; runs are then repeatable on the same GPU model
-    and library versions, but still differ from CPU runs in the last bits.
+    deterministic GPU kernel, and turns TensorFloat-32 off
+    (``tf.config.experimental.enable_tensor_float_32_execution(False)``):
+    TensorFlow uses TF32, a 10-bit mantissa, for float32 matrix products on
+    Ampere and newer GPUs by default, PyTorch does not, so twin results would
+    differ by about 1e-3 instead of float32 rounding. Runs are then repeatable
+    on the same GPU model and library versions, but still differ from CPU runs
+    in the last bits.
     """
     import keras
 
@@ -45,3 +50,4 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+        tf.config.experimental.enable_tensor_float_32_execution(False)

@@ -4,12 +4,18 @@ Usage (from the repository root)::
 
     python -m mtl_course.tools.execute_chapters              # every chapter in book/
     python -m mtl_course.tools.execute_chapters book/02_objective.ipynb
+    python -m mtl_course.tools.execute_chapters --check      # execute, write nothing (CI)
 
 Each notebook runs top to bottom in one fresh kernel, started in the
 notebook's own folder with the same environment that ``pytest`` gives the
 chapters (see :data:`REPRODUCIBLE_ENVIRONMENT`), and is written back with its
 new outputs. Run it after changing a chapter or the package, then run
 ``pytest book`` to confirm that a second execution reproduces the outputs.
+
+With ``--check`` nothing is written: each chapter is executed and the run
+fails on any cell error or on a stderr traceback the stored notebook does not
+have. Outputs are not compared (other package versions print other digits):
+this is how CI runs the chapters against the package versions of Colab.
 """
 
 from __future__ import annotations
@@ -70,12 +76,47 @@ def execute_chapter(path: Path, timeout: int = 600, kernel_name: str = "python3"
     return seconds
 
 
+def _stderr_tracebacks(cells) -> list[str]:
+    return [output.text for cell in cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+            if output.get("output_type") == "stream" and output.get("name") == "stderr"
+            and "Traceback" in output.get("text", "")]
+
+
+def check_chapter(path: Path, timeout: int = 600, kernel_name: str = "python3") -> tuple[float, list[str]]:
+    """Execute a copy of one notebook (nothing is written); return the seconds and the problems found.
+
+    A problem is a cell that raised (execution stops there) or a stderr
+    output with a traceback that the stored notebook does not have.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    stored = nbformat.read(path, as_version=4)
+    notebook = nbformat.from_dict(stored)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    problems = []
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        problems.append(f"cell error: {str(error).strip()[-1500:]}")
+    seconds = time.perf_counter() - start
+    known = set(_stderr_tracebacks(stored.cells))
+    problems += [f"new stderr traceback: {text.strip()[-1500:]}" for text in _stderr_tracebacks(notebook.cells)
+                 if text not in known]
+    return seconds, problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="notebooks to execute (default: every chapter in book/)")
     parser.add_argument("--book-dir", type=Path, default=Path("book"))
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--check", action="store_true",
+                        help="execute without writing; fail on a cell error or a new stderr traceback")
     args = parser.parse_args(argv)
 
     paths = args.notebooks or notebook_paths(args.book_dir)
@@ -83,12 +124,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no notebooks found in {args.book_dir}", file=sys.stderr)
         return 1
     apply_reproducible_environment()
+    failed = []
     for path in paths:
         if not path.exists():
             print(f"{path}: no such notebook", file=sys.stderr)
             return 1
+        if args.check:
+            seconds, problems = check_chapter(path, timeout=args.timeout)
+            print(f"{path}: executed in {seconds:.1f} s, " + ("ok" if not problems else "FAILED"), flush=True)
+            for problem in problems:
+                print(f"    {problem}", flush=True)
+            if problems:
+                failed.append(path)
+            continue
         seconds = execute_chapter(path, timeout=args.timeout)
         print(f"{path}: executed in {seconds:.1f} s")
+    if failed:
+        print(f"{len(failed)} of {len(paths)} chapters failed: {', '.join(map(str, failed))}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -63,8 +63,17 @@ def dense_prediction_model(in_channels: int, num_classes: int, width: int = 16,
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-pixel softmax cross-entropy of logits ``(n, C, H, W)`` against classes ``(n, H, W)``."""
+    r"""Mean per-pixel softmax cross-entropy of logits ``(n, C, H, W)`` against classes ``(n, H, W)``.
+
+    :math:`\frac{1}{nHW}\sum_{i,h,w} -\log \operatorname{softmax}(z_{i,:,h,w})_{y_{ihw}}`. On a GPU the
+    per-pixel losses are averaged by an ordinary mean: the mean reduction of
+    ``nll_loss2d`` accumulates with atomic additions on CUDA, has no
+    deterministic kernel, and would make every step warn under
+    ``seed_everything`` (and differ from run to run in the last bits).
+    """
     if logits.ndim != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"segmentation_loss needs logits (n, C, H, W) and labels (n, H, W), "
                          f"got {tuple(logits.shape)} and {tuple(target.shape)}")
-    return F.cross_entropy(logits, target.long())
+    if logits.device.type == "cpu":  # deterministic on the CPU; the stored chapter outputs use it
+        return F.cross_entropy(logits, target.long())
+    return F.cross_entropy(logits, target.long(), reduction="none").mean()

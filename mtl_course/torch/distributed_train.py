@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -43,7 +42,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from mtl_course.core.data_parallel import DistributedConfig, global_batches, make_problem, shard
+from mtl_course.core.data_parallel import ROUNDING, DistributedConfig, global_batches, make_problem, shard
 from mtl_course.core.tasks import Task
 from mtl_course.torch.aggregators import AGGREGATORS
 from mtl_course.torch.gradients import jacobian, unflatten_gradients
@@ -144,42 +143,72 @@ def weights_of(model: nn.Module) -> dict[str, np.ndarray]:
     return {name: p.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _backend(world_size: int) -> str:
-    """nccl when every process can have a GPU of its own (NCCL refuses two ranks on one GPU), else gloo."""
-    if torch.cuda.is_available() and dist.is_nccl_available() and torch.cuda.device_count() >= world_size:
+    """nccl when every process on this machine can have a GPU of its own, else gloo.
+
+    NCCL refuses two ranks on one GPU, and the GPUs a process can use are those
+    of its own machine: the count to compare with is the number of processes on
+    this machine, ``LOCAL_WORLD_SIZE`` (set by ``torchrun``; the launcher here
+    starts every process on one machine, so it defaults to ``world_size``).
+    Comparing with ``world_size`` would make a 2-machine, 8-GPU-each run fall
+    back to gloo on the CPU.
+    """
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    if torch.cuda.is_available() and dist.is_nccl_available() and torch.cuda.device_count() >= local_world_size:
         return "nccl"
     return "gloo"
 
 
+def _save_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary file in the same folder, then rename: a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(partial, path)
+
+
 def _run_replica(rank: int, world_size: int, config: DistributedConfig, out_dir: str,
-                 timeout_s: float) -> None:
-    """One process: join the group (from MASTER_ADDR/MASTER_PORT), train, save ``rank<r>.npz``."""
+                 timeout_s: float, init_method: str = "env://") -> None:
+    """One process: join the group, train, save ``rank<r>.npz``, leave the group together with the others.
+
+    ``init_method="env://"`` reads MASTER_ADDR/MASTER_PORT (what ``torchrun`` sets).
+    """
     torch.set_num_threads(1)
     backend = _backend(world_size)
     device = torch.device("cpu")
     if backend == "nccl":  # torchrun numbers the processes of one machine with LOCAL_RANK
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
-    dist.init_process_group(backend, rank=rank, world_size=world_size,
+    dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s))
     try:
         model = train(config, rank, world_size, device)
-        np.savez(Path(out_dir) / f"rank{rank}.npz", **weights_of(model))
+        _save_atomically(Path(out_dir) / f"rank{rank}.npz", weights_of(model))
+        # No replica tears its connections down while another still uses them.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
-def _spawned(rank: int, world_size: int, port: int, config: DistributedConfig, out_dir: str,
+def _spawned(rank: int, world_size: int, store_path: str, config: DistributedConfig, out_dir: str,
              timeout_s: float) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    _run_replica(rank, world_size, config, out_dir, timeout_s)
+    """A process started by :func:`launch`: one replica, then an immediate exit.
+
+    The rendezvous is a file (``torch.distributed.FileStore``), not a TCP
+    store: no port to race for and no store-server thread in rank 0. After the
+    replica has saved its weights and left the process group, the process ends
+    with ``os._exit(0)``: the C++ libraries' static destructors never run, and
+    with them goes the intermittent ``terminate called without an active
+    exception`` (SIGABRT) that a background thread can raise while the
+    interpreter shuts down. An error during training still raises, and
+    :func:`launch` reports it.
+    """
+    os.environ["LOCAL_RANK"] = str(rank)  # every process of this launcher is on this machine
+    os.environ["LOCAL_WORLD_SIZE"] = str(world_size)
+    _run_replica(rank, world_size, config, out_dir, timeout_s, init_method=f"file://{store_path}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def load_replicas(out_dir: str | Path, world_size: int) -> list[dict[str, np.ndarray]]:
@@ -196,18 +225,27 @@ def launch(config: DistributedConfig, nproc: int = 2, out_dir: str | Path | None
     """Train with ``nproc`` processes on 127.0.0.1 and return each replica's final weights.
 
     The processes are started with ``torch.multiprocessing.start_processes``
-    ("spawn"); a collective that waits longer than ``timeout_s`` seconds
-    raises in every process instead of hanging.
+    ("spawn") and meet through a file in a temporary folder; a collective that
+    waits longer than ``timeout_s`` seconds raises in every process instead of
+    hanging. A replica that dies (a signal, an exit without a Python error)
+    raises a ``RuntimeError`` naming it; a Python error in a replica raises
+    ``torch.multiprocessing.ProcessRaisedException`` with its traceback.
     """
     _check_method(config.method)
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a positive int, got {nproc!r}")
     shard(np.arange(config.global_batch), 0, nproc)  # raises if the batch does not split evenly
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as rendezvous:
         target = str(out_dir if out_dir is not None else tmp)
         Path(target).mkdir(parents=True, exist_ok=True)
-        mp.start_processes(_spawned, args=(nproc, _free_port(), config, target, timeout_s),
-                           nprocs=nproc, join=True, start_method="spawn")
+        store = str(Path(rendezvous) / "store")
+        try:
+            mp.start_processes(_spawned, args=(nproc, store, config, target, timeout_s),
+                               nprocs=nproc, join=True, start_method="spawn")
+        except mp.ProcessExitedException as error:  # killed by a signal or exited without a Python error
+            how = f"signal {error.signal_name}" if error.signal_name else f"exit code {error.exit_code}"
+            raise RuntimeError(f"replica {error.error_index} of {nproc} ended with {how} before finishing; "
+                               "the other replicas were stopped") from None
         return load_replicas(target, nproc)
 
 
@@ -247,16 +285,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"rank 0 of {world_size}: trained {config.steps} steps with {config.method!r}")
         return 0
     torch.set_num_threads(1)
-    replicas = launch(config, args.nproc, args.out, args.timeout)
+    try:
+        replicas = launch(config, args.nproc, args.out, args.timeout)
+    except (RuntimeError, mp.ProcessRaisedException) as error:
+        print(f"distributed training failed: {error}", file=sys.stderr)
+        return 1
     single = weights_of(train(config))
     between = max(max_difference(replicas[0], r) for r in replicas)
     to_single = max(max_difference(r, single) for r in replicas)
     print(f"{args.nproc} replicas, method {config.method!r}, {config.steps} steps, "
           f"global batch {config.global_batch} ({config.global_batch // args.nproc} per replica)")
     print(f"replicas identical: {between == 0.0}")
-    print(f"max |replica - single process| = {to_single:.1e}")
+    print(f"replicas match the single process to float32 rounding (max difference < {ROUNDING:.0e}): "
+          f"{to_single < ROUNDING}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # a torchrun replica: leave like a spawned one
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -30,10 +30,14 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     results. On CUDA, ``deterministic=True`` also asks PyTorch for
     deterministic kernels (``torch.use_deterministic_algorithms(True,
     warn_only=True)``, cuDNN benchmarking off, and
-    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``); runs are then repeatable on the same
-    GPU model, driver and library versions, except for the few operations that
-    have no deterministic kernel (PyTorch warns about those). Results still
-    differ *between* CPU and GPU, and between GPU models, in the last bits.
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``) and full float32 precision: TensorFloat-32
+    off for matrix products and for cuDNN convolutions (PyTorch's default uses
+    TF32 in cuDNN convolutions on Ampere and newer GPUs; its TensorFlow twin
+    turns TF32 off too, so the twins agree to float32 rounding). Runs are then
+    repeatable on the same GPU model, driver and library versions, except for
+    the few operations that have no deterministic kernel (PyTorch warns about
+    those). Results still differ *between* CPU and GPU, and between GPU models,
+    in the last bits.
 
     Returns nothing (like the TensorFlow twin), so a notebook cell that ends
     with it prints nothing. For a data loader, make a generator with
@@ -52,3 +56,5 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False

@@ -231,7 +231,8 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     """Train ``model`` on ``tasks`` and return its :class:`~mtl_course.core.tasks.History`.
 
     Args:
-        model: a multi-task model (moved to ``device``): ``model(x)`` returns a
+        model: a multi-task model, moved to ``device`` (default :func:`mtl_course.torch.device <mtl_course.torch.runtime.device>`)
+            in place, like ``model.to(device)``, and left there after ``fit``. ``model(x)`` returns a
             dict task name -> output; gradient aggregators and GradNorm also
             need ``model.shared_parameters()`` (see :func:`~mtl_course.torch.models.wrap` for your own module).
         train_data: a :class:`~mtl_course.data.MultiTaskSplit`, ``(x, {task: y})``,
