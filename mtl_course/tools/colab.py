@@ -94,11 +94,11 @@ def write_chapters(paths: list[Path], repository_url: str, ref: str) -> list[Pat
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
-    from mtl_course.tools.execute_chapters import chapter_paths
+    from mtl_course.tools.execute_chapters import notebook_paths
 
     parser = argparse.ArgumentParser(prog="python -m mtl_course.tools.colab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true",
-                        help="write the install cell and the GPU metadata into every chapter of book/")
+                        help="write the install cell and the GPU metadata into every notebook of book/")
     args = parser.parse_args(argv)
     config = yaml.safe_load(Path("_config.yml").read_text())
     ref = release_tag(project_version())
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.write:
         print(install_cell(url, ref))
         return 0
-    for path in write_chapters(chapter_paths(Path("book")), url, ref):
+    for path in write_chapters(notebook_paths(Path("book")), url, ref):
         print(f"{path}: updated")
     if config["repository"].get("branch") != ref:
         print(f"_config.yml: set repository.branch to {ref}", file=sys.stderr)

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtl_course.tools.execute_chapters import REPRODUCIBLE_ENVIRONMENT, chapter_paths
+from mtl_course.tools.execute_chapters import REPRODUCIBLE_ENVIRONMENT, notebook_paths
 
 KERNEL_OVERRIDES = {"ATEN_CPU_CAPABILITY": "default"}
 """Variables set in the child environment."""
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print pytest's output of failing chapters")
     args = parser.parse_args(argv)
 
-    paths = args.notebooks or chapter_paths(args.book_dir)
+    paths = args.notebooks or notebook_paths(args.book_dir)
     if not paths:
         print(f"no notebooks found in {args.book_dir}", file=sys.stderr)
         return 1
