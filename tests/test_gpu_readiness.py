@@ -22,7 +22,7 @@ import torch
 
 from mtl_course.torch import aggregators as agg
 from mtl_course.torch.dense import dense_prediction_model, segmentation_loss
-from mtl_course.torch.jacobian import jacobian
+from mtl_course.torch.gradients import jacobian
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVERS = sorted((ROOT / "mtl_course" / "experiments").glob("*.py"))

@@ -67,7 +67,7 @@ def test_float32_matches_float64_on_a_real_jacobian_with_losses_300x_apart(name)
     from torch import nn
 
     from mtl_course.data.synthetic import gradnorm_toy
-    from mtl_course.torch.jacobian import jacobian
+    from mtl_course.torch.gradients import jacobian
 
     data = gradnorm_toy(num_tasks=2, sigmas=[1.0, 300.0], n=100, input_dim=20, output_dim=5, seed=0)
     torch.manual_seed(0)
