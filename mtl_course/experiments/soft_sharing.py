@@ -219,6 +219,7 @@ def fit_stacked(models: Sequence[Any], data: Sequence[Splits], seeds: Sequence[i
             return pred, (self.model.penalty() if has_penalty else pred.new_zeros(()))
 
     params, buffers = stack_module_state([Predict(m) for m in models])  # copies: the models are left unchanged
+    dev = next(iter(params.values())).device  # the models' device: data and indices go there too
     base = Predict(copy.deepcopy(models[0])).to("meta")
     if has_penalty:
         base.model.strength = 1.0  # vmap runs the base's code: the per-model strengths multiply below
@@ -229,16 +230,16 @@ def fit_stacked(models: Sequence[Any], data: Sequence[Splits], seeds: Sequence[i
     batched = vmap(one)
 
     def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(np.stack([getattr(d, split).x for d in data]).astype(np.float32))
-        y = torch.from_numpy(np.stack([np.stack([getattr(d, split).y[t] for t in names], -1) for d in data])
-                             .astype(np.float32))
+        x = torch.as_tensor(np.stack([getattr(d, split).x for d in data]), dtype=torch.float32, device=dev)
+        y = torch.as_tensor(np.stack([np.stack([getattr(d, split).y[t] for t in names], -1) for d in data]),
+                            dtype=torch.float32, device=dev)
         return x, y
 
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = stack("train"), stack("val"), stack("test")
-    lam = torch.tensor(np.asarray(strengths, dtype=np.float32)) if has_penalty else None
+    lam = torch.tensor(np.asarray(strengths, dtype=np.float32), device=dev) if has_penalty else None
     opt = torch.optim.Adam(list(params.values()), lr=lr)
     rngs = [np.random.default_rng(int(s)) for s in seeds]
-    rows = torch.arange(n)[:, None]
+    rows = torch.arange(n, device=dev)[:, None]
     n_train = x_tr.shape[1]
 
     best_val = np.full(n, np.inf)
@@ -251,7 +252,7 @@ def fit_stacked(models: Sequence[Any], data: Sequence[Splits], seeds: Sequence[i
         epoch += 1
         orders = [list(batch_indices(n_train, batch_size, rng)) for rng in rngs]
         for step in range(len(orders[0])):
-            idx = torch.from_numpy(np.stack([o[step] for o in orders]))
+            idx = torch.as_tensor(np.stack([o[step] for o in orders]), device=dev)
             pred, pen = batched(params, buffers, x_tr[rows, idx])
             loss = ((pred - y_tr[rows, idx]) ** 2).mean(1).sum(-1)  # (models,): sum of task MSEs
             if has_penalty:
@@ -260,20 +261,20 @@ def fit_stacked(models: Sequence[Any], data: Sequence[Splits], seeds: Sequence[i
             loss.sum().backward()
             opt.step()
         with torch.no_grad():
-            val = ((batched(params, buffers, x_va)[0] - y_va) ** 2).mean(1).double().numpy()  # (models, tasks)
+            val = ((batched(params, buffers, x_va)[0] - y_va) ** 2).mean(1).double().cpu().numpy()  # (models, tasks)
             mean_val = val.mean(1)
             curve.append(mean_val)
             better = (mean_val < best_val) & ~stopped
             best_val[better], best_epoch[better] = mean_val[better], epoch
-            mask = torch.from_numpy(better)
+            mask = torch.as_tensor(better, device=dev)
             for k, v in params.items():
                 best_params[k][mask] = v.detach()[mask]
         stopped |= epoch - best_epoch >= patience
     with torch.no_grad():  # the test split is scored once, with each model's best weights
         test_pred, raw_penalty = batched(best_params, buffers, x_te)
-        test = ((test_pred - y_te) ** 2).mean(1).double().numpy()
+        test = ((test_pred - y_te) ** 2).mean(1).double().cpu().numpy()
     return StackedFit(best_epoch=best_epoch, val=best_val, test=test, epochs=epoch,
-                      val_curve=np.stack(curve, 1), penalty=raw_penalty.double().numpy())
+                      val_curve=np.stack(curve, 1), penalty=raw_penalty.double().cpu().numpy())
 
 
 # --------------------------------------------------------------------------
