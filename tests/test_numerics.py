@@ -176,13 +176,13 @@ def test_mean_is_checked_in_chunks_without_changing_a_bit():
     must cost almost nothing); the result is bit-identical to w @ J and a NaN in the last
     chunk is still found."""
     generator = torch.Generator().manual_seed(0)
-    for T, P in [(2, 1_000_003), (5, 2 * torch_agg._MEAN_CHUNK + 1)]:
+    for T, P in [(2, 1_000_003), (5, 2 * torch_agg._mean_chunk(5) + 1), (12, 3 * torch_agg._mean_chunk(12) + 7)]:
         J = torch.randn(T, P, generator=generator)
         torch.testing.assert_close(torch_agg.mean(J), torch.full((T,), 1 / T) @ J, rtol=0, atol=0)
         J[T - 1, P - 1] = float("nan")
         with pytest.raises(ValueError, match=rf"NaN or inf in row\(s\) \[{T - 1}\]"):
             torch_agg.mean(J)
-    J = torch.full((2, 3 * torch_agg._MEAN_CHUNK), 60000.0, dtype=torch.float16)  # sums overflow float16
+    J = torch.full((2, 3 * torch_agg._mean_chunk(2)), 60000.0, dtype=torch.float16)  # sums overflow float16
     assert torch.equal(torch_agg.mean(J), J[0])
 
 

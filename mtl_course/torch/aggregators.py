@@ -132,9 +132,12 @@ def _combine(J: torch.Tensor, weights: np.ndarray, G: np.ndarray) -> torch.Tenso
     return d
 
 
-_MEAN_CHUNK = 1 << 17
-"""Columns per chunk in :func:`mean` on CPU: a chunk of the result (512 KB in float32) is
-still in cache when its finiteness is checked, which makes the check nearly free."""
+def _mean_chunk(T: int) -> int:
+    """Columns per chunk in :func:`mean` on CPU: a chunk of J and of the result stay in
+    cache until the result's chunk is checked, which makes the check nearly free; fewer
+    columns for more tasks (measured on a 2 MB L2 cache with benchmarks/aggregators.py)."""
+    return 1 << 17 if T <= 2 else 1 << 16 if T <= 8 else 1 << 15
+
 
 _MEAN_WEIGHTS: dict[tuple, torch.Tensor] = {}
 
@@ -152,13 +155,13 @@ def mean(J: torch.Tensor) -> torch.Tensor:
     w = _MEAN_WEIGHTS.get(key)
     if w is None:
         w = _MEAN_WEIGHTS.setdefault(key, torch.full((T,), 1.0 / T, dtype=J.dtype, device=J.device))
-    if P > 2 * _MEAN_CHUNK and J.device.type == "cpu" and not J.requires_grad and J.is_contiguous():
+    chunk = _mean_chunk(T)
+    if P > 2 * chunk and J.device.type == "cpu" and not J.requires_grad and J.is_contiguous():
         d = torch.empty(P, dtype=J.dtype)
         total = 0.0
-        for start in range(0, P, _MEAN_CHUNK):
-            part = d[start:start + _MEAN_CHUNK]
-            torch.mv(J[:, start:start + _MEAN_CHUNK].T, w, out=part)
-            total += part.sum().item()
+        for J_part, d_part in zip(J.T.split(chunk), d.split(chunk)):
+            torch.mv(J_part, w, out=d_part)
+            total += d_part.sum().item()
     else:
         d = w @ J  # faster than J.mean(0)
         total = d.sum().item()
