@@ -27,7 +27,14 @@ gradients only, then per linear layer ``N^2 d_in + T N^2 d_out + T^2 N d_out``
 per-task weight gradients when cheaper, and per convolution the per-task
 weight gradients (the Gram trick there would need ``(N x positions)^2``), then
 one backward of the weighted loss. So a linear layer approaches half the
-loop's cost when ``N << d_in``, and a convolution costs what the loop costs. Times are process CPU time
+loop's cost when ``N << d_in``, and a convolution costs what the loop costs.
+Memory: the Gramian path holds the output gradients ``D_t`` of every recorded
+layer at once (``T`` x the layer's activations), never ``T x P``; that is
+far below ``T x P`` for wide linear layers and small batches, but above it for
+convolutions, whose activation maps outnumber their weights. On a GPU the
+per-op overhead that dominates the small cases (the ``T = 2`` rows) shrinks,
+the FLOP ratios above stay, and the memory saving is what lets a large trunk
+with many tasks fit at all. Times are process CPU time
 per step over interleaved rounds (best and median); the ratio is
 ``gramian / loop`` (target <= 0.6 at T >= 8). Peak memory is the highest total
 of the CPU memory timeline of ``torch.profiler`` over one step, next to the

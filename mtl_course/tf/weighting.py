@@ -11,7 +11,7 @@ state), ``load_state_dict()`` restores them.
 
 The weights are computed eagerly in numpy (:mod:`mtl_course.core.weighting`):
 call the weightings eagerly, not inside ``tf.function`` (a traced RLW would
-freeze its first draw). :func:`mtl_course.tf.train.fit` compiles its step anyway for
+freeze its first draw). :func:`mtl_course.tf.fit <mtl_course.tf.train.fit>` compiles its step anyway for
 equal, static, uncertainty, DWA and RLW weighting: it draws the weights on the
 host and passes them into the compiled step as a tensor (GradNorm and
 subclasses of your own run eagerly).
