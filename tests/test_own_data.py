@@ -416,3 +416,21 @@ def test_predict_gives_probabilities_for_classification_tasks():
     np.testing.assert_allclose(probs["kind"], torch.softmax(torch.as_tensor(raw["kind"]), 1).numpy(), rtol=1e-6)
     np.testing.assert_allclose(probs["click"], 1 / (1 + np.exp(-raw["click"])), rtol=1e-6)
     np.testing.assert_array_equal(probs["price"], raw["price"])
+
+
+def test_a_custom_loss_gets_the_labelled_rows_only():
+    seen = []
+
+    def loss(prediction, target):
+        seen.append(int(target.shape[0]))
+        assert not torch.isnan(target).any()
+        return ((prediction.squeeze(1) - target) ** 2).mean()
+
+    pred = torch.randn(6, 1)
+    target = torch.tensor([1.0, float("nan"), 2.0, float("nan"), 3.0, 4.0])
+    task = Task(loss, metric="mse")
+    mask = torch.as_tensor(labelled_mask(task, target.numpy()))
+    value = task_loss("t", task, pred, target, mask)
+    torch.testing.assert_close(value, ((pred.squeeze(1)[mask] - target[mask]) ** 2).mean())
+    assert seen == [4]
+    assert task_loss("t", task, pred, target, torch.zeros(6, dtype=torch.bool)).item() == 0.0 and seen == [4]

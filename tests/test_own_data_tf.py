@@ -292,3 +292,11 @@ def test_the_gradients_submodule_is_not_shadowed():
     import mtl_course.tf.gradients as G
 
     assert G.jacobian is mtl.jacobian and G.backward is mtl.backward
+
+
+def test_a_custom_loss_gets_the_labelled_rows_only():
+    task = Task(lambda p, t: tf.reduce_mean((p[:, 0] - t) ** 2), metric="mse")
+    pred = tf.constant([[1.0], [2.0], [3.0]])
+    target = np.array([0.0, np.nan, 1.0], np.float32)
+    mask = tf.constant([True, False, True])
+    assert float(task_loss("t", task, pred, tf.constant(target), mask)) == pytest.approx((1 + 4) / 2)

@@ -53,8 +53,8 @@ class Task:
     only (a batch where a task has no label gives it a loss of exactly 0 with
     zero gradient), and :meth:`score` skips unlabelled rows, so training on a
     partially labelled task equals training that task on its labelled rows.
-    A custom loss receives every row and the mask through ``fit`` only if it
-    accepts a third argument ``mask`` (``loss(prediction, target, mask)``).
+    A custom loss receives the rows whose entries are all labelled (and is
+    not called on a batch without any: the task's loss there is 0).
 
     Loss weights are not part of a task: weighting the tasks is the job of
     the training method (see :mod:`mtl_course.torch.weighting`).

@@ -375,11 +375,15 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
                 mb = {n: None if prepared[n][1] is None else torch.as_tensor(prepared[n][1], device=dev)
                       for n in names}
             losses = [task_loss(n, specs[n], outputs[n], yb[n], mb[n]) for n in names]
-            counts = [torch.ones((), device=dev) if mb[n] is None else mb[n].sum() for n in names]
-            # one transfer to the host, in float64 (MPS has none)
+            # one transfer to the host: the losses and, for partially labelled tasks, the label counts
             stacked = torch.stack(losses).detach()
-            host = torch.cat([stacked, torch.stack(counts).to(stacked.dtype)]).tolist()
-            values, present = np.array(host[:len(names)]), np.array(host[len(names):]) > 0
+            masked = [i for i, n in enumerate(names) if mb[n] is not None]
+            if masked:
+                counts = torch.stack([mb[names[i]].sum() for i in masked]).to(stacked.dtype)
+                stacked = torch.cat([stacked, counts])
+            host = stacked.tolist()
+            values, present = np.array(host[:len(names)]), np.ones(len(names), dtype=bool)
+            present[masked] = np.array(host[len(names):]) > 0
             opt.zero_grad(set_to_none=True)
             penalty = model.penalty() if has_penalty else None
             if is_weighting:
