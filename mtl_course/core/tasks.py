@@ -58,6 +58,13 @@ class Task:
 
     Loss weights are not part of a task: weighting the tasks is the job of
     the training method (see :mod:`mtl_course.torch.weighting`).
+
+    Examples:
+        >>> task = Task('cross_entropy', ignore_label=-1)
+        >>> task.metric, task.higher_is_better, task.kind
+        ('accuracy', True, 'classification')
+        >>> Task('mse').metric, Task('bce').metric
+        ('mse', 'auc')
     """
 
     loss: str | Callable[..., Any] = "mse"
@@ -400,6 +407,12 @@ class History:
         best_epoch: with early stopping (``fit(patience=...)``), the epoch
             (from 0) with the best monitored value, whose weights ``fit``
             restored; else None.
+
+    Examples:
+        >>> history = History(['a', 'b'])
+        >>> history.train_loss['a'] = [0.9, 0.5]  # fit appends one value per epoch
+        >>> history.task_names, history.train_loss['a'][-1], history.best_epoch
+        (['a', 'b'], 0.5, None)
     """
 
     task_names: list[str]

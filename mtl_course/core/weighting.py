@@ -404,6 +404,12 @@ def uncertainty_optimum(losses: Sequence[float] | np.ndarray, kinds: str | Seque
     optimum the effective weight ``c exp(-s*)`` is ``1 / (2 L)``: each loss is
     scaled towards 1/2, which is what balances tasks of different scale.
     Needs ``L > 0`` (for ``L = 0`` the objective has no minimum, s -> -inf).
+
+    Examples:
+        >>> import numpy as np
+        >>> s = uncertainty_optimum([0.5, 2.0], kinds=['regression', 'classification'])
+        >>> np.exp(s).round(6)  # sigma^2 = L (regression), 2 L (classification)
+        array([0.5, 4. ])
     """
     loss = np.asarray(losses, dtype=np.float64)
     if loss.ndim != 1 or loss.size == 0:
