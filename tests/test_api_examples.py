@@ -1,4 +1,9 @@
-"""Every public name of the twins shows an example in its docstring, and every example runs.
+"""Every public name shows an example in its docstring, and every example runs.
+
+Public: the ``__all__`` of the twins (:mod:`mtl_course.torch`,
+:mod:`mtl_course.tf`) and of the framework-free modules the chapters call
+(:mod:`mtl_course.metrics`, :mod:`mtl_course.stats`,
+:mod:`mtl_course.objective`, :mod:`mtl_course.core.aggregation`).
 
 The API pages render the docstrings (autodoc), so an ``Examples`` section is
 what a reader copies first: each one is run here as a doctest and must print
@@ -21,7 +26,8 @@ import mtl_course.tf  # noqa: F401  (before tensorflow: quiets its start-up logs
 pytest.importorskip("sphinx")
 from sphinx.pycode import ModuleAnalyzer  # noqa: E402
 
-PACKAGES = ["mtl_course.torch", "mtl_course.tf"]
+TWINS = ["mtl_course.torch", "mtl_course.tf"]
+PACKAGES = [*TWINS, "mtl_course.metrics", "mtl_course.stats", "mtl_course.objective", "mtl_course.core.aggregation"]
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 SECTION = "Examples:"
 
@@ -85,7 +91,7 @@ def test_a_wrong_example_fails():
     assert results.failed == 1 and "Expected:\n    3\nGot:\n    2" in report
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", TWINS)
 def test_constant_examples_come_from_their_doc_comment(package):
     home, doc, _ = _docstring(package, "AGGREGATORS")
     assert home == f"{package}.aggregators"
