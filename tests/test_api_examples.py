@@ -3,7 +3,8 @@
 Public: the ``__all__`` of the twins (:mod:`mtl_course.torch`,
 :mod:`mtl_course.tf`) and of the framework-free modules the chapters call
 (:mod:`mtl_course.metrics`, :mod:`mtl_course.stats`,
-:mod:`mtl_course.objective`, :mod:`mtl_course.core.aggregation`).
+:mod:`mtl_course.objective`) and the functions and classes of every
+:mod:`mtl_course.core` module (their ``__all__``, or what they define).
 
 The API pages render the docstrings (autodoc), so an ``Examples`` section is
 what a reader copies first: each one is run here as a doctest and must print
@@ -17,6 +18,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
+import pkgutil
 import sys
 
 import pytest
@@ -27,7 +29,8 @@ pytest.importorskip("sphinx")
 from sphinx.pycode import ModuleAnalyzer  # noqa: E402
 
 TWINS = ["mtl_course.torch", "mtl_course.tf"]
-PACKAGES = [*TWINS, "mtl_course.metrics", "mtl_course.stats", "mtl_course.objective", "mtl_course.core.aggregation"]
+CORE = [f"mtl_course.core.{m.name}" for m in pkgutil.iter_modules(importlib.import_module("mtl_course.core").__path__)]
+PACKAGES = [*TWINS, "mtl_course.metrics", "mtl_course.stats", "mtl_course.objective", *CORE]
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 SECTION = "Examples:"
 
@@ -53,7 +56,20 @@ def _docstring(package: str, name: str) -> tuple[str, str, object]:
     return home, "\n".join(lines), obj
 
 
-PUBLIC = [(package, name) for package in PACKAGES for name in importlib.import_module(package).__all__]
+def _public(module_name: str) -> list[str]:
+    """``__all__``, or else the functions and classes the module defines (constants need a doc comment)."""
+    module = importlib.import_module(module_name)
+    if hasattr(module, "__all__"):
+        names = list(module.__all__)
+    else:
+        names = [n for n, o in vars(module).items() if not n.startswith("_")
+                 and (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == module_name]
+    documented = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+    return [n for n in names if inspect.isclass(getattr(module, n)) or inspect.isfunction(getattr(module, n))
+            or module_name in TWINS or ("", n) in documented]
+
+
+PUBLIC = [(package, name) for package in PACKAGES for name in _public(package)]
 
 
 @pytest.mark.parametrize("package, name", PUBLIC, ids=lambda v: v)
