@@ -507,7 +507,7 @@ def uncertainty_init(init: float) -> float:
 
 
 UNCERTAINTY_NEEDS = "for L < 0 the objective c exp(-s) L + s / 2 has no minimum: s -> -inf"
-"""Why :class:`UncertaintyWeighting` rejects negative losses."""
+"""Why :class:`~mtl_course.torch.weighting.UncertaintyWeighting` (and its TensorFlow twin) rejects negative losses."""
 
 
 def uncertainty_multipliers(log_vars: np.ndarray, factors: np.ndarray) -> np.ndarray:
