@@ -80,7 +80,7 @@ def test_public_name_has_an_examples_section(package, name):
 
 
 def _doctest(package: str, name: str) -> doctest.DocTest:
-    home, doc, obj = _docstring(package, name)
+    home, doc, _ = _docstring(package, name)
     globs = dict(vars(importlib.import_module(home)))
     return doctest.DocTestParser().get_doctest(doc, globs, f"{home}.{name}", inspect.getsourcefile(sys.modules[home]), 0)
 
