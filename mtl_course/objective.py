@@ -106,6 +106,10 @@ def weighted_sum(losses: ArrayLike, weights: ArrayLike, regularizer: float = 0.0
         ValueError: empty or non-finite losses, a weight count that differs
             from the task count, negative or all-zero weights, a non-finite
             regularizer.
+
+    Examples:
+        >>> weighted_sum([1.0, 4.0], [0.5, 0.25], regularizer=0.1)
+        1.6
     """
     losses = _loss_vector(losses, "losses")
     alphas = _weight_vector(weights, losses.size)
@@ -125,6 +129,10 @@ def dominates(a: ArrayLike, b: ArrayLike) -> bool:
     on at least one: ``a_t <= b_t`` for all ``t`` and ``a_t < b_t`` for some
     ``t`` (Miettinen, *Nonlinear Multiobjective Optimization*, Kluwer 1999).
     A vector never dominates itself.
+
+    Examples:
+        >>> dominates([1.0, 2.0], [1.0, 3.0]), dominates([1.0, 2.0], [2.0, 1.0]), dominates([1.0, 2.0], [1.0, 2.0])
+        (True, False, False)
     """
     a = _loss_vector(a, "a")
     b = _loss_vector(b, "b")
@@ -141,6 +149,10 @@ def non_dominated_mask(points: ArrayLike) -> np.ndarray:
     Duplicated rows do not dominate each other, so all copies of a
     non-dominated vector are kept. Cost ``O(n^2 T)``: fine for the few
     thousand points the chapters use.
+
+    Examples:
+        >>> non_dominated_mask([[1.0, 3.0], [2.0, 2.0], [2.0, 3.0], [3.0, 1.0]])
+        array([ True,  True, False,  True])
     """
     points = _point_matrix(points)
     # no_worse[i, j]: row j is <= row i everywhere; better[i, j]: < somewhere.
@@ -156,6 +168,12 @@ def pareto_front(points: ArrayLike) -> np.ndarray:
     For two tasks the result traces the front from the best point of task 1
     (smallest first loss) to the best point of task 2, ready to draw as a
     line. Ties in the first loss are broken by the following losses.
+
+    Examples:
+        >>> pareto_front([[3.0, 1.0], [2.0, 3.0], [1.0, 3.0], [2.0, 2.0]])
+        array([[1., 3.],
+               [2., 2.],
+               [3., 1.]])
     """
     points = _point_matrix(points)
     front = points[non_dominated_mask(points)]
@@ -172,6 +190,12 @@ def two_task_weights(num: int) -> np.ndarray:
 
     Returns an array of shape ``(num, 2)``; the first row is ``(0, 1)`` (only
     task 2 counts), the last ``(1, 0)`` (only task 1 counts).
+
+    Examples:
+        >>> two_task_weights(3)
+        array([[0. , 1. ],
+               [0.5, 0.5],
+               [1. , 0. ]])
     """
     if not isinstance(num, (int, np.integer)) or isinstance(num, bool):
         raise TypeError(f"num must be an int, got {type(num).__name__}")
@@ -194,6 +218,12 @@ def linear_scalarization_reach(points: ArrayLike, weights: ArrayLike) -> np.ndar
     on the lower-left convex hull can be touched. The points of a non-convex
     front that lie inside that hull are never returned, whatever the weights
     (Das and Dennis, Structural Optimization 14, 1997).
+
+    Examples:
+        >>> import numpy as np
+        >>> points = np.array([[0.0, 1.0], [0.6, 0.6], [1.0, 0.0]])  # the middle point is above the chord
+        >>> linear_scalarization_reach(points, two_task_weights(5))  # no weight picks index 1
+        array([2, 2, 0, 0, 0])
     """
     points = _point_matrix(points)
     weights = np.asarray(weights, dtype=float)
@@ -216,6 +246,17 @@ class MultiObjective(Protocol):
 
     ``losses(theta)`` returns the ``T`` task losses, ``jacobian(theta)`` their
     gradients as a ``(T, d)`` matrix (row ``t`` is ``grad L_t(theta)``).
+
+    Examples:
+        >>> import numpy as np
+        >>> class TwoTargets:  # L_t = (theta - c_t)^2 with c = (1, -1)
+        ...     num_tasks, dim = 2, 1
+        ...     def losses(self, theta):
+        ...         return np.array([(theta[0] - 1) ** 2, (theta[0] + 1) ** 2])
+        ...     def jacobian(self, theta):
+        ...         return np.array([[2 * (theta[0] - 1)], [2 * (theta[0] + 1)]])
+        >>> scalarized_gradient_descent(TwoTargets(), [0.75, 0.25], theta0=[3.0], lr=0.1, steps=100).round(4)
+        array([0.5])
     """
 
     num_tasks: int
@@ -251,6 +292,16 @@ class LeastSquaresTasks:
 
     Sharing *all* parameters is the extreme case of hard sharing (no task
     heads); it makes the conflict between tasks visible in two dimensions.
+
+    Examples:
+        >>> import numpy as np
+        >>> X = [np.eye(2), np.eye(2)]
+        >>> problem = LeastSquaresTasks(X, [np.array([1.0, 0.0]), np.array([0.0, 1.0])])
+        >>> problem.losses(np.zeros(2))  # ||y_t||^2 / (2 n_t)
+        array([0.25, 0.25])
+        >>> problem.jacobian(np.zeros(2))
+        array([[-0.5,  0. ],
+               [ 0. , -0.5]])
     """
 
     def __init__(self, X: Sequence[ArrayLike], y: Sequence[ArrayLike]) -> None:
@@ -337,6 +388,16 @@ class FonsecaFleming:
     front. The test function is from Fonseca and Fleming (Evolutionary
     Computation 3(1), 1995); Lin et al. (Pareto Multi-Task Learning, NeurIPS
     2019) use it to show this failure of linear scalarization.
+
+    Examples:
+        >>> import numpy as np
+        >>> problem = FonsecaFleming(dim=2)
+        >>> problem.losses(np.zeros(2)).round(4)  # the middle of the front: 1 - exp(-1) each
+        array([0.6321, 0.6321])
+        >>> problem.front(num=3).round(4)
+        array([[0.9817, 0.    ],
+               [0.6321, 0.6321],
+               [0.    , 0.9817]])
     """
 
     dim: int = 2
@@ -396,6 +457,12 @@ def scalarized_gradient_descent(
         ValueError: bad weights, ``lr <= 0``, ``steps < 0``, a wrong-shaped
             ``theta0``, or an iterate that becomes non-finite (the step size
             is too large for this problem).
+
+    Examples:
+        >>> import numpy as np
+        >>> problem = LeastSquaresTasks([np.eye(2), np.eye(2)], [np.array([1.0, 0.0]), np.array([0.0, 1.0])])
+        >>> scalarized_gradient_descent(problem, [0.5, 0.5], theta0=np.zeros(2), lr=0.5, steps=50).round(4)
+        array([0.5, 0.5])
     """
     w = _weight_vector(weights, problem.num_tasks)
     theta = _parameter(theta0, problem.dim).copy()
@@ -423,6 +490,10 @@ def normalize_by_initial(losses: ArrayLike, initial_losses: ArrayLike) -> np.nda
     Raises:
         ValueError: mismatched lengths, non-finite values, or an initial loss
             that is not strictly positive (nothing sensible to divide by).
+
+    Examples:
+        >>> normalize_by_initial([0.5, 30.0], [2.0, 60.0])
+        array([0.25, 0.5 ])
     """
     losses = _loss_vector(losses, "losses")
     initial = _loss_vector(initial_losses, "initial_losses")

@@ -56,6 +56,13 @@ class Verdict:
         confidence: the interval's confidence level.
         lower_is_better: the direction of the scores (True for errors and losses).
         digits: significant digits of the numbers in the verdict line.
+
+    Examples:
+        >>> verdict = paired_verdict([0.10, 0.12, 0.11], [0.20, 0.21, 0.19], names=('MTL', 'STL'))
+        >>> verdict.winner, verdict.wins, verdict.n
+        ('MTL', 3, 3)
+        >>> print(verdict)
+        MTL beats STL: mean difference -0.09, 95% CI [-0.115, -0.0652], MTL better on 3 of 3 seeds
     """
 
     names: tuple[str, str]
@@ -143,6 +150,12 @@ def paired_verdict(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndar
         ValueError: different lengths, fewer than two seeds, NaN or inf, a
             confidence outside (0, 1), or two equal names.
         TypeError: non-numeric scores.
+
+    Examples:
+        >>> print(paired_verdict([0.10, 0.12, 0.11], [0.20, 0.21, 0.19], names=('MTL', 'STL')))
+        MTL beats STL: mean difference -0.09, 95% CI [-0.115, -0.0652], MTL better on 3 of 3 seeds
+        >>> paired_verdict([0.10, 0.30, 0.20], [0.20, 0.10, 0.25]).established  # the interval contains 0
+        False
     """
     a_arr, b_arr = _scores("a", a), _scores("b", b)
     if a_arr.shape != b_arr.shape:

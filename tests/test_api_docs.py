@@ -128,10 +128,13 @@ def test_parser_reads_members_lists_and_exclusions():
 
 
 def test_undocumented_constant_needs_an_explicit_directive():
-    # AGGREGATORS has no doc comment, so automodule alone would skip it.
-    assert ("", "AGGREGATORS") not in ModuleAnalyzer.for_module("mtl_course.torch.aggregators").find_attr_docs()
-    without = ApiPages(modules={"mtl_course.torch.aggregators": ModuleEntry(undoc=True)})
-    assert not without.documents("mtl_course.torch.aggregators", "AGGREGATORS")
+    # ACTIVATIONS has no doc comment, so automodule alone would skip it.
+    assert ("", "ACTIVATIONS") not in ModuleAnalyzer.for_module("mtl_course.core.model_config").find_attr_docs()
+    without = ApiPages(modules={"mtl_course.core.model_config": ModuleEntry(undoc=True)})
+    assert not without.documents("mtl_course.core.model_config", "ACTIVATIONS")
+    assert PAGES.documents("mtl_course.core.model_config", "ACTIVATIONS")
+    # AGGREGATORS has one (with its example), so automodule documents it
+    assert ("", "AGGREGATORS") in ModuleAnalyzer.for_module("mtl_course.torch.aggregators").find_attr_docs()
     assert PAGES.documents("mtl_course.torch.aggregators", "AGGREGATORS")
 
 
@@ -257,8 +260,8 @@ def test_extension_lets_annotations_with_mocked_types_evaluate():
 def test_extension_drops_a_type_docstring_from_undocumented_constants_only():
     ext, app, connected = _extension()
     handler = connected["autodoc-process-docstring"]
-    lines = ["dict() -> new empty dictionary"]
-    handler(app, "data", "mtl_course.torch.aggregators.AGGREGATORS", {"mean": None}, None, lines)
+    lines = ["Built-in immutable sequence."]  # tuple.__doc__
+    handler(app, "data", "mtl_course.core.model_config.ACTIVATIONS", ("relu",), None, lines)
     assert lines == []
     lines = ["Weightings fit can build by name."]  # WEIGHTINGS has a docstring of its own
     handler(app, "data", "mtl_course.torch.weighting.WEIGHTINGS", {"equal": None}, None, lines)

@@ -16,8 +16,8 @@ mock class, ``_MockObject``; ``tests/test_api_docs.py`` checks the patch):
   that the nitpicky build cannot link. Giving mocks ``__or__`` / ``__ror__``
   (a ``typing.Union``, as for real classes) lets the annotations evaluate.
 
-It also stops a module constant without a docstring of its own (``AGGREGATORS``, a
-dict) from being described by its type's docstring (``dict.__doc__``).
+It also stops a module constant without a docstring of its own (``ACTIVATIONS``, a
+tuple) from being described by its type's docstring (``tuple.__doc__``).
 """
 
 from __future__ import annotations

@@ -47,7 +47,17 @@ __all__ = [
 ]
 
 MAX_GROUPING_TASKS = 10
-"""The largest task count :func:`group_tasks` searches exhaustively (115,975 partitions)."""
+"""The largest task count :func:`group_tasks` searches exhaustively (115,975 partitions).
+
+Examples:
+    >>> import numpy as np
+    >>> MAX_GROUPING_TASKS
+    10
+    >>> group_tasks(np.zeros((MAX_GROUPING_TASKS + 1,) * 2))
+    Traceback (most recent call last):
+        ...
+    ValueError: exhaustive grouping is limited to 10 tasks, got 11
+"""
 
 
 def lookahead_affinity(loss_before: np.ndarray, loss_after: np.ndarray) -> np.ndarray:
@@ -65,6 +75,14 @@ def lookahead_affinity(loss_before: np.ndarray, loss_after: np.ndarray) -> np.nd
     Raises:
         ValueError: on wrong shapes, NaN or inf, or a loss that is not
             positive before the step (the ratio is undefined at a zero loss).
+
+    Examples:
+        >>> import numpy as np
+        >>> loss_before = np.array([1.0, 2.0])
+        >>> loss_after = np.array([[0.5, 1.5], [0.9, 1.0]])  # row i: every loss after a step on task i
+        >>> lookahead_affinity(loss_before, loss_after)
+        array([[0.5 , 0.25],
+               [0.1 , 0.5 ]])
     """
     before = np.asarray(loss_before, dtype=np.float64)
     after = np.asarray(loss_after, dtype=np.float64)
@@ -87,6 +105,12 @@ class AffinityTrace:
         task_names: the order of the tasks (rows are sources ``i``, columns targets ``j``).
         steps: ``(steps, T, T)`` the affinity matrices :math:`Z^t`.
         losses: ``(steps, T)`` the mini-batch task losses before each step.
+
+    Examples:
+        >>> import numpy as np
+        >>> trace = AffinityTrace(('a', 'b'), steps=np.zeros((5, 2, 2)), losses=np.ones((5, 2)))
+        >>> trace.task_names, trace.steps.shape
+        (('a', 'b'), (5, 2, 2))
     """
 
     task_names: tuple[str, ...]
@@ -108,7 +132,15 @@ class AffinityTrace:
 
 
 def check_affinity_arguments(epochs: object, lr: object, every: object) -> None:
-    """The checks ``task_affinity`` in PyTorch and TensorFlow share."""
+    """The checks ``task_affinity`` in PyTorch and TensorFlow share.
+
+    Examples:
+        >>> check_affinity_arguments(epochs=1, lr=0.05, every=1)  # fine: returns None
+        >>> check_affinity_arguments(epochs=1, lr=0.05, every=0)
+        Traceback (most recent call last):
+            ...
+        ValueError: every must be a positive int, got 0
+    """
     for name, value in (("epochs", epochs), ("every", every)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -121,6 +153,10 @@ def set_partitions(n: int) -> Iterator[list[list[int]]]:
 
     Groups list their members in increasing order, and the groups are ordered
     by their smallest member, so every partition appears exactly once.
+
+    Examples:
+        >>> list(set_partitions(3))
+        [[[0, 1, 2]], [[0, 1], [2]], [[0, 2], [1]], [[0], [1, 2]], [[0], [1], [2]]]
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -161,6 +197,14 @@ def grouping_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> flo
 
     Raises:
         ValueError: unless ``groups`` is a partition of ``0..T-1``.
+
+    Examples:
+        >>> import numpy as np
+        >>> Z = np.array([[0.0, 0.3, -0.2], [0.4, 0.0, -0.1], [-0.3, -0.2, 0.0]])  # Z[i, j]: onto j from i
+        >>> round(grouping_score(Z, [[0, 1], [2]]), 4)  # 0.4 + 0.3; c alone adds 0
+        0.7
+        >>> round(grouping_score(Z, [[0, 1, 2]]), 4)
+        -0.05
     """
     z = _check_affinity(affinity)
     members = sorted(int(i) for g in groups for i in g)
@@ -183,6 +227,13 @@ class Grouping:
     Attributes:
         groups: the groups, as task indices (or names when names were given).
         score: its :func:`grouping_score`.
+
+    Examples:
+        >>> import numpy as np
+        >>> Z = np.array([[0.0, 0.3, -0.2], [0.4, 0.0, -0.1], [-0.3, -0.2, 0.0]])  # Z[i, j]: onto j from i
+        >>> best = group_tasks(Z, max_groups=2, task_names=['a', 'b', 'c'])
+        >>> type(best).__name__, best.groups
+        ('Grouping', [['a', 'b'], ['c']])
     """
 
     groups: list[list]
@@ -205,6 +256,13 @@ def group_tasks(affinity: np.ndarray, max_groups: int | None = None,
     Raises:
         ValueError: for more than :data:`MAX_GROUPING_TASKS` tasks, a bad
             ``max_groups`` or names of the wrong length.
+
+    Examples:
+        >>> import numpy as np
+        >>> Z = np.array([[0.0, 0.3, -0.2], [0.4, 0.0, -0.1], [-0.3, -0.2, 0.0]])  # Z[i, j]: onto j from i
+        >>> best = group_tasks(Z, max_groups=2, task_names=['a', 'b', 'c'])
+        >>> best.groups, round(best.score, 4)  # a and b help each other, c helps no one
+        ([['a', 'b'], ['c']], 0.7)
     """
     z = _check_affinity(affinity)
     T = len(z)

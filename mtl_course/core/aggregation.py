@@ -72,6 +72,13 @@ def gram_rtol(n_tasks: int, eps: float = float(np.finfo(np.float64).eps)) -> flo
     dependent gradients), and so is a min-norm point of the unit gradients whose
     squared norm is below ``rtol`` (zero in the convex hull). Singular values,
     being norms, are compared with ``sqrt(rtol)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> bool(gram_rtol(2) == 200 * np.finfo(np.float64).eps)
+        True
+        >>> round(gram_rtol(2, eps=float(np.finfo(np.float32).eps)), 8)
+        2.384e-05
     """
     return 100.0 * n_tasks * eps
 
@@ -166,7 +173,14 @@ def _rng(generator: np.random.Generator | int | None) -> np.random.Generator:
 
 
 def mean_weights(G: np.ndarray) -> np.ndarray:
-    r"""Equal weights :math:`w_t = 1/T`: the direction is the mean gradient."""
+    r"""Equal weights :math:`w_t = 1/T`: the direction is the mean gradient.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> mean_weights(G)
+        array([0.5, 0.5])
+    """
     G = _check_gram(G)
     T = G.shape[0]
     return np.full(T, 1.0 / T)
@@ -196,6 +210,12 @@ def mgda_two_task_weights(G: np.ndarray) -> np.ndarray:
     :math:`\gamma = \mathrm{clip}\big((g_2 - g_1)\cdot g_2 / \|g_1 - g_2\|^2, 0, 1\big)`
     (Sener and Koltun, "Multi-Task Learning as Multi-Objective Optimization",
     NeurIPS 2018, Algorithm 1). Identical gradients give ``(0, 1)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> mgda_two_task_weights(G).round(4)
+        array([0.5385, 0.4615])
     """
     G = _check_gram(G)
     if G.shape[0] != 2:
@@ -223,6 +243,13 @@ def mgda_weights(G: np.ndarray) -> np.ndarray:
     :math:`\min_{\mu \ge 0} \|[A; 1^\top]\mu - [0; 1]\|^2` (``A.T @ A = G``),
     rescaled to sum to one, is :math:`\alpha^*`. See
     :func:`mgda_frank_wolfe_weights` for the paper's iterative solver.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> w = mgda_weights(G)
+        >>> w.round(4), round(float(w @ G @ w), 4)  # ||d||^2
+        (array([0.5385, 0.4615]), 0.3077)
     """
     G = _check_gram(G)
     G, scale = _normalized(G)
@@ -254,6 +281,13 @@ def mgda_frank_wolfe_weights(
     sublinear (the gap falls like 1/iterations, with zig-zagging when the
     solution lies on a face: thousands of iterations for ``tol=1e-4``);
     :func:`mgda_weights` is exact and is what the aggregators use.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> w, iterations = mgda_frank_wolfe_weights(G, tol=1e-10)
+        >>> w.round(4)  # the exact MGDA weights, to tol
+        array([0.5385, 0.4615])
     """
     if max_iter < 1:
         raise ValueError(f"max_iter must be at least 1, got {max_iter}")
@@ -301,6 +335,12 @@ def pcgrad_weights(
     ``numpy.random.Generator``, an int seed, or ``None`` for fresh entropy.
     Zero gradients never conflict, so they are never projected on (nor is a
     gradient whose squared norm underflowed, however its inner products came out).
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> pcgrad_weights(G, generator=0).round(4)
+        array([1.5, 1.4])
     """
     G = _check_gram(G)
     rng = _rng(generator)
@@ -361,6 +401,12 @@ def cagrad_weights(G: np.ndarray, c: float = 0.5, rtol: float | None = None) -> 
     optimal (worst improvement 0); the one closest to :math:`g_0`, its
     projection on the dual cone (:func:`dual_cone_projection_weights`), is
     returned. (torchjd returns zero there, outside the ball when ``c < 1``.)
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> cagrad_weights(G, c=0.5).round(4)
+        array([0.8013, 0.6868])
     """
     if not np.isfinite(c) or c < 0:
         raise ValueError(f"c must be a finite non-negative number, got {c}")
@@ -479,6 +525,13 @@ def nash_mtl_weights(
     gradients) no bargaining agreement helps everyone and all weights are 0
     (``d = 0``). Two active tasks use the closed form
     :math:`\alpha_t = 1/(\|g_t\|\sqrt{1+\cos\phi})`.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> w = nash_mtl_weights(G)
+        >>> w.round(4), (G @ w * w).round(6)  # G w = 1 / w
+        (array([1.345, 1.203]), array([1., 1.]))
     """
     G = _check_gram(G)
     T = G.shape[0]
@@ -581,6 +634,14 @@ def imtl_g_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     implemented in torchjd; zero gradients then get weight 0. If the
     unnormalised weights sum to zero (e.g. two exactly opposite gradients) no
     impartial direction exists and all weights are 0 (torchjd's convention too).
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> w = imtl_g_weights(G)
+        >>> d_dot_g = G @ w  # g_t . d
+        >>> w.round(4), (d_dot_g / np.sqrt(np.diag(G))).round(4)  # equal projections
+        (array([0.5279, 0.4721]), array([0.2918, 0.2918]))
     """
     G = _check_gram(G)
     T = G.shape[0]
@@ -625,6 +686,12 @@ def aligned_mtl_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     cosine matrix with eigenvalues below ``rtol`` times the largest dropped; a
     small gradient is thus never mistaken for a dependent one. Zero gradients
     get weight 0. One task gives that gradient; all-zero gradients give 0.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> aligned_mtl_weights(G).round(4)
+        array([0.5208, 0.4734])
     """
     G = _check_gram(G)
     T = G.shape[0]
@@ -680,6 +747,13 @@ def dual_cone_projection_weights(
     (singular values below ``sqrt(rtol)`` times the largest dropped), replaces
     it when it is non-negative. On well-conditioned ``G`` that is the exact
     projection.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> v = dual_cone_projection_weights(G, np.array([0.0, 1.0]))  # project g_2
+        >>> v.round(4), bool((G @ v >= -1e-12).all())  # no conflict with any task
+        (array([0.5, 1. ]), True)
     """
     G = _check_gram(G)
     u = np.asarray(u, dtype=np.float64)
@@ -741,6 +815,13 @@ def upgrad_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     :func:`dual_cone_projection_weights` at :math:`u = e_i / T` (and the same
     ``rtol``). For two tasks, :math:`\pi_J(g_i)` is PCGrad's projected
     gradient, so UPGrad is half of PCGrad's sum. One task gives that gradient.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
+        >>> w = upgrad_weights(G)
+        >>> w.round(4), bool((G @ w >= 0).all())
+        (array([0.75, 0.7 ]), True)
     """
     G = _check_gram(G)
     T = G.shape[0]

@@ -52,7 +52,14 @@ ROUNDING = 1e-6
 
 That difference is float32 rounding from a different summation order, a few ulps per step. The
 scripts print whether it is below this bound, not the difference itself, whose digits depend on
-the CPU's kernels."""
+the CPU's kernels.
+
+Examples:
+    >>> import numpy as np
+    >>> one, parallel = np.float32(0.1) * 3, np.float32(0.3)  # two summation orders
+    >>> bool(abs(one - parallel) < ROUNDING)  # what the scripts print
+    True
+"""
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -77,6 +84,11 @@ class DistributedConfig:
         dim: input dimension.
         hidden: width of the shared trunk (one hidden layer) and of the heads.
         seed: seeds the data, the model initialisation and the batch order.
+
+    Examples:
+        >>> config = DistributedConfig(method='mgda', steps=2, global_batch=8)
+        >>> config.method, config.global_batch, config.n
+        ('mgda', 8, 256)
     """
 
     method: str = "mgda"
@@ -102,7 +114,13 @@ class DistributedConfig:
 
 
 def make_problem(config: DistributedConfig) -> MultiTaskSplit:
-    """The training set: two related regression tasks on a shared input (MMoE's synthetic data)."""
+    """The training set: two related regression tasks on a shared input (MMoE's synthetic data).
+
+    Examples:
+        >>> split = make_problem(DistributedConfig(n=64, dim=8))
+        >>> split.x.shape, split.task_names
+        ((64, 8), ('task1', 'task2'))
+    """
     return mmoe_synthetic(n=config.n, dim=config.dim, correlation=0.5, seed=config.seed, num_sin=3)
 
 
@@ -112,6 +130,11 @@ def global_batches(n: int, global_batch: int, steps: int, seed: int) -> list[np.
     Epochs are permutations drawn from ``np.random.default_rng(seed)``; an
     epoch's last, incomplete batch is dropped so every batch has exactly
     ``global_batch`` rows (and splits into equal shards).
+
+    Examples:
+        >>> batches = global_batches(n=10, global_batch=4, steps=3, seed=0)
+        >>> [len(b) for b in batches], len(set(batches[0]) | set(batches[1]))  # 2 batches per epoch, then a new one
+        ([4, 4, 4], 8)
     """
     n, global_batch, steps = (_positive_int(k, v) for k, v in
                               (("n", n), ("global_batch", global_batch), ("steps", steps)))
@@ -127,7 +150,13 @@ def global_batches(n: int, global_batch: int, steps: int, seed: int) -> list[np.
 
 
 def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """Replica ``rank``'s contiguous, equal share of a global batch."""
+    """Replica ``rank``'s contiguous, equal share of a global batch.
+
+    Examples:
+        >>> import numpy as np
+        >>> shard(np.arange(8), rank=1, world_size=4)
+        array([2, 3])
+    """
     world_size = _positive_int("world_size", world_size)
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an int in [0, {world_size}), got {rank!r}")
@@ -157,6 +186,15 @@ def average_then_aggregate(jacobians: Sequence[np.ndarray], weights: Callable[[n
     :func:`mtl_course.core.aggregation.mgda_weights`); the direction is
     :math:`w(G)^\top J`. This is what every replica computes after the
     all-reduce, and what one process computes on the whole global batch.
+
+    Examples:
+        >>> import numpy as np
+        >>> from mtl_course.core.aggregation import mean_weights, mgda_weights
+        >>> jacobians = [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 3.0]])]  # two replicas
+        >>> average_then_aggregate(jacobians, mgda_weights).round(4)  # MGDA of the mean Jacobian [[1, 0], [0, 2]]
+        array([0.8, 0.4])
+        >>> average_then_aggregate(jacobians, mean_weights).round(4)
+        array([0.5, 1. ])
     """
     J = _stacked(jacobians).mean(axis=0)
     return weights(J @ J.T) @ J
@@ -167,6 +205,15 @@ def aggregate_then_average(jacobians: Sequence[np.ndarray], weights: Callable[[n
 
     Equal to :func:`average_then_aggregate` for a linear aggregator (the mean)
     but not for MGDA, PCGrad and the others; kept to show the difference.
+
+    Examples:
+        >>> import numpy as np
+        >>> from mtl_course.core.aggregation import mgda_weights
+        >>> jacobians = [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 3.0]])]  # two replicas
+        >>> aggregate_then_average(jacobians, mgda_weights).round(4)
+        array([0.7, 0.4])
+        >>> average_then_aggregate(jacobians, mgda_weights).round(4)  # the right order differs
+        array([0.8, 0.4])
     """
     J = _stacked(jacobians)
     return np.mean([weights(j @ j.T) @ j for j in J], axis=0)

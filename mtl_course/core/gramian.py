@@ -36,7 +36,14 @@ GRAM_RULES: dict[str, Callable[..., np.ndarray]] = {
     "aligned_mtl": lambda G, rtol: aggregation.aligned_mtl_weights(G, rtol=rtol),
     "upgrad": lambda G, rtol: aggregation.upgrad_weights(G, rtol=rtol),
 }
-"""Aggregator name -> ``rule(G, rtol, **options)``, the weights its framework function computes."""
+"""Aggregator name -> ``rule(G, rtol, **options)``, the weights its framework function computes.
+
+Examples:
+    >>> import numpy as np
+    >>> G = np.array([[1.0, 0.0], [0.0, 4.0]])
+    >>> GRAM_RULES["mgda"](G, 1e-12).round(4), GRAM_RULES["cagrad"](G, 1e-12, c=0.0).round(4)
+    (array([0.8, 0.2]), array([0.5, 0.5]))
+"""
 
 
 def gram_rule(aggregator: Callable, aggregators: Mapping[str, Callable]) -> Rule | None:
@@ -46,6 +53,15 @@ def gram_rule(aggregator: Callable, aggregators: Mapping[str, Callable]) -> Rule
     of its functions, or a ``functools.partial`` of one with keyword options only
     (as ``fit`` builds PCGrad with its seeded generator). Anything else, for
     example an aggregator of your own, gives None: it needs the Jacobian.
+
+    Examples:
+        >>> import numpy as np
+        >>> from mtl_course.torch import AGGREGATORS, mgda
+        >>> rule = gram_rule(mgda, AGGREGATORS)
+        >>> rule(np.array([[1.0, 0.0], [0.0, 4.0]]), 1e-12).round(4)  # the weights, from G alone
+        array([0.8, 0.2])
+        >>> gram_rule(lambda J: J.mean(0), AGGREGATORS) is None  # not an aggregator it knows
+        True
     """
     options: dict = {}
     if isinstance(aggregator, functools.partial):
@@ -75,6 +91,10 @@ def linear_layer_costs(tasks: int, rows: int, d_in: int, d_out: int) -> tuple[in
 
     The Gram trick wins when the batch (``rows``) is small next to the layer's
     width; the engines take the cheaper one per layer.
+
+    Examples:
+        >>> linear_layer_costs(tasks=2, rows=32, d_in=129, d_out=128)  # (Gram trick, per-task gradients)
+        (410624, 1122816)
     """
     gram = rows * rows * d_in + tasks * rows * rows * d_out + tasks * tasks * rows * d_out
     explicit = tasks * rows * d_in * d_out + tasks * tasks * d_in * d_out

@@ -27,14 +27,32 @@ __all__ = ["check_count", "check_examples", "check_rate", "reptile_update"]
 
 
 def check_count(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` as an int, or ``ValueError`` unless it is an int ``>= minimum``."""
+    """``value`` as an int, or ``ValueError`` unless it is an int ``>= minimum``.
+
+    Examples:
+        >>> check_count(3, 'meta_steps')
+        3
+        >>> check_count(0, 'meta_steps')
+        Traceback (most recent call last):
+            ...
+        ValueError: meta_steps must be an int >= 1, got 0
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
 def check_rate(value: object, name: str) -> float:
-    """``value`` as a float, or ``ValueError`` unless it is a finite number ``> 0``."""
+    """``value`` as a float, or ``ValueError`` unless it is a finite number ``> 0``.
+
+    Examples:
+        >>> check_rate(0.1, 'inner_lr')
+        0.1
+        >>> check_rate(float('nan'), 'inner_lr')
+        Traceback (most recent call last):
+            ...
+        ValueError: inner_lr must be a finite number > 0, got nan
+    """
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
@@ -46,6 +64,16 @@ def check_examples(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
     Raises ``ValueError`` for other ranks, a row-count mismatch, no rows, or
     NaN/inf values. A 1-D ``y`` is refused rather than reshaped: broadcasting
     it against an ``(n, 1)`` prediction would silently compare every pair.
+
+    Examples:
+        >>> import numpy as np
+        >>> x, y = check_examples(np.zeros((4, 1)), np.ones((4, 1)))
+        >>> x.dtype, x.shape, y.shape
+        (dtype('float32'), (4, 1), (4, 1))
+        >>> check_examples(np.zeros((4, 1)), np.ones(4))
+        Traceback (most recent call last):
+            ...
+        ValueError: x and y must be 2-D (n, features), got shapes (4, 1) and (4,)
     """
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 2 or y.ndim != 2:
@@ -70,6 +98,13 @@ def reptile_update(theta: Sequence[np.ndarray], adapted: Sequence[Sequence[np.nd
         adapted: for each of the ``n`` tasks, its adapted weights :math:`\phi_i`
             (same shapes as ``theta``).
         outer_lr: the outer step size :math:`\varepsilon` (1 moves to the mean of the :math:`\phi_i`).
+
+    Examples:
+        >>> import numpy as np
+        >>> theta = [np.zeros(2)]
+        >>> adapted = [[np.array([1.0, 0.0])], [np.array([0.0, 1.0])]]  # two tasks
+        >>> reptile_update(theta, adapted, outer_lr=0.5)
+        [array([0.25, 0.25])]
     """
     outer_lr = check_rate(outer_lr, "outer_lr")
     if not adapted:

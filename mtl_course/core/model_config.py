@@ -23,6 +23,14 @@ def check_task_names(names: Sequence[str], what: str = "tasks") -> tuple[str, ..
 
     Dots are refused because PyTorch uses them to separate the parts of a
     parameter name (``heads.click.0.weight``).
+
+    Examples:
+        >>> check_task_names(['click', 'buy'])
+        ('click', 'buy')
+        >>> check_task_names(['heads.click'])
+        Traceback (most recent call last):
+            ...
+        ValueError: task name 'heads.click' contains '.', which is not allowed
     """
     names = tuple(names)
     if not names:
@@ -41,6 +49,14 @@ def check_mapping(modules: object, what: str) -> dict:
     """A non-empty ``name -> module`` mapping with valid task names, as a dict.
 
     Anything with ``keys()`` and item access counts (a dict, ``torch.nn.ModuleDict``).
+
+    Examples:
+        >>> check_mapping({'a': 'module a'}, 'heads')
+        {'a': 'module a'}
+        >>> check_mapping({}, 'heads')
+        Traceback (most recent call last):
+            ...
+        ValueError: heads is empty: a multi-task model needs at least one task
     """
     if not isinstance(modules, Mapping) and not (hasattr(modules, "keys") and hasattr(modules, "__getitem__")):
         raise TypeError(f"{what} must be a mapping task name -> module, got {type(modules).__name__}")
@@ -50,7 +66,16 @@ def check_mapping(modules: object, what: str) -> dict:
 
 
 def positive_int(value: object, what: str) -> int:
-    """``value`` as an int, refusing bools, non-integers and values below 1."""
+    """``value`` as an int, refusing bools, non-integers and values below 1.
+
+    Examples:
+        >>> positive_int(3, 'num_experts')
+        3
+        >>> positive_int(True, 'num_experts')
+        Traceback (most recent call last):
+            ...
+        TypeError: num_experts must be an int, got True
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {value!r}")
     if value < 1:
@@ -59,7 +84,12 @@ def positive_int(value: object, what: str) -> int:
 
 
 def layer_sizes(values: int | Sequence[int], what: str, allow_empty: bool = True) -> tuple[int, ...]:
-    """Hidden layer sizes as a tuple of positive ints (an int means one layer)."""
+    """Hidden layer sizes as a tuple of positive ints (an int means one layer).
+
+    Examples:
+        >>> layer_sizes(8, 'tower_hidden'), layer_sizes([16, 8], 'tower_hidden'), layer_sizes((), 'tower_hidden')
+        ((8,), (16, 8), ())
+    """
     if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
         values = (values,)
     if not isinstance(values, Sequence) or isinstance(values, str):
@@ -71,7 +101,16 @@ def layer_sizes(values: int | Sequence[int], what: str, allow_empty: bool = True
 
 
 def check_activation(activation: str | None) -> str:
-    """One of :data:`ACTIVATIONS` (``None`` means ``"identity"``)."""
+    """One of :data:`ACTIVATIONS` (``None`` means ``"identity"``).
+
+    Examples:
+        >>> check_activation('relu'), check_activation(None)
+        ('relu', 'identity')
+        >>> check_activation('swish')
+        Traceback (most recent call last):
+            ...
+        ValueError: unknown activation 'swish'; choose one of ('relu', 'tanh', 'sigmoid', 'gelu', 'identity')
+    """
     if activation is None:
         return "identity"
     if activation not in ACTIVATIONS:
@@ -121,7 +160,16 @@ def tower_specs(tasks: Sequence[str] | Mapping[str, object], tower_hidden: int |
 
 
 def check_strength(strength: float) -> float:
-    """A finite, non-negative coupling strength."""
+    """A finite, non-negative coupling strength.
+
+    Examples:
+        >>> check_strength(0.01)
+        0.01
+        >>> check_strength(-1.0)
+        Traceback (most recent call last):
+            ...
+        ValueError: strength must be finite and >= 0, got -1.0
+    """
     if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating, np.integer)):
         raise TypeError(f"strength must be a number, got {strength!r}")
     if not math.isfinite(strength) or strength < 0:
@@ -130,14 +178,31 @@ def check_strength(strength: float) -> float:
 
 
 def check_coupling(coupling: str) -> str:
-    """One of :data:`COUPLINGS`."""
+    """One of :data:`COUPLINGS`.
+
+    Examples:
+        >>> check_coupling('l2')
+        'l2'
+        >>> check_coupling('l1')
+        Traceback (most recent call last):
+            ...
+        ValueError: unknown coupling 'l1'; choose one of ('l2', 'trace_norm', 'weight_decay')
+    """
     if coupling not in COUPLINGS:
         raise ValueError(f"unknown coupling {coupling!r}; choose one of {COUPLINGS}")
     return coupling
 
 
 def check_same_shapes(shapes: Mapping[str, Sequence[tuple[int, ...]]], what: str) -> None:
-    """Raise unless every task lists the same parameter shapes in the same order."""
+    """Raise unless every task lists the same parameter shapes in the same order.
+
+    Examples:
+        >>> check_same_shapes({'a': [(4, 3), (4,)], 'b': [(4, 3), (4,)]}, 'towers')  # fine
+        >>> check_same_shapes({'a': [(4, 3), (4,)], 'b': [(5, 3), (5,)]}, 'towers')
+        Traceback (most recent call last):
+            ...
+        ValueError: towers of task 'b' have shapes [(5, 3), (5,)], but those of task 'a' have [(4, 3), (4,)]: ...
+    """
     names = list(shapes)
     first = list(shapes[names[0]])
     for name in names[1:]:
@@ -155,6 +220,12 @@ def cross_stitch_init(num_tasks: int, alpha_self: float) -> np.ndarray:
     ``alpha_self`` on the diagonal and ``(1 - alpha_self) / (T - 1)`` off it,
     so each row sums to one: Misra et al. (CVPR 2016) start from a convex
     combination that favours each task's own activations (their (0.9, 0.1)).
+
+    Examples:
+        >>> cross_stitch_init(3, alpha_self=0.8)
+        array([[0.8, 0.1, 0.1],
+               [0.1, 0.8, 0.1],
+               [0.1, 0.1, 0.8]], dtype=float32)
     """
     num_tasks = positive_int(num_tasks, "number of tasks")
     if num_tasks < 2:

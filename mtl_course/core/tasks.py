@@ -58,6 +58,13 @@ class Task:
 
     Loss weights are not part of a task: weighting the tasks is the job of
     the training method (see :mod:`mtl_course.torch.weighting`).
+
+    Examples:
+        >>> task = Task('cross_entropy', ignore_label=-1)
+        >>> task.metric, task.higher_is_better, task.kind
+        ('accuracy', True, 'classification')
+        >>> Task('mse').metric, Task('bce').metric
+        ('mse', 'auc')
     """
 
     loss: str | Callable[..., Any] = "mse"
@@ -144,6 +151,15 @@ def resolve_tasks(tasks: Mapping[str, Task | str], data_tasks: tuple[str, ...],
     """Check the task specs against the data (and the model): same names, Task values.
 
     A plain loss name is accepted as shorthand for ``Task(loss=name)``.
+
+    Examples:
+        >>> tasks = resolve_tasks({'price': 'mse', 'kind': Task('cross_entropy')}, ('price', 'kind'))
+        >>> {name: (task.loss, task.metric) for name, task in tasks.items()}  # a loss name is a Task
+        {'price': ('mse', 'mse'), 'kind': ('cross_entropy', 'accuracy')}
+        >>> resolve_tasks({'pric': 'mse'}, ('price',))
+        Traceback (most recent call last):
+            ...
+        ValueError: no targets for task(s) ['pric'] in the data (it has ['price'])
     """
     if not isinstance(tasks, Mapping) or not tasks:
         raise ValueError("tasks must be a non-empty mapping task name -> Task")
@@ -159,7 +175,14 @@ def resolve_tasks(tasks: Mapping[str, Task | str], data_tasks: tuple[str, ...],
 
 
 def as_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]) -> MultiTaskSplit:
-    """Accept a :class:`~mtl_course.data.MultiTaskSplit` or a pair ``(x, {task: y})``."""
+    """Accept a :class:`~mtl_course.data.MultiTaskSplit` or a pair ``(x, {task: y})``.
+
+    Examples:
+        >>> import numpy as np
+        >>> split = as_split((np.zeros((3, 2)), {'a': np.ones(3)}))
+        >>> type(split).__name__, split.task_names
+        ('MultiTaskSplit', ('a',))
+    """
     if isinstance(data, MultiTaskSplit):
         return data
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], Mapping):
@@ -170,7 +193,15 @@ def as_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]])
 
 
 def training_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]) -> MultiTaskSplit:
-    """:func:`as_split`, refusing an empty data set (an epoch over it would have no loss)."""
+    """:func:`as_split`, refusing an empty data set (an epoch over it would have no loss).
+
+    Examples:
+        >>> import numpy as np
+        >>> training_split((np.zeros((0, 2)), {'a': np.ones(0)}))
+        Traceback (most recent call last):
+            ...
+        ValueError: the training data is empty
+    """
     split = as_split(data)
     if len(split) == 0:
         raise ValueError("the training data is empty")
@@ -210,6 +241,13 @@ def check_labels(name: str, task: Task, target: np.ndarray, mask: np.ndarray | N
     cross_entropy: integer class indices in ``[0, num_classes)``; bce: values
     in ``[0, 1]``; mse: finite values. Unlabelled entries (``mask`` False) are
     not checked. Custom losses are not checked.
+
+    Examples:
+        >>> import numpy as np
+        >>> check_labels('kind', Task('cross_entropy'), np.array([0, 2, 5]), num_classes=5)
+        Traceback (most recent call last):
+            ...
+        ValueError: task 'kind': class label 5 needs at least 6 output columns, the model gives 5 ...
     """
     if not isinstance(task.loss, str):
         return
@@ -249,6 +287,13 @@ def prepare_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]
 
     Unlabelled entries are filled with 0 (so every target is finite and casts
     to the task's :attr:`Task.target_dtype`); ``mask`` is True where labelled.
+
+    Examples:
+        >>> import numpy as np
+        >>> split = as_split((np.zeros((3, 2)), {'price': np.array([1.0, np.nan, 3.0])}))
+        >>> targets, masks = prepare_targets(split, {'price': Task('mse')})
+        >>> targets['price'], masks['price']
+        (array([1., 0., 3.], dtype=float32), array([ True, False,  True]))
     """
     targets, masks = {}, {}
     for name, task in tasks.items():
@@ -258,7 +303,13 @@ def prepare_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]
 
 def prepare_target(name: str, task: Task, y: np.ndarray, num_classes: int | None = None
                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One task's checked target (unlabelled entries filled with 0, cast) and its mask (or None)."""
+    """One task's checked target (unlabelled entries filled with 0, cast) and its mask (or None).
+
+    Examples:
+        >>> import numpy as np
+        >>> prepare_target('kind', Task('cross_entropy', ignore_label=-1), np.array([2, -1, 0]))
+        (array([2, 0, 0]), array([ True, False,  True]))
+    """
     mask = labelled_mask(task, y)
     check_labels(name, task, y, mask, num_classes)
     data = np.ma.getdata(y)
@@ -268,7 +319,15 @@ def prepare_target(name: str, task: Task, y: np.ndarray, num_classes: int | None
 
 
 def metric_name(task: Task) -> str:
-    """The name of a task's metric (a callable's ``__name__``)."""
+    """The name of a task's metric (a callable's ``__name__``).
+
+    Examples:
+        >>> import numpy as np
+        >>> def r2(prediction, target):
+        ...     return 0.0
+        >>> metric_name(Task('cross_entropy')), metric_name(Task('mse', metric=r2, higher_is_better=True))
+        ('accuracy', 'r2')
+    """
     return task.metric if isinstance(task.metric, str) else getattr(task.metric, "__name__", "metric")
 
 
@@ -333,7 +392,14 @@ class EarlyStopping:
 def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:
     """The targets of ``tasks``, checked and cast to each task's :attr:`Task.target_dtype`, for
     code that needs every label (task affinity): a missing label raises a ValueError naming the
-    task (``fit`` and ``evaluate`` handle them, see :func:`prepare_targets`)."""
+    task (``fit`` and ``evaluate`` handle them, see :func:`prepare_targets`).
+
+    Examples:
+        >>> import numpy as np
+        >>> split = as_split((np.zeros((3, 2)), {'kind': np.array([0.0, 1.0, 2.0])}))
+        >>> cast_targets(split, {'kind': Task('cross_entropy')})
+        {'kind': array([0, 1, 2])}
+    """
     targets, masks = prepare_targets(split, tasks)
     missing = [name for name, mask in masks.items() if mask is not None]
     if missing:
@@ -346,6 +412,14 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> I
     """Row indices of each mini-batch: a permutation drawn from ``rng`` (None: in order).
 
     The last batch is smaller when ``batch_size`` does not divide ``n``.
+
+    Examples:
+        >>> import numpy as np
+        >>> list(batch_indices(5, 2, None))
+        [array([0, 1]), array([2, 3]), array([4])]
+        >>> rows = np.concatenate(list(batch_indices(5, 2, np.random.default_rng(0))))  # shuffled
+        >>> sorted(rows.tolist())  # each row once
+        [0, 1, 2, 3, 4]
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -363,6 +437,14 @@ def aligned_shape(task: str, prediction_shape: tuple[int, ...], target_shape: tu
     error, never a silent broadcast (an ``(n, 1) - (n,)`` broadcast would give
     an ``(n, n)`` loss). For "cross_entropy" the prediction must be
     ``(n, C)`` logits with targets ``(n,)``.
+
+    Examples:
+        >>> aligned_shape('price', (8, 1), (8,), 'mse')
+        (8,)
+        >>> aligned_shape('price', (8, 2), (8,), 'mse')
+        Traceback (most recent call last):
+            ...
+        ValueError: task 'price': prediction shape (8, 2) does not match target shape (8,)
     """
     prediction_shape, target_shape = tuple(prediction_shape), tuple(target_shape)
     if loss == "cross_entropy":
@@ -400,6 +482,12 @@ class History:
         best_epoch: with early stopping (``fit(patience=...)``), the epoch
             (from 0) with the best monitored value, whose weights ``fit``
             restored; else None.
+
+    Examples:
+        >>> history = History(['a', 'b'])
+        >>> history.train_loss['a'] = [0.9, 0.5]  # fit appends one value per epoch
+        >>> history.task_names, history.train_loss['a'][-1], history.best_epoch
+        (['a', 'b'], 0.5, None)
     """
 
     task_names: list[str]

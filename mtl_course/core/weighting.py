@@ -35,6 +35,13 @@ class TaskOrder:
     names), a task count (int), or ``None`` (bound later, by :meth:`bind` or by
     the first call). Called on losses given as a mapping ``name -> loss`` it
     returns them in task order; given as a sequence, it only checks the count.
+
+    Examples:
+        >>> order = TaskOrder(['a', 'b'])
+        >>> order.arrange({'b': 2.0, 'a': 1.0})  # the losses in task order
+        [1.0, 2.0]
+        >>> order.names
+        ('a', 'b')
     """
 
     def __init__(self, tasks: Sequence[str] | Mapping[str, Any] | int | None = None) -> None:
@@ -124,7 +131,15 @@ def _parse_tasks(tasks: Any) -> tuple[tuple[str, ...] | None, int]:
 
 
 def check_finite_losses(values: np.ndarray, order: TaskOrder) -> None:
-    """Raise ``ValueError`` naming every task whose loss is NaN or infinite."""
+    """Raise ``ValueError`` naming every task whose loss is NaN or infinite.
+
+    Examples:
+        >>> import numpy as np
+        >>> check_finite_losses(np.array([1.0, np.nan]), TaskOrder(['price', 'kind']))
+        Traceback (most recent call last):
+            ...
+        ValueError: non-finite (NaN or inf) loss for task(s) 'kind'
+    """
     bad = [order.label(i) for i, v in enumerate(np.asarray(values, dtype=np.float64))
            if not np.isfinite(v)]
     if bad:
@@ -133,7 +148,15 @@ def check_finite_losses(values: np.ndarray, order: TaskOrder) -> None:
 
 def check_nonnegative_losses(values: np.ndarray | Sequence[float], order: TaskOrder, method: str,
                               reason: str) -> None:
-    """Raise ``ValueError`` naming every task whose loss is negative (``method`` needs ``L >= 0``)."""
+    """Raise ``ValueError`` naming every task whose loss is negative (``method`` needs ``L >= 0``).
+
+    Examples:
+        >>> import numpy as np
+        >>> check_nonnegative_losses(np.array([1.0, -0.5]), TaskOrder(['price', 'kind']), 'DWA', 'loss ratios')
+        Traceback (most recent call last):
+            ...
+        ValueError: DWA needs non-negative losses (loss ratios); negative loss for task(s) 'kind' (-0.5)
+    """
     bad = [f"{order.label(i)} ({v:.4g})" for i, v in enumerate(np.asarray(values, dtype=np.float64)) if v < 0]
     if bad:
         raise ValueError(f"{method} needs non-negative losses ({reason}); negative loss for "
@@ -141,7 +164,16 @@ def check_nonnegative_losses(values: np.ndarray | Sequence[float], order: TaskOr
 
 
 def checked_weights(weights: object, num_tasks: int | None) -> np.ndarray:
-    """Task weights from a custom weighting as a float64 vector, refusing a wrong length or NaN/inf."""
+    """Task weights from a custom weighting as a float64 vector, refusing a wrong length or NaN/inf.
+
+    Examples:
+        >>> checked_weights([1, 2], num_tasks=2)
+        array([1., 2.])
+        >>> checked_weights([1.0], num_tasks=2)
+        Traceback (most recent call last):
+            ...
+        ValueError: a weighting must give one weight per task (2), got shape (1,)
+    """
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if num_tasks is not None and w.shape != (num_tasks,):
         raise ValueError(f"a weighting must give one weight per task ({num_tasks}), got shape {w.shape}")
@@ -151,7 +183,14 @@ def checked_weights(weights: object, num_tasks: int | None) -> np.ndarray:
 
 
 def static_weights(weights: Mapping[str, float] | Sequence[float]) -> tuple[tuple[str, ...] | None, np.ndarray]:
-    """Validate fixed loss weights: returns ``(task names or None, weights)``."""
+    """Validate fixed loss weights: returns ``(task names or None, weights)``.
+
+    Examples:
+        >>> static_weights({'a': 0.25, 'b': 0.75})
+        (('a', 'b'), array([0.25, 0.75]))
+        >>> static_weights([1.0, 2.0])
+        (None, array([1., 2.]))
+    """
     if isinstance(weights, Mapping):
         names, count = _parse_tasks(tuple(weights))
         values = [weights[name] for name in names]
@@ -172,14 +211,31 @@ def static_weights(weights: Mapping[str, float] | Sequence[float]) -> tuple[tupl
 
 # --------------------------------------------------------------- small tools
 def softmax(x: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax of a 1-D array (float64)."""
+    """Numerically stable softmax of a 1-D array (float64).
+
+    Examples:
+        >>> import numpy as np
+        >>> softmax(np.array([0.0, np.log(3.0)]))
+        array([0.25, 0.75])
+        >>> softmax(np.array([1000.0, 1000.0]))  # no overflow
+        array([0.5, 0.5])
+    """
     z = np.asarray(x, dtype=np.float64)
     z = np.exp(z - z.max())
     return z / z.sum()
 
 
 def as_generator(generator: np.random.Generator | int | None) -> np.random.Generator:
-    """A numpy Generator from a Generator (used as is), a seed, or None (fresh entropy)."""
+    """A numpy Generator from a Generator (used as is), a seed, or None (fresh entropy).
+
+    Examples:
+        >>> import numpy as np
+        >>> as_generator(0).integers(10, size=3), as_generator(0).integers(10, size=3)  # a seed
+        (array([8, 6, 5]), array([8, 6, 5]))
+        >>> rng = np.random.default_rng(1)
+        >>> as_generator(rng) is rng
+        True
+    """
     if isinstance(generator, np.random.Generator):
         return generator
     if generator is None or (isinstance(generator, (int, np.integer)) and not isinstance(generator, bool)):
@@ -188,11 +244,29 @@ def as_generator(generator: np.random.Generator | int | None) -> np.random.Gener
 
 
 def generator_state(generator: np.random.Generator) -> str:
-    """The bit generator's state as a JSON string (safe to store without pickle)."""
+    """The bit generator's state as a JSON string (safe to store without pickle).
+
+    Examples:
+        >>> import numpy as np
+        >>> import json
+        >>> rng = as_generator(0)
+        >>> json.loads(generator_state(rng))['bit_generator']
+        'PCG64'
+    """
     return json.dumps(generator.bit_generator.state)
 
 
 def set_generator_state(generator: np.random.Generator, state: str) -> None:
+    """Restore a state from :func:`generator_state`: the generator then repeats its draws.
+
+    Examples:
+        >>> rng = as_generator(0)
+        >>> saved = generator_state(rng)
+        >>> first = rng.random()
+        >>> set_generator_state(rng, saved)
+        >>> rng.random() == first
+        True
+    """
     generator.bit_generator.state = json.loads(str(state))
 
 
@@ -213,6 +287,12 @@ def dwa_weights(loss_history: np.ndarray, temperature: float = 2.0) -> np.ndarra
     Args:
         loss_history: shape ``(epochs, K)``, epoch-average losses, oldest first.
         temperature: ``T > 0``; larger T gives more even weights.
+
+    Examples:
+        >>> import numpy as np
+        >>> history = np.array([[1.0, 1.0], [0.5, 1.0]])  # epoch-average losses, oldest first
+        >>> dwa_weights(history, temperature=2.0).round(4)  # the slower task gets more weight
+        array([0.8756, 1.1244])
     """
     if not temperature > 0 or not np.isfinite(temperature):
         raise ValueError(f"DWA temperature must be positive and finite, got {temperature}")
@@ -236,6 +316,16 @@ class EpochAverages:
 
     :meth:`add` one loss vector per step; :meth:`end_epoch` closes the epoch
     and appends its mean to ``history`` (oldest first).
+
+    Examples:
+        >>> import numpy as np
+        >>> averages = EpochAverages()
+        >>> averages.add([1.0, 4.0])
+        >>> averages.add([3.0, 2.0])
+        >>> averages.end_epoch()
+        array([2., 3.])
+        >>> averages.history
+        [array([2., 3.])]
     """
 
     def __init__(self) -> None:
@@ -280,6 +370,12 @@ def rlw_weights(generator: np.random.Generator, num_tasks: int, distribution: st
     default), ``"uniform"`` draws ``lambda ~ U(0, 1)^K``. The draws come from a
     numpy Generator so that the PyTorch and TensorFlow twins draw the same
     weights from the same seed.
+
+    Examples:
+        >>> import numpy as np
+        >>> w = rlw_weights(np.random.default_rng(0), num_tasks=3)
+        >>> w.round(4), round(float(w.sum()), 6)
+        (array([0.2902, 0.2242, 0.4855]), 1.0)
     """
     if distribution == "normal":
         return softmax(generator.standard_normal(num_tasks))
@@ -314,6 +410,13 @@ def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndar
         losses: ``L_i(t)`` (K,), non-negative; initial_losses: ``L_i(0)`` (K,), positive.
     Returns:
         the new weights (K,), float64.
+
+    Examples:
+        >>> import numpy as np
+        >>> norms, losses = np.array([1.0, 3.0]), np.ones(2)
+        >>> w = gradnorm_update(np.ones(2), grad_norms=norms, losses=losses, initial_losses=losses)
+        >>> w.round(4)  # the task with the larger gradient loses weight; the sum stays 2
+        array([1.0513, 0.9487])
     """
     w = np.asarray(weights, dtype=np.float64)
     n = np.asarray(grad_norms, dtype=np.float64)
@@ -354,6 +457,10 @@ def gradnorm_layer_index(shapes: Sequence[Sequence[int]]) -> int:
     GradNorm measures gradient norms on "the last shared layer" W; with the
     shared parameters listed trunk-first this is the last weight matrix (or
     kernel). Falls back to the last parameter when none has rank >= 2.
+
+    Examples:
+        >>> gradnorm_layer_index([(8, 3), (8,), (4, 8), (4,)])  # the last weight matrix
+        2
     """
     if len(shapes) == 0:
         raise ValueError("GradNorm needs at least one shared parameter (the model shares nothing)")
@@ -365,7 +472,12 @@ def gradnorm_layer_index(shapes: Sequence[Sequence[int]]) -> int:
 
 # --------------------------------------------------------- uncertainty (UW)
 def uncertainty_factors(kinds: str | Sequence[str], num_tasks: int) -> np.ndarray:
-    """The factor c_i in ``c_i exp(-s_i) L_i``: 1/2 for regression, 1 for classification."""
+    """The factor c_i in ``c_i exp(-s_i) L_i``: 1/2 for regression, 1 for classification.
+
+    Examples:
+        >>> uncertainty_factors(['regression', 'classification'], 2)
+        array([0.5, 1. ])
+    """
     if isinstance(kinds, str):
         kinds = [kinds] * num_tasks
     kinds = list(kinds)
@@ -378,7 +490,16 @@ def uncertainty_factors(kinds: str | Sequence[str], num_tasks: int) -> np.ndarra
 
 
 def uncertainty_init(init: float) -> float:
-    """The initial log-variance ``s_i``, checked to be a finite number."""
+    """The initial log-variance ``s_i``, checked to be a finite number.
+
+    Examples:
+        >>> uncertainty_init(0)
+        0.0
+        >>> uncertainty_init(float('inf'))
+        Traceback (most recent call last):
+            ...
+        ValueError: UncertaintyWeighting init (the initial log-variance) must be finite, got inf
+    """
     value = float(init)
     if not np.isfinite(value):
         raise ValueError(f"UncertaintyWeighting init (the initial log-variance) must be finite, got {init}")
@@ -386,11 +507,17 @@ def uncertainty_init(init: float) -> float:
 
 
 UNCERTAINTY_NEEDS = "for L < 0 the objective c exp(-s) L + s / 2 has no minimum: s -> -inf"
-"""Why :class:`UncertaintyWeighting` rejects negative losses."""
+"""Why :class:`~mtl_course.torch.weighting.UncertaintyWeighting` (and its TensorFlow twin) rejects negative losses."""
 
 
 def uncertainty_multipliers(log_vars: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """The effective loss weights ``c_i / sigma_i^2 = c_i exp(-s_i)``."""
+    """The effective loss weights ``c_i / sigma_i^2 = c_i exp(-s_i)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> uncertainty_multipliers(np.array([0.0, np.log(2.0)]), np.array([0.5, 1.0]))
+        array([0.5, 0.5])
+    """
     return np.asarray(factors, dtype=np.float64) * np.exp(-np.asarray(log_vars, dtype=np.float64))
 
 
@@ -404,6 +531,12 @@ def uncertainty_optimum(losses: Sequence[float] | np.ndarray, kinds: str | Seque
     optimum the effective weight ``c exp(-s*)`` is ``1 / (2 L)``: each loss is
     scaled towards 1/2, which is what balances tasks of different scale.
     Needs ``L > 0`` (for ``L = 0`` the objective has no minimum, s -> -inf).
+
+    Examples:
+        >>> import numpy as np
+        >>> s = uncertainty_optimum([0.5, 2.0], kinds=['regression', 'classification'])
+        >>> np.exp(s).round(6)  # sigma^2 = L (regression), 2 L (classification)
+        array([0.5, 4. ])
     """
     loss = np.asarray(losses, dtype=np.float64)
     if loss.ndim != 1 or loss.size == 0:

@@ -200,7 +200,14 @@ def _combine(J: tf.Tensor, weights: np.ndarray, G: np.ndarray | None = None) -> 
 
 
 def mean(J: tf.Tensor) -> tf.Tensor:
-    """The mean gradient (:func:`mtl_course.core.aggregation.mean_weights`)."""
+    """The mean gradient (:func:`mtl_course.core.aggregation.mean_weights`).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> mean(J).numpy().round(4)
+        array([0.25, 0.5 ])
+    """
     _check_jacobian(J)
     d = _combine(J, core.mean_weights(np.eye(J.shape[0])))  # the same w @ J as the torch twin
     _raise_if_not_finite(J, d)
@@ -208,7 +215,14 @@ def mean(J: tf.Tensor) -> tf.Tensor:
 
 
 def mgda(J: tf.Tensor) -> tf.Tensor:
-    """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`)."""
+    """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> mgda(J).numpy().round(4)
+        array([0.3077, 0.4615])
+    """
     return _aggregate(J, lambda G, rtol: core.mgda_weights(G))
 
 
@@ -217,6 +231,12 @@ def pcgrad(J: tf.Tensor, generator: np.random.Generator | int | None = None) -> 
 
     See :func:`mtl_course.core.aggregation.pcgrad_weights`. ``generator`` (a numpy
     ``Generator``, an int seed or ``None``) draws the random task orders.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> pcgrad(J, generator=0).numpy().round(4)
+        array([0.8, 1.4])
     """
     return _aggregate(J, lambda G, rtol: core.pcgrad_weights(G, generator))
 
@@ -225,6 +245,12 @@ def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
     """CAGrad with ball radius ``c * ||mean gradient||``.
 
     See :func:`mtl_course.core.aggregation.cagrad_weights`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> cagrad(J, c=0.5).numpy().round(4)
+        array([0.4579, 0.6868])
     """
     return _aggregate(J, lambda G, rtol: core.cagrad_weights(G, c=c, rtol=rtol))
 
@@ -233,6 +259,12 @@ def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
     """Nash-MTL, solving ``G alpha = 1 / alpha``.
 
     See :func:`mtl_course.core.aggregation.nash_mtl_weights`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> nash_mtl(J).numpy().round(4)
+        array([0.7435, 1.203 ])
     """
     return _aggregate(J, lambda G, rtol: core.nash_mtl_weights(G, rtol=rtol, max_iter=max_iter))
 
@@ -241,6 +273,12 @@ def imtl_g(J: tf.Tensor) -> tf.Tensor:
     """IMTL-G, equal projections on every unit gradient.
 
     See :func:`mtl_course.core.aggregation.imtl_g_weights`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> imtl_g(J).numpy().round(4)
+        array([0.2918, 0.4721])
     """
     return _aggregate(J, lambda G, rtol: core.imtl_g_weights(G, rtol=rtol))
 
@@ -249,6 +287,12 @@ def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
     """Aligned-MTL, the mean of gradients aligned to condition number 1.
 
     See :func:`mtl_course.core.aggregation.aligned_mtl_weights`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> aligned_mtl(J).numpy().round(4)
+        array([0.284 , 0.4734])
     """
     return _aggregate(J, lambda G, rtol: core.aligned_mtl_weights(G, rtol=rtol))
 
@@ -257,6 +301,13 @@ def upgrad(J: tf.Tensor) -> tf.Tensor:
     """UPGrad, the mean of the gradients projected onto the dual cone.
 
     See :func:`mtl_course.core.aggregation.upgrad_weights`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)
+        >>> d = upgrad(J)
+        >>> d.numpy().round(4), bool(tf.reduce_all(tf.linalg.matvec(J, d) >= 0))
+        (array([0.4, 0.7]), True)
     """
     return _aggregate(J, lambda G, rtol: core.upgrad_weights(G, rtol=rtol))
 
@@ -271,3 +322,12 @@ AGGREGATORS: dict[str, Callable[..., tf.Tensor]] = {
     "aligned_mtl": aligned_mtl,
     "upgrad": upgrad,
 }
+"""Aggregator name -> aggregator function; :func:`~mtl_course.tf.train.fit` accepts each name as its ``method``.
+
+Examples:
+    >>> import tensorflow as tf
+    >>> sorted(AGGREGATORS)
+    ['aligned_mtl', 'cagrad', 'imtl_g', 'mean', 'mgda', 'nash_mtl', 'pcgrad', 'upgrad']
+    >>> AGGREGATORS["mgda"](tf.eye(2, dtype=tf.float64)).numpy()
+    array([0.5, 0.5])
+"""

@@ -51,6 +51,12 @@ def dense_prediction_model(in_channels: int, num_classes: int, width: int = 16,
     The model is built on a dummy ``(1, in_channels, 8, 8)`` batch, so its
     parameters exist at once (the network is fully convolutional: any ``H`` and ``W``
     divisible by 4 work afterwards).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> model = dense_prediction_model(in_channels=1, num_classes=3, width=4)
+        >>> {k: tuple(v.shape) for k, v in model(tf.zeros((2, 1, 8, 8))).items()}
+        {'segmentation': (2, 3, 8, 8), 'depth': (2, 1, 8, 8)}
     """
     tasks = check_dense_config(in_channels, num_classes, width, tasks)
     trunk = keras.Sequential([
@@ -65,7 +71,14 @@ def dense_prediction_model(in_channels: int, num_classes: int, width: int = 16,
 
 
 def segmentation_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """Mean per-pixel softmax cross-entropy of logits ``(n, C, H, W)`` against classes ``(n, H, W)``."""
+    """Mean per-pixel softmax cross-entropy of logits ``(n, C, H, W)`` against classes ``(n, H, W)``.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> logits = tf.zeros((1, 3, 2, 2))  # 3 classes, all equally likely
+        >>> round(float(segmentation_loss(logits, tf.zeros((1, 2, 2), dtype=tf.int32))), 4)  # log 3
+        1.0986
+    """
     if logits.shape.rank != 4 or tuple(target.shape) != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"segmentation_loss needs logits (n, C, H, W) and labels (n, H, W), "
                          f"got {tuple(logits.shape)} and {tuple(target.shape)}")

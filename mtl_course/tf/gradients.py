@@ -60,6 +60,15 @@ def jacobian(
     ``experimental_use_pfor=False`` (a loop of per-task gradients), which
     needs a ``GradientTape(persistent=True)``; with a non-persistent tape a
     ValueError says so. A non-persistent tape can give one Jacobian only.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> w = tf.Variable([1.0, 2.0])
+        >>> with tf.GradientTape(persistent=True) as tape:
+        ...     losses = [tf.reduce_sum(w), tf.reduce_sum(w ** 2)]
+        >>> jacobian(tape, losses, [w]).numpy()
+        array([[1., 1.],
+               [2., 4.]], dtype=float32)
     """
     values = _loss_list(losses)
     variables = list(variables)
@@ -110,6 +119,17 @@ def representation_jacobian(
     Multi-Objective Optimization", NeurIPS 2018, section 3.3). To then
     differentiate the weighted loss through the network, record on a
     ``persistent=True`` tape.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> x = tf.constant([[1.0, 2.0]])
+        >>> with tf.GradientTape(persistent=True) as tape:
+        ...     tape.watch(x)
+        ...     z = 1.0 * x
+        ...     losses = [tf.reduce_sum(z), tf.reduce_sum(z ** 2)]
+        >>> representation_jacobian(tape, losses, z).numpy()
+        array([[1., 1.],
+               [2., 4.]], dtype=float32)
     """
     if not tf.is_tensor(representation):
         raise TypeError(f"representation must be a tf.Tensor, got {type(representation).__name__}")
@@ -121,7 +141,16 @@ def unflatten_gradients(
 ) -> list[tf.Tensor]:
     """Split a flat direction (``P`` elements, as a row of :func:`jacobian`) into
     tensors shaped like ``variables``, ready for
-    ``optimizer.apply_gradients(zip(grads, variables))``."""
+    ``optimizer.apply_gradients(zip(grads, variables))``.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> import keras
+        >>> layer = keras.layers.Dense(1)
+        >>> layer.build((None, 2))
+        >>> [tuple(g.shape) for g in unflatten_gradients(tf.range(3.0), layer.trainable_variables)]
+        [(2, 1), (1,)]
+    """
     variables = list(variables)
     sizes = [int(v.shape.num_elements()) for v in variables]
     if direction.shape.rank != 1 or direction.shape[0] != sum(sizes):

@@ -68,6 +68,22 @@ class LayerGramian:
             ``model.shared_parameters()``).
 
     ``G`` equals ``J J^T`` of :func:`mtl_course.tf.gradients.jacobian` to rounding.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> import keras
+        >>> from mtl_course import tf as mtl
+        >>> keras.utils.set_random_seed(0)
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {'a': mtl.mlp((4, 1)), 'b': mtl.mlp((4, 1))})
+        >>> x = tf.random.normal((8, 3))
+        >>> _ = model(x)
+        >>> with tf.GradientTape(persistent=True) as tape, LayerGramian(model) as recorder:
+        ...     out = model(x, training=True)
+        ...     losses = [tf.reduce_mean(out['a'] ** 2), tf.reduce_mean(tf.abs(out['b']))]
+        >>> G = recorder.gramian(tape, losses)
+        >>> J = mtl.jacobian(tape, losses, model.shared_parameters())
+        >>> G.shape, bool(tf.reduce_all(tf.abs(G - tf.matmul(J, J, transpose_b=True)) < 1e-6))
+        (TensorShape([2, 2]), True)
     """
 
     def __init__(self, model: keras.layers.Layer, variables: Iterable | None = None) -> None:
@@ -185,6 +201,13 @@ def gramian_weights(aggregator: Callable, G: tf.Tensor) -> tf.Tensor | None:
     Twin of :func:`mtl_course.torch.gramian.gramian_weights`; graph-safe (the
     solve runs through ``tf.numpy_function`` inside a ``tf.function``).
     Returns a tensor of shape ``(T,)`` in ``G``'s dtype.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> from mtl_course.tf import mgda
+        >>> G = tf.constant([[1.0, 0.0], [0.0, 4.0]], dtype=tf.float64)  # J J^T of J = diag(1, 2)
+        >>> gramian_weights(mgda, G).numpy().round(4)
+        array([0.8, 0.2])
     """
     from mtl_course.tf.aggregators import AGGREGATORS, weights_in_graph
 

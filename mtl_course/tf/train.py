@@ -600,6 +600,20 @@ def load(path: str | Path, model: keras.Model, method: Weighting | None = None,
 
     The optimizer is built for ``model.trainable_variables`` plus the
     weighting's variables first if it has not been built yet.
+
+    Examples:
+        >>> import tempfile, os
+        >>> import numpy as np
+        >>> from mtl_course import tf as mtl
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {'a': mtl.mlp((4, 1))})
+        >>> _ = model(np.ones((1, 3)))
+        >>> path = os.path.join(tempfile.mkdtemp(), 'ckpt.npz')
+        >>> save(path, model)
+        >>> copy = mtl.HardSharing(mtl.mlp((3, 4)), {'a': mtl.mlp((4, 1))})
+        >>> _ = copy(np.ones((1, 3)))  # build it first
+        >>> load(path, copy)
+        >>> all(np.array_equal(p, q) for p, q in zip(model.get_weights(), copy.get_weights()))
+        True
     """
     with np.load(path, allow_pickle=False) as data:
         stored = {k: data[k] for k in data.files}

@@ -34,7 +34,14 @@ Tasks = Sequence[str] | int | None
 
 
 class Weighting(tf.Module):
-    """Base class: orders and validates the task losses, holds the task binding."""
+    """Base class: orders and validates the task losses, holds the task binding.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> weighting = EqualWeighting(tasks=['a', 'b'])
+        >>> weighting.stack({'b': tf.constant(2.0), 'a': tf.constant(1.0)}).numpy()
+        array([1., 2.], dtype=float32)
+    """
 
     def __init__(self, tasks: Tasks = None) -> None:
         super().__init__()
@@ -166,14 +173,30 @@ class Weighting(tf.Module):
 
 
 class EqualWeighting(Weighting):
-    """Equal weighting: ``L = sum_i L_i`` (the sum, as in :class:`mtl_course.torch.weighting.EqualWeighting`)."""
+    """Equal weighting: ``L = sum_i L_i`` (the sum, as in :class:`mtl_course.torch.weighting.EqualWeighting`).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> weighting = EqualWeighting()
+        >>> losses = {'a': tf.constant(1.0), 'b': tf.constant(3.0)}
+        >>> float(weighting(losses)), weighting.weights
+        (4.0, array([1., 1.]))
+    """
 
     def __call__(self, losses: Losses) -> tf.Tensor:
         return tf.reduce_sum(self.stack(losses))
 
 
 class StaticWeighting(Weighting):
-    """Fixed non-negative weights: ``L = sum_i alpha_i L_i``."""
+    """Fixed non-negative weights: ``L = sum_i alpha_i L_i``.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> weighting = StaticWeighting({'a': 0.25, 'b': 0.75})
+        >>> losses = {'a': tf.constant(1.0), 'b': tf.constant(3.0)}
+        >>> float(weighting(losses))
+        2.5
+    """
 
     def __init__(self, weights: Mapping[str, float] | Sequence[float]) -> None:
         names, w = core.static_weights(weights)
@@ -190,6 +213,15 @@ class UncertaintyWeighting(Weighting):
     ``exp(-s_i) L_i / 2 + s_i / 2`` (regression) or ``exp(-s_i) L_i + s_i / 2``
     (classification), ``s_i = log sigma_i^2`` a ``tf.Variable`` named
     ``log_vars``; see the PyTorch twin for the derivation and conventions.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> weighting = UncertaintyWeighting(['a', 'b'])
+        >>> losses = {'a': tf.constant(1.0), 'b': tf.constant(3.0)}
+        >>> round(float(weighting(losses)), 4), weighting.weights  # s_i = 0: L_1/2 + L_2/2
+        (2.0, array([0.5, 0.5]))
+        >>> len(weighting.trainable_variables)  # the log-variances, trained with the model
+        1
     """
 
     def __init__(self, tasks: Sequence[str] | int, kinds: str | Sequence[str] = "regression",
@@ -226,7 +258,17 @@ class UncertaintyWeighting(Weighting):
 
 
 class DWA(Weighting):
-    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019); call :meth:`end_epoch` after each epoch."""
+    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019); call :meth:`end_epoch` after each epoch.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> weighting = DWA(temperature=2.0)
+        >>> for epoch_losses in ([1.0, 1.0], [1.0, 1.0], [0.5, 1.0]):  # epochs 1-2 use equal weights
+        ...     total = weighting({'a': tf.constant(epoch_losses[0]), 'b': tf.constant(epoch_losses[1])})
+        ...     weighting.end_epoch()
+        >>> weighting.weights.round(4)
+        array([0.8756, 1.1244])
+    """
 
     def __init__(self, temperature: float = 2.0, tasks: Tasks = None) -> None:
         if not temperature > 0:
@@ -263,6 +305,14 @@ class RLW(Weighting):
 
     ``generator``: a numpy Generator, an int seed or None, exactly as in the
     PyTorch twin, so both draw the same weights.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> weighting = RLW(generator=0)
+        >>> losses = {'a': tf.constant(1.0), 'b': tf.constant(3.0)}
+        >>> total = weighting(losses)
+        >>> weighting.weights.round(4), round(float(weighting.weights.sum()), 6)
+        (array([0.5641, 0.4359]), 1.0)
     """
 
     def __init__(self, distribution: str = "normal", generator: np.random.Generator | int | None = None,
@@ -306,6 +356,16 @@ class GradNorm(Weighting):
             total = gradnorm(losses)                        # sum_i w_i(t) L_i
         gradnorm.update(losses, shared_variables, tape)     # w(t) -> w(t+1)
         grads = tape.gradient(total, variables)
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> W = tf.Variable([1.0, 1.0])
+        >>> with tf.GradientTape(persistent=True) as tape:
+        ...     losses = {'a': tf.reduce_sum(W), 'b': 3 * tf.reduce_sum(W)}  # b's gradient is 3 times larger
+        >>> gradnorm = GradNorm(alpha=1.5, lr=0.025)
+        >>> total = gradnorm(losses)  # w = (1, 1) at first
+        >>> gradnorm.update(losses, [W], tape).round(4)  # a's weight grows, b's shrinks; the sum stays 2
+        array([1.0733, 0.9267])
     """
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025, tasks: Tasks = None) -> None:
@@ -363,4 +423,11 @@ WEIGHTINGS: dict[str, type[Weighting]] = {
     "dwa": DWA,
     "rlw": RLW,
 }
-"""Weightings ``fit`` can build by name (static weights need their values, so pass an object)."""
+"""Weightings ``fit`` can build by name (static weights need their values, so pass an object).
+
+Examples:
+    >>> sorted(WEIGHTINGS)
+    ['dwa', 'equal', 'gradnorm', 'rlw', 'uncertainty']
+    >>> WEIGHTINGS["dwa"](temperature=2.0).temperature
+    2.0
+"""

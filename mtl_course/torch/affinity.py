@@ -54,6 +54,18 @@ def task_affinity(model: nn.Module, data: Data, tasks: Mapping[str, Task | str],
     Returns:
         An :class:`~mtl_course.core.affinity.AffinityTrace`; ``.affinity`` is
         the average over the recorded steps.
+
+    Examples:
+        >>> import numpy as np
+        >>> import torch
+        >>> from mtl_course import torch as mtl
+        >>> _ = torch.manual_seed(0)
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {'a': mtl.mlp((4, 1)), 'b': mtl.mlp((4, 1))})
+        >>> x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+        >>> data = (x, {'a': x[:, 0], 'b': x[:, 0] + x[:, 1]})
+        >>> trace = task_affinity(model, data, {'a': 'mse', 'b': 'mse'}, batch_size=16)  # 2 steps
+        >>> trace.task_names, trace.steps.shape, trace.losses.shape
+        (('a', 'b'), (2, 2, 2), (2, 2))
     """
     check_affinity_arguments(epochs, lr, every)
     split = core_tasks.training_split(data)

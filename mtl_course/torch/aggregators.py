@@ -148,6 +148,12 @@ def mean(J: torch.Tensor) -> torch.Tensor:
     Raises ``ValueError`` naming the rows if ``J`` holds NaN or inf. That check
     reads the result, not ``J``: on CPU the result is computed and checked in
     chunks small enough to stay in cache, so it costs almost nothing.
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> mean(J).round(decimals=4)
+        tensor([0.2500, 0.5000], dtype=torch.float64)
     """
     _check_jacobian(J)
     T, P = J.shape
@@ -171,7 +177,14 @@ def mean(J: torch.Tensor) -> torch.Tensor:
 
 
 def mgda(J: torch.Tensor) -> torch.Tensor:
-    """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`)."""
+    """MGDA, the min-norm convex combination (:func:`mtl_course.core.aggregation.mgda_weights`).
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> mgda(J).round(decimals=4)
+        tensor([0.3077, 0.4615], dtype=torch.float64)
+    """
     _check_jacobian(J)
     G, _ = _gram(J)
     return _combine(J, core.mgda_weights(G), G)
@@ -184,6 +197,12 @@ def pcgrad(
 
     See :func:`mtl_course.core.aggregation.pcgrad_weights`. ``generator`` (a numpy
     ``Generator``, an int seed or ``None``) draws the random task orders.
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> pcgrad(J, generator=0).round(decimals=4)
+        tensor([0.8000, 1.4000], dtype=torch.float64)
     """
     _check_jacobian(J)
     G, _ = _gram(J)
@@ -194,6 +213,12 @@ def cagrad(J: torch.Tensor, c: float = 0.5) -> torch.Tensor:
     """CAGrad with ball radius ``c * ||mean gradient||``.
 
     See :func:`mtl_course.core.aggregation.cagrad_weights`.
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> cagrad(J, c=0.5).round(decimals=4)
+        tensor([0.4579, 0.6868], dtype=torch.float64)
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
@@ -204,6 +229,12 @@ def nash_mtl(J: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
     """Nash-MTL, solving ``G alpha = 1 / alpha``.
 
     See :func:`mtl_course.core.aggregation.nash_mtl_weights`.
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> nash_mtl(J).round(decimals=4)
+        tensor([0.7435, 1.2030], dtype=torch.float64)
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
@@ -214,6 +245,12 @@ def imtl_g(J: torch.Tensor) -> torch.Tensor:
     """IMTL-G, equal projections on every unit gradient.
 
     See :func:`mtl_course.core.aggregation.imtl_g_weights`.
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> imtl_g(J).round(decimals=4)
+        tensor([0.2918, 0.4721], dtype=torch.float64)
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
@@ -224,6 +261,12 @@ def aligned_mtl(J: torch.Tensor) -> torch.Tensor:
     """Aligned-MTL, the mean of gradients aligned to condition number 1.
 
     See :func:`mtl_course.core.aggregation.aligned_mtl_weights`.
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> aligned_mtl(J).round(decimals=4)
+        tensor([0.2840, 0.4734], dtype=torch.float64)
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
@@ -234,6 +277,13 @@ def upgrad(J: torch.Tensor) -> torch.Tensor:
     """UPGrad, the mean of the gradients projected onto the dual cone.
 
     See :func:`mtl_course.core.aggregation.upgrad_weights`.
+
+    Examples:
+        >>> import torch
+        >>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+        >>> d = upgrad(J)
+        >>> d.round(decimals=4), bool((J @ d >= 0).all())
+        (tensor([0.4000, 0.7000], dtype=torch.float64), True)
     """
     _check_jacobian(J)
     G, rtol = _gram(J)
@@ -250,3 +300,12 @@ AGGREGATORS: dict[str, Callable[..., torch.Tensor]] = {
     "aligned_mtl": aligned_mtl,
     "upgrad": upgrad,
 }
+"""Aggregator name -> aggregator function; :func:`~mtl_course.torch.train.fit` accepts each name as its ``method``.
+
+Examples:
+    >>> import torch
+    >>> sorted(AGGREGATORS)
+    ['aligned_mtl', 'cagrad', 'imtl_g', 'mean', 'mgda', 'nash_mtl', 'pcgrad', 'upgrad']
+    >>> AGGREGATORS["mgda"](torch.eye(2, dtype=torch.float64))
+    tensor([0.5000, 0.5000], dtype=torch.float64)
+"""

@@ -52,6 +52,12 @@ def dense_prediction_model(in_channels: int, num_classes: int, width: int = 16,
         width: channels of the first layer (the encoder output has ``2 * width``).
         tasks: which decoders to build, a subset of :data:`mtl_course.experiments.dense.DENSE_TASKS`; one
             task gives a single-task network of the same shape.
+
+    Examples:
+        >>> import torch
+        >>> model = dense_prediction_model(in_channels=1, num_classes=3, width=4)
+        >>> {k: tuple(v.shape) for k, v in model(torch.zeros(2, 1, 8, 8)).items()}
+        {'segmentation': (2, 3, 8, 8), 'depth': (2, 1, 8, 8)}
     """
     tasks = check_dense_config(in_channels, num_classes, width, tasks)
     trunk = nn.Sequential(
@@ -70,6 +76,12 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     ``nll_loss2d`` accumulates with atomic additions on CUDA, has no
     deterministic kernel, and would make every step warn under
     ``seed_everything`` (and differ from run to run in the last bits).
+
+    Examples:
+        >>> import torch
+        >>> logits = torch.zeros(1, 3, 2, 2)  # 3 classes, all equally likely
+        >>> round(float(segmentation_loss(logits, torch.zeros(1, 2, 2, dtype=torch.long))), 4)  # log 3
+        1.0986
     """
     if logits.ndim != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"segmentation_loss needs logits (n, C, H, W) and labels (n, H, W), "

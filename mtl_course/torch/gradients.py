@@ -154,6 +154,13 @@ def representation_jacobian(
     an upper bound that is much cheaper than :func:`jacobian` on the trunk.
     ``retain_graph`` defaults to True because the weighted loss is then
     backpropagated through the whole network.
+
+    Examples:
+        >>> import torch
+        >>> z = torch.tensor([[1.0, 2.0]], requires_grad=True)
+        >>> representation_jacobian([z.sum(), (z ** 2).sum()], z)
+        tensor([[1., 1.],
+                [2., 4.]])
     """
     if not isinstance(representation, torch.Tensor) or not representation.requires_grad:
         raise ValueError("representation must be a tensor that requires grad")
@@ -164,7 +171,14 @@ def unflatten_gradients(
     direction: torch.Tensor, params: Iterable[torch.Tensor]
 ) -> list[torch.Tensor]:
     """Split a flat direction (``P`` elements, as a row of :func:`jacobian`) into
-    tensors shaped like ``params`` (views of ``direction``, in the same order)."""
+    tensors shaped like ``params`` (views of ``direction``, in the same order).
+
+    Examples:
+        >>> import torch
+        >>> layer = torch.nn.Linear(2, 1)
+        >>> [tuple(g.shape) for g in unflatten_gradients(torch.arange(3.0), layer.parameters())]
+        [(1, 2), (1,)]
+    """
     params = list(params)
     total = sum(p.numel() for p in params)
     if direction.ndim != 1 or direction.numel() != total:
@@ -184,6 +198,13 @@ def set_gradients(
     Overwrites ``.grad`` by default (no ``zero_grad`` needed); with
     ``accumulate=True`` it adds to an existing ``.grad`` instead (for example
     to a regularizer's gradient from an ordinary ``backward()``).
+
+    Examples:
+        >>> import torch
+        >>> layer = torch.nn.Linear(2, 1)
+        >>> set_gradients(layer.parameters(), torch.arange(3.0))  # weight (1, 2) then bias (1,)
+        >>> layer.weight.grad, layer.bias.grad
+        (tensor([[0., 1.]]), tensor([2.]))
     """
     params = list(params)
     for p, g in zip(params, unflatten_gradients(direction, params)):

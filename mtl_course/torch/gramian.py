@@ -71,6 +71,20 @@ class LayerGramian:
     ``G`` equals ``J @ J.T`` of :func:`mtl_course.torch.gradients.jacobian` ``(losses, params)``
     to rounding. The context can be entered again for the next step (each entry
     starts a fresh recording).
+
+    Examples:
+        >>> import torch
+        >>> from mtl_course import torch as mtl
+        >>> _ = torch.manual_seed(0)
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {'a': mtl.mlp((4, 1)), 'b': mtl.mlp((4, 1))})
+        >>> x = torch.randn(8, 3)
+        >>> with LayerGramian(model) as recorder:
+        ...     out = model(x)
+        >>> losses = [out['a'].pow(2).mean(), out['b'].abs().mean()]
+        >>> G = recorder.gramian(losses)
+        >>> J = mtl.jacobian(losses, model.shared_parameters())
+        >>> G.shape, bool(torch.allclose(G, J @ J.T, atol=1e-6))
+        (torch.Size([2, 2]), True)
     """
 
     def __init__(self, model: nn.Module, params: Iterable[torch.Tensor] | None = None) -> None:
@@ -189,6 +203,13 @@ def gramian_weights(aggregator: Callable, G: torch.Tensor) -> torch.Tensor | Non
     ``functools.partial`` of one with keyword options); its direction is then
     ``w @ J``, the gradient of ``sum_t w_t L_t``. The zero tolerance is that of
     ``G``'s dtype, as the aggregator would use for a Jacobian of that dtype.
+
+    Examples:
+        >>> import torch
+        >>> from mtl_course.torch import mgda
+        >>> G = torch.tensor([[1.0, 0.0], [0.0, 4.0]], dtype=torch.float64)  # J J^T of J = diag(1, 2)
+        >>> gramian_weights(mgda, G).round(decimals=4)
+        tensor([0.8000, 0.2000], dtype=torch.float64)
     """
     from mtl_course.torch.aggregators import AGGREGATORS
 

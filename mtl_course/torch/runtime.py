@@ -14,6 +14,11 @@ def device() -> torch.device:
 
     Nothing in :mod:`mtl_course.torch` hard-codes a device; models and tensors
     are moved to ``device()`` by the caller (the chapters do this once).
+
+    Examples:
+        >>> import torch
+        >>> device().type in ('cuda', 'mps', 'cpu')
+        True
     """
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -42,6 +47,14 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     Returns nothing (like the TensorFlow twin), so a notebook cell that ends
     with it prints nothing. For a data loader, make a generator with
     ``torch.Generator().manual_seed(seed)``.
+
+    Examples:
+        >>> import torch
+        >>> seed_everything(0, deterministic=False)
+        >>> a = torch.rand(2)
+        >>> seed_everything(0, deterministic=False)
+        >>> torch.equal(a, torch.rand(2))
+        True
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")

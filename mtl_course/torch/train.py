@@ -574,7 +574,20 @@ def save(path: str | Path, model: nn.Module, method: Weighting | None = None,
 
 def load(path: str | Path, model: nn.Module, method: Weighting | None = None,
          optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Load what :func:`save` wrote into existing objects (``torch.load(..., weights_only=True)``)."""
+    """Load what :func:`save` wrote into existing objects (``torch.load(..., weights_only=True)``).
+
+    Examples:
+        >>> import tempfile, os
+        >>> import torch
+        >>> from mtl_course import torch as mtl
+        >>> model = mtl.HardSharing(mtl.mlp((3, 4)), {'a': mtl.mlp((4, 1))})
+        >>> path = os.path.join(tempfile.mkdtemp(), 'ckpt.pt')
+        >>> save(path, model)
+        >>> copy = mtl.HardSharing(mtl.mlp((3, 4)), {'a': mtl.mlp((4, 1))})
+        >>> load(path, copy)
+        >>> all(torch.equal(p, q) for p, q in zip(model.parameters(), copy.parameters()))
+        True
+    """
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     for key, obj in (("method", method), ("optimizer", optimizer)):

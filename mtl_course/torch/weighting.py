@@ -33,6 +33,12 @@ class Weighting(nn.Module):
 
     ``tasks`` (names or a count) may be given at construction or left to
     :meth:`bind` (``fit`` calls it) or to the first call.
+
+    Examples:
+        >>> import torch
+        >>> weighting = EqualWeighting(tasks=['a', 'b'])
+        >>> weighting.stack({'b': torch.tensor(2.0), 'a': torch.tensor(1.0)})
+        tensor([1., 2.])
     """
 
     def __init__(self, tasks: Tasks = None) -> None:
@@ -162,6 +168,12 @@ class EqualWeighting(Weighting):
     The sum (not the mean) is the common convention in the MTL literature and
     in libraries such as LibMTL; the mean is the same direction with the
     learning rate divided by the number of tasks.
+
+    Examples:
+        >>> import torch
+        >>> weighting = EqualWeighting()
+        >>> weighting({'a': torch.tensor(1.0), 'b': torch.tensor(3.0)}), weighting.weights
+        (tensor(4.), array([1., 1.]))
     """
 
     def forward(self, losses: Losses) -> torch.Tensor:
@@ -173,6 +185,12 @@ class StaticWeighting(Weighting):
 
     ``weights`` is a mapping ``task -> weight`` (which also fixes the task
     names) or a sequence in task order.
+
+    Examples:
+        >>> import torch
+        >>> weighting = StaticWeighting({'a': 0.25, 'b': 0.75})
+        >>> weighting({'a': torch.tensor(1.0), 'b': torch.tensor(3.0)})
+        tensor(2.5000)
     """
 
     def __init__(self, weights: Mapping[str, float] | Sequence[float]) -> None:
@@ -208,6 +226,15 @@ class UncertaintyWeighting(Weighting):
 
     The losses must be non-negative (a negative loss raises ``ValueError``:
     the objective would have no minimum and ``s_i`` would run to -inf).
+
+    Examples:
+        >>> import torch
+        >>> weighting = UncertaintyWeighting(['a', 'b'])
+        >>> total = weighting({'a': torch.tensor(1.0), 'b': torch.tensor(3.0)})
+        >>> round(float(total.detach()), 4), weighting.weights  # s_i = 0: L_1/2 + L_2/2
+        (2.0, array([0.5, 0.5]))
+        >>> len(list(weighting.parameters()))  # the log-variances, trained with the model
+        1
     """
 
     def __init__(self, tasks: Sequence[str] | int, kinds: str | Sequence[str] = "regression",
@@ -240,6 +267,15 @@ class DWA(Weighting):
     from epoch-average training losses; 1 for the first two epochs (as the
     paper and LibMTL's ``DWA``). Every call adds the loss values to the running
     epoch average; the training loop must call :meth:`end_epoch` after each epoch.
+
+    Examples:
+        >>> import torch
+        >>> weighting = DWA(temperature=2.0)
+        >>> for epoch_losses in ([1.0, 1.0], [1.0, 1.0], [0.5, 1.0]):  # epochs 1-2 use equal weights
+        ...     total = weighting({'a': torch.tensor(epoch_losses[0]), 'b': torch.tensor(epoch_losses[1])})
+        ...     weighting.end_epoch()
+        >>> weighting.weights.round(4)
+        array([0.8756, 1.1244])
     """
 
     def __init__(self, temperature: float = 2.0, tasks: Tasks = None) -> None:
@@ -279,6 +315,13 @@ class RLW(Weighting):
     ``weights`` is the last draw (uniform ``1/K`` before the first). The
     weights sum to 1, not to K (as in the paper and LibMTL's ``RLW``), so the
     total is on the scale of one task's loss, not of the equal-weighting sum.
+
+    Examples:
+        >>> import torch
+        >>> weighting = RLW(generator=0)
+        >>> total = weighting({'a': torch.tensor(1.0), 'b': torch.tensor(3.0)})
+        >>> weighting.weights.round(4), round(float(weighting.weights.sum()), 6)
+        (array([0.5641, 0.4359]), 1.0)
     """
 
     def __init__(self, distribution: str = "normal", generator: np.random.Generator | int | None = None,
@@ -340,6 +383,15 @@ class GradNorm(Weighting):
             which grows with the gradient norms, so the right value depends on
             the problem's loss scale: if the weights jump between the floor
             and their maximum from step to step, lower it (chapter 7 uses 1e-3).
+
+    Examples:
+        >>> import torch
+        >>> W = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+        >>> losses = {'a': W.sum(), 'b': 3 * W.sum()}  # b's gradient is 3 times larger
+        >>> gradnorm = GradNorm(alpha=1.5, lr=0.025)
+        >>> total = gradnorm(losses)  # w = (1, 1) at first
+        >>> gradnorm.update(losses, [W]).round(4)  # a's weight grows, b's shrinks; the sum stays 2
+        array([1.0733, 0.9267])
     """
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025, tasks: Tasks = None) -> None:
@@ -396,4 +448,11 @@ WEIGHTINGS: dict[str, type[Weighting]] = {
     "dwa": DWA,
     "rlw": RLW,
 }
-"""Weightings ``fit`` can build by name (static weights need their values, so pass an object)."""
+"""Weightings ``fit`` can build by name (static weights need their values, so pass an object).
+
+Examples:
+    >>> sorted(WEIGHTINGS)
+    ['dwa', 'equal', 'gradnorm', 'rlw', 'uncertainty']
+    >>> WEIGHTINGS["dwa"](temperature=2.0).temperature
+    2.0
+"""

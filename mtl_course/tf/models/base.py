@@ -19,6 +19,11 @@ def mlp(sizes: Sequence[int], activation: str | None = "relu", output_activation
     layers, the activation inside every one but the last (and in the last too
     when ``output_activation`` is true). The model is built at construction
     (it starts with ``keras.Input``), so its weights exist right away.
+
+    Examples:
+        >>> model = mlp((3, 8, 1))
+        >>> [(type(layer).__name__, layer.units) for layer in model.layers]
+        [('Dense', 8), ('Dense', 1)]
     """
     sizes = layer_sizes(sizes, "sizes")
     if len(sizes) < 2:
@@ -67,6 +72,25 @@ class MultiTaskModel(keras.Model):
     task's output depends on, :meth:`task_parameters` those only one task uses
     (``keras.Variable`` objects: pass them to ``tf.GradientTape.gradient`` or
     an optimizer as they are).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> import keras
+        >>> class TwoHeads(MultiTaskModel):
+        ...     def __init__(self):
+        ...         super().__init__(['a', 'b'])
+        ...         self.trunk, self.a, self.b = keras.layers.Dense(4), keras.layers.Dense(1), keras.layers.Dense(1)
+        ...     def call(self, x):
+        ...         z = self.trunk(x)
+        ...         return {'a': self.a(z), 'b': self.b(z)}
+        ...     def shared_parameters(self):
+        ...         return list(self.trunk.trainable_variables)
+        ...     def task_parameters(self, name):
+        ...         return list(getattr(self, name).trainable_variables)
+        >>> model = TwoHeads()
+        >>> _ = model(tf.ones((2, 3)))
+        >>> model.task_names, len(model.shared_parameters()), len(model.task_parameters('a'))
+        (('a', 'b'), 2, 2)
     """
 
     def __init__(self, task_names: Sequence[str], **kwargs) -> None:

@@ -15,7 +15,18 @@ from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 class CrossStitchUnit(keras.layers.Layer):
     """Mixes the activations of ``T`` task columns: ``x~_t = sum_s alpha_ts x_s``
-    (twin of :class:`mtl_course.torch.models.CrossStitchUnit`)."""
+    (twin of :class:`mtl_course.torch.models.CrossStitchUnit`).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> unit = CrossStitchUnit(2, alpha_self=0.9)
+        >>> mixed = unit([tf.constant([[1.0]]), tf.constant([[0.0]])])
+        >>> unit.alpha.numpy().round(4)
+        array([[0.9, 0.1],
+               [0.1, 0.9]], dtype=float32)
+        >>> [round(float(a[0, 0]), 4) for a in mixed]
+        [0.9, 0.1]
+    """
 
     def __init__(self, num_tasks: int, alpha_self: float = 0.9, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -42,6 +53,14 @@ class CrossStitch(MultiTaskModel):
         towers: task name -> list of Keras layers (the stages).
         heads: optional task name -> head layer, applied after the last stage.
         alpha_self: initial diagonal of every cross-stitch matrix.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> import keras
+        >>> towers = {t: [keras.layers.Dense(4), keras.layers.Dense(1)] for t in ('a', 'b')}  # 2 stages, 1 unit
+        >>> model = CrossStitch(towers)
+        >>> {k: tuple(v.shape) for k, v in model(tf.ones((2, 3))).items()}
+        {'a': (2, 1), 'b': (2, 1)}
     """
 
     def __init__(

@@ -27,7 +27,15 @@ def _towers(specs: dict, input_dim: int, activation: str) -> dict[str, keras.lay
 
 
 def mix_experts(gate_logits: tf.Tensor, expert_outputs: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-    """``sum_i softmax(gate_logits)_i f_i``: returns (mixture, gate weights)."""
+    """``sum_i softmax(gate_logits)_i f_i``: returns (mixture, gate weights).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> experts = [tf.constant([[1.0, 1.0]]), tf.constant([[3.0, 5.0]])]
+        >>> mixture, gates = mix_experts(tf.zeros((1, 2)), experts)  # equal gate logits
+        >>> mixture.numpy(), gates.numpy()
+        (array([[2., 3.]], dtype=float32), array([[0.5, 0.5]], dtype=float32))
+    """
     weights = tf.nn.softmax(gate_logits, axis=-1)  # (batch, E)
     stacked = tf.stack(list(expert_outputs), axis=1)  # (batch, E, d)
     return tf.einsum("be,bed->bd", weights, stacked), weights
@@ -110,7 +118,17 @@ class MMoE(MultiTaskModel):
 
 class CGCLayer(keras.layers.Layer):
     """One extraction level of PLE (Customized Gate Control); twin of
-    :class:`mtl_course.torch.models.CGCLayer`."""
+    :class:`mtl_course.torch.models.CGCLayer`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> layer = CGCLayer(['a', 'b'], input_dim=6, num_shared_experts=1, num_task_experts=2, expert_hidden=(8,),
+        ...                  activation='relu', with_shared_gate=True)
+        >>> x = tf.ones((2, 6))
+        >>> outputs, shared_next, gates = layer([x, x], x)
+        >>> [tuple(o.shape) for o in outputs], tuple(shared_next.shape), tuple(gates['a'].shape)  # 2 + 1 experts
+        ([(2, 8), (2, 8)], (2, 8), (2, 3))
+    """
 
     def __init__(
         self,
@@ -221,7 +239,15 @@ class PLE(MultiTaskModel):
 
 def ctcvr_logit(click_logit: tf.Tensor, cvr_logit: tf.Tensor) -> tf.Tensor:
     """The logit of ``pCTCVR = sigmoid(a) * sigmoid(b)`` without overflow; twin of
-    :func:`mtl_course.torch.models.ctcvr_logit` (see there for the derivation)."""
+    :func:`mtl_course.torch.models.ctcvr_logit` (see there for the derivation).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> a, b = tf.constant([0.0, 100.0]), tf.constant([0.0, 100.0])
+        >>> p = tf.sigmoid(ctcvr_logit(a, b))
+        >>> p.numpy().tolist()  # 0.5 * 0.5, and no overflow for large logits
+        [0.25, 1.0]
+    """
     log_p = tf.math.log_sigmoid(click_logit) + tf.math.log_sigmoid(cvr_logit)
     not_click = tf.math.log_sigmoid(-click_logit)
     click_not_cvr = tf.math.log_sigmoid(click_logit) + tf.math.log_sigmoid(-cvr_logit)
@@ -232,7 +258,18 @@ def ctcvr_logit(click_logit: tf.Tensor, cvr_logit: tf.Tensor) -> tf.Tensor:
 class ESMM(MultiTaskModel):
     """Entire Space Multi-task Model (Ma et al., SIGIR 2018); twin of
     :class:`mtl_course.torch.models.ESMM`: outputs ``"click"``, ``"conversion"``
-    (pCTCVR) and the non-task ``"cvr"``, all logits of shape ``(batch, 1)``."""
+    (pCTCVR) and the non-task ``"cvr"``, all logits of shape ``(batch, 1)``.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> model = ESMM(6, bottom_hidden=8, tower_hidden=4)
+        >>> out = model(tf.ones((2, 6)))
+        >>> model.task_names, {k: tuple(v.shape) for k, v in out.items()}
+        (('click', 'conversion'), {'click': (2, 1), 'conversion': (2, 1), 'cvr': (2, 1)})
+        >>> p_ctcvr = tf.sigmoid(out['click']) * tf.sigmoid(out['cvr'])
+        >>> bool(tf.reduce_all(tf.abs(tf.sigmoid(out['conversion']) - p_ctcvr) < 1e-6))
+        True
+    """
 
     def __init__(
         self,

@@ -65,6 +65,16 @@ class SoftSharing(MultiTaskModel):
     the ``"l2"``, ``"trace_norm"`` and ``"weight_decay"`` formulas and references).
 
     Towers must have the same architecture; it is checked as soon as they are built.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> from mtl_course.tf import mlp
+        >>> model = SoftSharing({'a': mlp((3, 4, 1)), 'b': mlp((3, 4, 1))}, coupling='l2', strength=0.1)
+        >>> {k: tuple(v.shape) for k, v in model(tf.ones((2, 3))).items()}
+        {'a': (2, 1), 'b': (2, 1)}
+        >>> model.towers['b'].set_weights(model.towers['a'].get_weights())  # make the towers equal
+        >>> float(model.penalty())  # equal towers: no penalty
+        0.0
     """
 
     def __init__(

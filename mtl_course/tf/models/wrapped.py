@@ -24,7 +24,17 @@ def _variables(part: keras.layers.Layer | Iterable) -> list:
 
 class Wrapped(MultiTaskModel):
     """A Keras layer or model whose outputs are named by task, with its shared variables
-    declared (built by :func:`wrap`; twin of :class:`mtl_course.torch.models.Wrapped`)."""
+    declared (built by :func:`wrap`; twin of :class:`mtl_course.torch.models.Wrapped`).
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> import keras
+        >>> net = keras.Sequential([keras.layers.Dense(4, activation='relu'), keras.layers.Dense(1)])  # one output
+        >>> _ = net(tf.ones((1, 3)))
+        >>> model = wrap(net, ['price'], shared=net.layers[0])
+        >>> type(model).__name__, {k: tuple(v.shape) for k, v in model(tf.ones((5, 3))).items()}
+        ('Wrapped', {'price': (5, 1)})
+    """
 
     def __init__(self, module: keras.layers.Layer, tasks: Sequence[str],
                  shared: keras.layers.Layer | Iterable | None = None,

@@ -20,6 +20,14 @@ def mlp(sizes: Sequence[int], activation: str | None = "relu", output_activation
     ``output_activation`` is true (experts end with it, output towers do not).
     The Keras twin :func:`mtl_course.tf.models.mlp` has the same layout, one
     ``Dense`` per ``Linear``, which is what :func:`mtl_course.parity.copy_mlp` maps.
+
+    Examples:
+        >>> mlp((3, 8, 1))
+        Sequential(
+          (0): Linear(in_features=3, out_features=8, bias=True)
+          (1): ReLU()
+          (2): Linear(in_features=8, out_features=1, bias=True)
+        )
     """
     sizes = layer_sizes(sizes, "sizes")
     if len(sizes) < 2:
@@ -55,6 +63,24 @@ class MultiTaskModel(nn.Module):
     uses; together they partition ``parameters()``. Gradient methods (MGDA,
     PCGrad, ...) take the Jacobian of the task losses with respect to the
     shared parameters.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> class TwoHeads(MultiTaskModel):
+        ...     def __init__(self):
+        ...         super().__init__(['a', 'b'])
+        ...         self.trunk, self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 1), nn.Linear(4, 1)
+        ...     def forward(self, x):
+        ...         z = self.trunk(x)
+        ...         return {'a': self.a(z), 'b': self.b(z)}
+        ...     def shared_parameters(self):
+        ...         return list(self.trunk.parameters())
+        ...     def task_parameters(self, name):
+        ...         return list(getattr(self, name).parameters())
+        >>> model = TwoHeads()
+        >>> model.task_names, len(model.shared_parameters()), len(model.task_parameters('a'))
+        (('a', 'b'), 2, 2)
     """
 
     def __init__(self, task_names: Sequence[str]) -> None:

@@ -16,6 +16,15 @@ class CrossStitchUnit(nn.Module):
 
     ``alpha`` is a learnable ``T x T`` matrix (one per unit, shared by all
     channels), initialised by :func:`mtl_course.core.model_config.cross_stitch_init`.
+
+    Examples:
+        >>> import torch
+        >>> unit = CrossStitchUnit(2, alpha_self=0.9)
+        >>> unit.alpha.detach()
+        tensor([[0.9000, 0.1000],
+                [0.1000, 0.9000]])
+        >>> [round(float(a.detach()), 4) for a in unit([torch.tensor([[1.0]]), torch.tensor([[0.0]])])]
+        [0.9, 0.1]
     """
 
     def __init__(self, num_tasks: int, alpha_self: float = 0.9) -> None:
@@ -54,6 +63,14 @@ class CrossStitch(MultiTaskModel):
     column's stages before the last unit, so those stages and the units are
     :meth:`shared_parameters`; a task's last stage and head are its
     :meth:`task_parameters`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> towers = {t: [nn.Linear(3, 4), nn.Linear(4, 1)] for t in ('a', 'b')}  # 2 stages, 1 unit
+        >>> model = CrossStitch(towers)
+        >>> {k: tuple(v.shape) for k, v in model(torch.ones(2, 3)).items()}
+        {'a': (2, 1), 'b': (2, 1)}
     """
 
     def __init__(

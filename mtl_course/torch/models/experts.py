@@ -27,7 +27,15 @@ def _towers(specs: dict, input_dim: int, activation: str) -> dict[str, nn.Module
 
 
 def mix_experts(gate_logits: torch.Tensor, expert_outputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sum_i softmax(gate_logits)_i f_i``: returns (mixture, gate weights)."""
+    """``sum_i softmax(gate_logits)_i f_i``: returns (mixture, gate weights).
+
+    Examples:
+        >>> import torch
+        >>> experts = [torch.tensor([[1.0, 1.0]]), torch.tensor([[3.0, 5.0]])]
+        >>> mixture, gates = mix_experts(torch.zeros(1, 2), experts)  # equal gate logits
+        >>> mixture, gates
+        (tensor([[2., 3.]]), tensor([[0.5000, 0.5000]]))
+    """
     weights = torch.softmax(gate_logits, dim=-1)  # (batch, E)
     stacked = torch.stack(list(expert_outputs), dim=1)  # (batch, E, d)
     return torch.einsum("be,bed->bd", weights, stacked), weights
@@ -135,6 +143,15 @@ class CGCLayer(nn.Module):
     task's and the shared ones) into the input of the next level's shared experts.
     Task experts, task gates and the shared gate read task ``k``'s, task
     ``k``'s and the shared input respectively.
+
+    Examples:
+        >>> import torch
+        >>> layer = CGCLayer(['a', 'b'], input_dim=6, num_shared_experts=1, num_task_experts=2, expert_hidden=(8,),
+        ...                  activation='relu', with_shared_gate=True)
+        >>> x = torch.ones(2, 6)
+        >>> outputs, shared_next, gates = layer([x, x], x)
+        >>> [tuple(o.shape) for o in outputs], tuple(shared_next.shape), tuple(gates['a'].shape)  # 2 + 1 experts
+        ([(2, 8), (2, 8)], (2, 8), (2, 3))
     """
 
     def __init__(
@@ -277,6 +294,13 @@ def ctcvr_logit(click_logit: torch.Tensor, cvr_logit: torch.Tensor) -> torch.Ten
     ``log(1 - p) = logaddexp(logsigmoid(-a), logsigmoid(a) + logsigmoid(-b))``;
     both are finite for finite logits, so the logit ``log p - log(1 - p)``
     is finite too and a binary cross-entropy on logits stays safe.
+
+    Examples:
+        >>> import torch
+        >>> a, b = torch.tensor([0.0, 100.0]), torch.tensor([0.0, 100.0])
+        >>> p = torch.sigmoid(ctcvr_logit(a, b))
+        >>> p.tolist()  # 0.5 * 0.5, and no overflow for large logits
+        [0.25, 1.0]
     """
     log_p = F.logsigmoid(click_logit) + F.logsigmoid(cvr_logit)
     log_not_p = torch.logaddexp(F.logsigmoid(-click_logit), F.logsigmoid(click_logit) + F.logsigmoid(-cvr_logit))
@@ -303,6 +327,15 @@ class ESMM(MultiTaskModel):
 
     Parameter split: the bottom and the CTR tower reach both tasks (shared);
     only the CVR tower is task ``"conversion"``'s own; ``"click"`` has none.
+
+    Examples:
+        >>> import torch
+        >>> model = ESMM(6, bottom_hidden=8, tower_hidden=4)
+        >>> out = model(torch.ones(2, 6))
+        >>> model.task_names, {k: tuple(v.shape) for k, v in out.items()}
+        (('click', 'conversion'), {'click': (2, 1), 'conversion': (2, 1), 'cvr': (2, 1)})
+        >>> torch.allclose(torch.sigmoid(out['conversion']), torch.sigmoid(out['click']) * torch.sigmoid(out['cvr']))
+        True
     """
 
     def __init__(

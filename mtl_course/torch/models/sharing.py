@@ -89,6 +89,16 @@ class SoftSharing(MultiTaskModel):
     the ``"l2"`` limit is one network whose outputs serve every task (all
     towers equal), not hard sharing with task-specific heads: to mimic that,
     build towers whose heads are not coupled, or use :class:`HardSharing`.
+
+    Examples:
+        >>> import torch
+        >>> from mtl_course.torch import mlp
+        >>> model = SoftSharing({'a': mlp((3, 4, 1)), 'b': mlp((3, 4, 1))}, coupling='l2', strength=0.1)
+        >>> {k: tuple(v.shape) for k, v in model(torch.ones(2, 3)).items()}
+        {'a': (2, 1), 'b': (2, 1)}
+        >>> _ = model.towers['b'].load_state_dict(model.towers['a'].state_dict())  # make the towers equal
+        >>> float(model.penalty().detach())  # equal towers: no penalty
+        0.0
     """
 
     def __init__(self, towers: Mapping[str, nn.Module], coupling: str = "l2", strength: float = 1e-2) -> None:

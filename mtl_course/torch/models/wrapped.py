@@ -25,6 +25,14 @@ class Wrapped(MultiTaskModel):
 
     Built by :func:`wrap`; ``module`` is registered as a submodule, so
     ``parameters()``, ``state_dict()`` and ``.to(device)`` see its parameters.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))  # one task: a plain tensor
+        >>> model = wrap(net, ['price'], shared=net[0])
+        >>> type(model).__name__, {k: tuple(v.shape) for k, v in model(torch.ones(5, 3)).items()}
+        ('Wrapped', {'price': (5, 1)})
     """
 
     def __init__(self, module: nn.Module, tasks: Sequence[str],
