@@ -230,3 +230,53 @@ def test_check_examples_casts_to_float32():
         check_examples(np.array([["a"]]), np.zeros((1, 1)))
     with pytest.raises(ValueError, match="no examples"):
         check_examples(np.zeros((0, 1)), np.zeros((0, 1)))
+
+
+def _eager_sgd(model, x, y, steps, lr):
+    """Reference for the compiled TF inner loop: plain eager full-batch SGD on the MSE, step by step."""
+    import tensorflow as tf
+
+    x, y = tf.constant(x), tf.constant(y)
+    losses = []
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        losses.append(float(loss))
+        for v, g in zip(model.trainable_variables, tape.gradient(loss, model.trainable_variables)):
+            v.assign_sub(lr * g)
+    return losses
+
+
+def test_tf_compiled_inner_loop_matches_eager_sgd_and_traces_once():
+    _, model = _twins(2, sizes=(1, 16, 16, 1))
+    reference = tf_mlp([1, 16, 16, 1])
+    reference.set_weights(model.get_weights())
+    (x, y), = _tasks(np.random.default_rng(4), 1, n=10)
+    adapted = tf_meta.adapt(model, x, y, steps=40, lr=0.05)
+    _eager_sgd(reference, x, y, 40, 0.05)
+    for a, b in zip(adapted.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(adapted.get_weights()[0], model.get_weights()[0])  # it did train
+    # the pre-adaptation loss of reptile_step is the eager loop's first loss
+    reference.set_weights(model.get_weights())
+    first = _eager_sgd(reference, x, y, 1, 0.05)[0]
+    assert tf_meta.reptile_step(model, [(x, y)], inner_steps=3, inner_lr=0.05) == pytest.approx(first, rel=1e-6)
+    # new step counts and rates are tensors: the loop is traced once per model and input shape
+    loop = tf_meta._COMPILED[model][1]
+    traces = loop.experimental_get_tracing_count()
+    for steps, lr in [(1, 0.01), (7, 0.03), (2, 0.2)]:
+        tf_meta.reptile_step(model, [(x, y)], inner_steps=steps, inner_lr=lr)
+        tf_meta.adapt(model, x, y, steps=steps, lr=lr)
+    assert loop.experimental_get_tracing_count() == traces
+
+
+def test_tf_compiled_inner_loop_stops_at_the_first_non_finite_loss():
+    _, model = _twins(3, sizes=(1, 4, 1))
+    x = np.full((4, 1), 100.0, np.float32)
+    reference = tf_mlp([1, 4, 1])
+    reference.set_weights(model.get_weights())
+    with np.errstate(all="ignore"):
+        eager = _eager_sgd(reference, x, x, 50, 10.0)
+    first_bad = next(i for i, value in enumerate(eager) if not np.isfinite(value))
+    with pytest.raises(ValueError, match=f"at SGD step {first_bad}: lower the learning rate"):
+        tf_meta.adapt(model, x, x, steps=50, lr=10.0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 
 import keras
@@ -42,18 +43,53 @@ def _mse(model: keras.Model, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 
 
 def _sgd(model: keras.Model, variables: list, x: tf.Tensor, y: tf.Tensor, steps: int, lr: float) -> float:
-    """``steps`` full-batch SGD steps on the MSE, in place; returns the loss before the first step."""
-    first = math.nan
-    for step in range(steps):
-        with tf.GradientTape() as tape:
-            loss = _mse(model, x, y)
-        value = float(loss)
-        if not math.isfinite(value):
-            raise ValueError(f"the loss became {value} at SGD step {step}: lower the learning rate")
-        first = value if step == 0 else first
-        for v, g in zip(variables, tape.gradient(loss, variables)):
-            v.assign_sub(lr * g)
-    return first
+    """``steps`` full-batch SGD steps on the MSE, in place; returns the loss before the first step.
+
+    The loop runs as one compiled graph (:func:`_compiled_sgd`); a non-finite
+    loss stops it before that step's update and raises here.
+    """
+    first, failed_at, bad = _compiled_sgd(model, variables)(x, y, tf.constant(steps, tf.int32),
+                                                            tf.constant(lr, x.dtype))
+    if int(failed_at) >= 0:
+        raise ValueError(f"the loss became {float(bad)} at SGD step {int(failed_at)}: lower the learning rate")
+    return float(first)
+
+
+# model -> (its trainable variables, the compiled SGD loop on them); weak keys, so models can be freed.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled_sgd(model: keras.Model, variables: list) -> Callable:
+    """The ``tf.function`` running :func:`_sgd`'s loop on ``model``, traced once per model and input shape.
+
+    It returns ``(first loss, index of the first non-finite loss or -1, that loss)``;
+    ``steps`` and ``lr`` are tensors, so new values do not retrace.
+    """
+    cached = _COMPILED.get(model)
+    if cached is not None and len(cached[0]) == len(variables) and all(
+            a is b for a, b in zip(cached[0], variables)):
+        return cached[1]
+    model_ref = weakref.ref(model)  # the function must not keep its own key alive
+
+    @tf.function(reduce_retracing=True)
+    def loop(x: tf.Tensor, y: tf.Tensor, steps: tf.Tensor, lr: tf.Tensor) -> tuple:
+        first = tf.constant(math.nan, x.dtype)
+        failed_at = tf.constant(-1, tf.int32)
+        bad = tf.constant(0.0, x.dtype)
+        for step in tf.range(steps):
+            with tf.GradientTape() as tape:
+                loss = _mse(model_ref(), x, y)
+            if not tf.math.is_finite(loss):
+                failed_at, bad = step, loss
+                break
+            if step == 0:
+                first = loss
+            for v, g in zip(variables, tape.gradient(loss, variables)):
+                v.assign_sub(lr * g)
+        return first, failed_at, bad
+
+    _COMPILED[model] = (list(variables), loop)
+    return loop
 
 
 def _trainable(model: keras.Model) -> list:
@@ -172,7 +208,14 @@ def adapt(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int = 32, lr:
     lr = check_rate(lr, "lr")
     x_t, y_t = _tensors(x, y)
     adapted = keras.models.clone_model(model)
-    adapted.set_weights(model.get_weights())
     if steps:
-        _sgd(adapted, _trainable(adapted), x_t, y_t, steps, lr)
+        # Train ``model`` itself and restore it, so its compiled loop is reused instead of traced for a clone.
+        before = model.get_weights()
+        try:
+            _sgd(model, _trainable(model), x_t, y_t, steps, lr)
+            adapted.set_weights(model.get_weights())
+        finally:
+            model.set_weights(before)
+    else:
+        adapted.set_weights(model.get_weights())
     return adapted
