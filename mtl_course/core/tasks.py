@@ -208,6 +208,77 @@ def training_split(data: MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndar
     return split
 
 
+def is_loader(data: object) -> bool:
+    """True for a re-iterable of batches (a torch ``DataLoader``, a ``tf.data.Dataset``), False for arrays.
+
+    Examples:
+        >>> import numpy as np
+        >>> is_loader((np.zeros((3, 2)), {'a': np.ones(3)})), is_loader([(np.zeros((3, 2)), {'a': np.ones(3)})])
+        (False, False)
+        >>> is_loader(iter([]))
+        True
+    """
+    return not isinstance(data, (MultiTaskSplit, tuple, list, dict, np.ndarray)) and hasattr(data, "__iter__")
+
+
+def batch_pair(batch: object) -> tuple[Any, Mapping[str, Any]]:
+    """A loader's batch as ``(x, {task: y})``, refusing anything else with a message that says so.
+
+    Examples:
+        >>> x, y = batch_pair(([1.0], {'a': [0.0]}))
+        >>> x, y
+        ([1.0], {'a': [0.0]})
+        >>> batch_pair([1.0, 2.0])
+        Traceback (most recent call last):
+            ...
+        TypeError: each batch must be a pair (x, {task: y}), got list
+    """
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping):
+        return batch[0], batch[1]
+    raise TypeError(f"each batch must be a pair (x, {{task: y}}), got {type(batch).__name__}")
+
+
+def materialize(loader: object, to_numpy: Callable[[Any], np.ndarray] = np.asanyarray) -> MultiTaskSplit:
+    """All batches of a loader as one in-memory split (what ``evaluate`` scores).
+
+    ``to_numpy`` turns a framework tensor into a numpy array; masked targets stay masked.
+
+    Examples:
+        >>> import numpy as np
+        >>> batches = [(np.zeros((2, 3)), {'a': np.ones(2)}), (np.zeros((1, 3)), {'a': np.zeros(1)})]
+        >>> split = materialize(batches)
+        >>> split.x.shape, split.y['a'].tolist()
+        ((3, 3), [1.0, 1.0, 0.0])
+    """
+    xs, ys = [], {}
+    for batch in loader:
+        x, y = batch_pair(batch)
+        xs.append(to_numpy(x))
+        for k, v in y.items():
+            ys.setdefault(k, []).append(to_numpy(v))
+    if not xs:
+        raise ValueError("the data loader yielded no batch")
+    return MultiTaskSplit(np.concatenate(xs), {k: np.ma.concatenate(v) if any(np.ma.isMaskedArray(a) for a in v)
+                                               else np.concatenate(v) for k, v in ys.items()})
+
+
+def evaluation_split(data: object, what: str,
+                     to_numpy: Callable[[Any], np.ndarray] = np.asanyarray) -> MultiTaskSplit:
+    """Arrays or a loader as one split, refusing an empty one (``what``: "validation", "evaluation").
+
+    Examples:
+        >>> import numpy as np
+        >>> evaluation_split((np.zeros((0, 2)), {'a': np.ones(0)}), "validation")
+        Traceback (most recent call last):
+            ...
+        ValueError: the validation data is empty
+    """
+    split = materialize(data, to_numpy) if is_loader(data) else as_split(data)
+    if len(split) == 0:
+        raise ValueError(f"the {what} data is empty")
+    return split
+
+
 def labelled_mask(task: Task, target: np.ndarray) -> np.ndarray | None:
     """True where ``target`` holds a label, shaped like it; None when every entry does.
 

@@ -312,41 +312,8 @@ def _check_model(model: keras.Model, outputs: object, names: list[str], needs_sh
             "shared=trunk, heads=...)")
 
 
-def _is_loader(data: object) -> bool:
-    """A tf.data.Dataset (or another re-iterable of batches), as opposed to in-memory arrays."""
-    return not isinstance(data, (MultiTaskSplit, tuple, list, dict, np.ndarray)) and hasattr(data, "__iter__")
-
-
-def _batch_pair(batch: object) -> tuple:
-    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping):
-        return batch[0], batch[1]
-    raise TypeError("each batch of a data set must be a pair (x, {task: y}), "
-                    f"got {type(batch).__name__}")
-
-
 def _numpy(value: object) -> np.ndarray:
     return value.numpy() if tf.is_tensor(value) else np.asanyarray(value)
-
-
-def _materialize(loader: object) -> MultiTaskSplit:
-    """All batches of a data set as one in-memory split (what ``evaluate`` scores)."""
-    xs, ys = [], {}
-    for batch in loader:
-        x, y = _batch_pair(batch)
-        xs.append(_numpy(x))
-        for k, v in y.items():
-            ys.setdefault(k, []).append(_numpy(v))
-    if not xs:
-        raise ValueError("the data set yielded no batch")
-    return MultiTaskSplit(np.concatenate(xs), {k: np.ma.concatenate(v) if any(np.ma.isMaskedArray(a) for a in v)
-                                               else np.concatenate(v) for k, v in ys.items()})
-
-
-def _split(data: object, what: str) -> MultiTaskSplit:
-    split = _materialize(data) if _is_loader(data) else core_tasks.as_split(data)
-    if len(split) == 0:
-        raise ValueError(f"the {what} data is empty")
-    return split
 
 
 def _set_learning_rate(opt: keras.optimizers.Optimizer, value: float) -> None:
@@ -394,17 +361,17 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
         raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
     if scheduler is not None and not callable(scheduler):
         raise TypeError(f"scheduler must be a function (epoch, lr) -> lr, got {scheduler!r}")
-    loader = _is_loader(train_data)
+    loader = core_tasks.is_loader(train_data)
     split = None if loader else core_tasks.training_split(train_data)
     if loader:
-        first_x, first_y = _batch_pair(next(iter(train_data)))
+        first_x, first_y = core_tasks.batch_pair(next(iter(train_data)))
         data_tasks = tuple(first_y)
     else:
         data_tasks = split.task_names
     specs = core_tasks.resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
     names = list(specs)
     if val_data is not None:
-        val_data = _split(val_data, "validation")
+        val_data = core_tasks.evaluation_split(val_data, "validation", _numpy)
     if patience is not None and val_data is None:
         raise ValueError("early stopping (patience=...) needs val_data")
     stopper = core_tasks.EarlyStopping(monitor, patience, specs)
@@ -450,7 +417,7 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
                     yield x, ys, ms, index, present
                 return
             for batch in train_data:
-                bx, by = _batch_pair(batch)
+                bx, by = core_tasks.batch_pair(batch)
                 bx = tf.convert_to_tensor(bx)
                 bys, bms, present = {}, {}, []
                 for n in names:
@@ -550,7 +517,7 @@ def evaluate(model: keras.Model, data: Data, tasks: Mapping[str, Task | str], ba
         >>> evaluate(model, (np.ones((4, 3), np.float32), {"a": np.zeros(4)}), {"a": "mse"}).metrics
         {'a': 'mse'}
     """
-    split = _split(data, "evaluation")
+    split = core_tasks.evaluation_split(data, "evaluation", _numpy)
     specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
     outputs = predict(model, split.x, batch_size)
     targets, masks = core_tasks.prepare_targets(split, specs)

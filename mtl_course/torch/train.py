@@ -157,41 +157,8 @@ def _input_tensor(x: np.ndarray | torch.Tensor, model: nn.Module, dev: torch.dev
 _INDEX_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
 
 
-def _is_loader(data: object) -> bool:
-    """A DataLoader (or another re-iterable of batches), as opposed to in-memory arrays."""
-    return not isinstance(data, (MultiTaskSplit, tuple, list, dict, np.ndarray)) and hasattr(data, "__iter__")
-
-
-def _batch_pair(batch: object) -> tuple[Any, Mapping[str, Any]]:
-    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping):
-        return batch[0], batch[1]
-    raise TypeError("each batch of a data loader must be a pair (x, {task: y}), "
-                    f"got {type(batch).__name__}")
-
-
 def _numpy(value: Any) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asanyarray(value)
-
-
-def _materialize(loader: Any) -> MultiTaskSplit:
-    """All batches of a loader as one in-memory split (what ``evaluate`` scores)."""
-    xs, ys = [], {}
-    for batch in loader:
-        x, y = _batch_pair(batch)
-        xs.append(_numpy(x))
-        for k, v in y.items():
-            ys.setdefault(k, []).append(_numpy(v))
-    if not xs:
-        raise ValueError("the data loader yielded no batch")
-    return MultiTaskSplit(np.concatenate(xs), {k: np.ma.concatenate(v) if any(np.ma.isMaskedArray(a) for a in v)
-                                               else np.concatenate(v) for k, v in ys.items()})
-
-
-def _split(data: Any, what: str) -> MultiTaskSplit:
-    split = _materialize(data) if _is_loader(data) else core_tasks.as_split(data)
-    if len(split) == 0:
-        raise ValueError(f"the {what} data is empty")
-    return split
 
 
 def _check_model(model: nn.Module, outputs: Any, names: list[str], needs_shared: bool) -> None:
@@ -295,17 +262,17 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
-    loader = _is_loader(train_data)
+    loader = core_tasks.is_loader(train_data)
     split = None if loader else core_tasks.training_split(train_data)
     if loader:
-        first_x, first_y = _batch_pair(next(iter(train_data)))
+        first_x, first_y = core_tasks.batch_pair(next(iter(train_data)))
         data_tasks = tuple(first_y)
     else:
         data_tasks = split.task_names
     specs = core_tasks.resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
     names = list(specs)
     if val_data is not None:
-        val_data = _split(val_data, "validation")
+        val_data = core_tasks.evaluation_split(val_data, "validation", _numpy)
     if patience is not None and val_data is None:
         raise ValueError("early stopping (patience=...) needs val_data")
     stopper = core_tasks.EarlyStopping(monitor, patience, specs)
@@ -335,7 +302,7 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
     def batches():
         if loader:
             for batch in train_data:
-                x, y = _batch_pair(batch)
+                x, y = core_tasks.batch_pair(batch)
                 yield _input_tensor(x, model, dev), {n: _numpy(y[n]) for n in names}, None
         else:
             for index in core_tasks.batch_indices(len(split), batch_size, rng):
@@ -529,7 +496,7 @@ def evaluate(model: nn.Module, data: Data, tasks: Mapping[str, Task | str], batc
         >>> scores.metrics
         {'a': 'mse'}
     """
-    split = _split(data, "evaluation")
+    split = core_tasks.evaluation_split(data, "evaluation", _numpy)
     specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
     outputs = predict(model, split.x, batch_size)
     targets, masks = core_tasks.prepare_targets(split, specs)
