@@ -11,7 +11,7 @@ alignment of predictions and targets (:func:`aligned_shape`) and the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -277,6 +277,33 @@ def evaluation_split(data: object, what: str,
     if len(split) == 0:
         raise ValueError(f"the {what} data is empty")
     return split
+
+
+def check_model_outputs(model: object, outputs: object, names: Sequence[str], needs_shared: bool,
+                        package: str, returns: str, shared_word: str) -> None:
+    """Raise a TypeError saying what ``fit`` needs from a model that lacks it.
+
+    ``package`` (``"mtl_course.torch"`` or ``"mtl_course.tf"``), ``returns`` (what a
+    wrappable model returns instead) and ``shared_word`` ("parameters" or
+    "variables") put the advice in the framework's words.
+
+    Examples:
+        >>> check_model_outputs(None, (1, 2), ["a"], False, "mtl_course.torch", "a tuple", "parameters")
+        Traceback (most recent call last):
+            ...
+        TypeError: model(x) must return a dict task name -> output, got tuple; wrap a module that returns a tuple with mtl_course.torch.wrap(module, shared=..., heads=...)
+    """
+    if not isinstance(outputs, Mapping):
+        raise TypeError(
+            f"model(x) must return a dict task name -> output, got {type(outputs).__name__}; "
+            f"wrap a module that returns {returns} with {package}.wrap(module, shared=..., heads=...)")
+    missing = [n for n in names if n not in outputs]
+    if missing:
+        raise TypeError(f"model(x) has no output for task(s) {missing} (it returned {list(outputs)})")
+    if needs_shared and not callable(getattr(model, "shared_parameters", None)):
+        raise TypeError(
+            f"this method needs model.shared_parameters() (the {shared_word} every task uses): build the "
+            f"model with {package}.HardSharing, or wrap it with {package}.wrap(module, shared=trunk, heads=...)")
 
 
 def labelled_mask(task: Task, target: np.ndarray) -> np.ndarray | None:

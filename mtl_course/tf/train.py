@@ -296,20 +296,8 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
 
 
 def _check_model(model: keras.Model, outputs: object, names: list[str], needs_shared: bool) -> None:
-    """Raise a TypeError saying what ``fit`` needs from a model that lacks it (see the PyTorch twin)."""
-    if not isinstance(outputs, Mapping):
-        raise TypeError(
-            f"model(x) must return a dict task name -> output, got {type(outputs).__name__}; "
-            "wrap a model that returns a list or a tensor with mtl_course.tf.wrap(module, "
-            "shared=..., heads=...)")
-    missing = [n for n in names if n not in outputs]
-    if missing:
-        raise TypeError(f"model(x) has no output for task(s) {missing} (it returned {list(outputs)})")
-    if needs_shared and not callable(getattr(model, "shared_parameters", None)):
-        raise TypeError(
-            "this method needs model.shared_parameters() (the variables every task uses): build the "
-            "model with mtl_course.tf.HardSharing, or wrap it with mtl_course.tf.wrap(module, "
-            "shared=trunk, heads=...)")
+    """Raise a TypeError saying what ``fit`` needs from a model that lacks it."""
+    core_tasks.check_model_outputs(model, outputs, names, needs_shared, "mtl_course.tf", "a list or a tensor", "variables")
 
 
 def _numpy(value: object) -> np.ndarray:

@@ -157,25 +157,13 @@ def _input_tensor(x: np.ndarray | torch.Tensor, model: nn.Module, dev: torch.dev
 _INDEX_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
 
 
+def _check_model(model: nn.Module, outputs: object, names: list[str], needs_shared: bool) -> None:
+    """Raise a TypeError saying what ``fit`` needs from a model that lacks it."""
+    core_tasks.check_model_outputs(model, outputs, names, needs_shared, "mtl_course.torch", "a tuple or a tensor", "parameters")
+
+
 def _numpy(value: Any) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asanyarray(value)
-
-
-def _check_model(model: nn.Module, outputs: Any, names: list[str], needs_shared: bool) -> None:
-    """Raise a TypeError saying what ``fit`` needs from a model that lacks it."""
-    if not isinstance(outputs, Mapping):
-        raise TypeError(
-            f"model(x) must return a dict task name -> output, got {type(outputs).__name__}; "
-            "wrap a module that returns a tuple or a tensor with mtl_course.torch.wrap(module, "
-            "shared=..., heads=...)")
-    missing = [n for n in names if n not in outputs]
-    if missing:
-        raise TypeError(f"model(x) has no output for task(s) {missing} (it returned {list(outputs)})")
-    if needs_shared and not callable(getattr(model, "shared_parameters", None)):
-        raise TypeError(
-            "this method needs model.shared_parameters() (the parameters every task uses): build the "
-            "model with mtl_course.torch.HardSharing, or wrap it with mtl_course.torch.wrap(module, "
-            "shared=trunk, heads=...)")
 
 
 def _scheduler(scheduler: Any, opt: torch.optim.Optimizer) -> Any:
