@@ -33,14 +33,14 @@ __all__ = [
     "expected_hard_sharing_delta_m",
 ]
 
-#: Exercise ch14-ex-deltam: mean test accuracies over three seeds printed by chapter 4
-#: ("separate" and "hard, same width" on the two-digit task).
+#: Exercise ch14-ex-deltam: mean test accuracies over three seeds of a chapter 4 style experiment
+#: ("separate" and "hard, same width" on the two-digit task), as the exercise states them.
 CH4_MEAN_ACCURACY = {
     "separate": {"left": 0.918, "right": 0.930, "parity": 0.794},
     "hard, same width": {"left": 0.902, "right": 0.900, "parity": 0.757},
 }
 
-#: The Delta_m (percent) that chapter 4 prints for "hard, same width": the mean of the per-seed values.
+#: The Delta_m (percent) the exercise gives for "hard, same width": the mean of the per-seed values.
 CH4_PRINTED_DELTA_M = -3.19
 
 #: Exercise ch14-ex-claims: statements about the book's experiments; the answer says which
@@ -87,7 +87,7 @@ def check_hard_sharing_delta_m(answer: object) -> bool:
     verdict = closeness(value, target)
     if verdict == "right":
         return feedback(True, "Delta_m of the mean accuracies is close to, but not the same as, the mean of "
-                              "the per-seed Delta_m that chapter 4 prints: Delta_m is not linear in the scores.")
+                              "the per-seed Delta_m the exercise gives: Delta_m is not linear in the scores.")
     if matches(value, -target):
         return feedback(False, "the sign is reversed: the shared network is less accurate on every task, "
                                "so Delta_m is negative.")
