@@ -26,7 +26,7 @@ from mtl_course.torch import aggregators as agg
 
 
 def torchjd_aggregators(T: int) -> dict:
-    """torchjd's aggregators with the conventions of ours (see tests/test_aggregators.py)."""
+    """torchjd's aggregators with the conventions of ours (see tests/torch/test_aggregators.py)."""
     return {
         "mean": A.Mean(),
         "mgda": A.MGDA(),

@@ -9,11 +9,13 @@ name in :data:`METRICS` and read their direction from :data:`HIGHER_IS_BETTER`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from typing import Literal, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Union
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+
+from mtl_course.checks import check_outputs, layer_sizes, positive_int
 
 __all__ = [
     "accuracy",
@@ -24,6 +26,15 @@ __all__ = [
     "delta_m",
     "METRICS",
     "HIGHER_IS_BETTER",
+    "pixel_accuracy",
+    "mean_iou",
+    "depth_abs_rel",
+    "depth_rmse",
+    "count_parameters",
+    "mlp_parameter_count",
+    "hard_sharing_parameter_count",
+    "separate_parameter_count",
+    "width_for_budget",
 ]
 
 
@@ -332,3 +343,191 @@ def delta_m(
     else:
         value = np.mean([g for task_gains in gains.values() for g in task_gains])
     return float(100.0 * value)
+
+
+# --------------------------------------------------------------------------
+# dense prediction: label maps and depth maps (chapter 12)
+# --------------------------------------------------------------------------
+
+
+def _same_map_shape(prediction: np.ndarray, target: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    prediction, target = np.asarray(prediction), np.asarray(target)
+    if prediction.shape != target.shape:
+        raise ValueError(f"{what}: prediction shape {prediction.shape} differs from target shape {target.shape}")
+    if prediction.size == 0:
+        raise ValueError(f"{what}: empty arrays")
+    return prediction, target
+
+
+def _label_maps(prediction: np.ndarray, target: np.ndarray, num_classes: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    prediction, target = _same_map_shape(prediction, target, what)
+    for array, name in ((prediction, "prediction"), (target, "target")):
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"{what}: {name} must hold integer class labels, got dtype {array.dtype}")
+        if array.min() < 0 or array.max() >= num_classes:
+            raise ValueError(f"{what}: {name} has labels outside 0..{num_classes - 1}")
+    return prediction, target
+
+
+def pixel_accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Fraction of pixels whose predicted class equals the true class (label maps of the same shape).
+
+    Examples:
+        >>> pixel_accuracy(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]))
+        0.75
+    """
+    prediction, target = _same_map_shape(prediction, target, "pixel_accuracy")
+    return float(np.mean(prediction == target))
+
+
+def mean_iou(prediction: np.ndarray, target: np.ndarray, num_classes: int) -> float:
+    r"""Mean intersection over union of label maps, over the classes that occur.
+
+    .. math::
+
+        \mathrm{IoU}_c = \frac{|P_c \cap T_c|}{|P_c \cup T_c|}, \qquad
+        \mathrm{mIoU} = \frac{1}{|\mathcal{C}|} \sum_{c \in \mathcal{C}} \mathrm{IoU}_c,
+
+    with :math:`P_c` and :math:`T_c` the pixels predicted as and labelled
+    :math:`c` over the whole set (not averaged per image), and
+    :math:`\mathcal{C}` the classes with a non-empty union (a class neither
+    predicted nor present is left out rather than counted as 0 or 1). The
+    background is a class like the others. This is the PASCAL VOC measure
+    (Everingham et al., "The PASCAL Visual Object Classes (VOC) Challenge", IJCV 2010).
+
+    Examples:
+        >>> round(mean_iou(np.array([0, 1, 1, 1]), np.array([0, 0, 1, 1]), num_classes=3), 4)  # (1/2 + 2/3) / 2
+        0.5833
+    """
+    prediction, target = _label_maps(prediction, target, num_classes, "mean_iou")
+    index = target.reshape(-1).astype(np.int64) * num_classes + prediction.reshape(-1)
+    confusion = np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+    intersection = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - intersection
+    present = union > 0
+    return float(np.mean(intersection[present] / union[present]))
+
+
+def _depth_maps(prediction: np.ndarray, target: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    prediction, target = _same_map_shape(prediction, target, what)
+    prediction, target = prediction.astype(np.float64), target.astype(np.float64)
+    if not (np.all(np.isfinite(prediction)) and np.all(np.isfinite(target))):
+        raise ValueError(f"{what}: NaN or infinite depth")
+    return prediction, target
+
+
+def depth_abs_rel(prediction: np.ndarray, target: np.ndarray) -> float:
+    r"""Mean absolute relative depth error :math:`\frac{1}{N}\sum_i |\hat d_i - d_i| / d_i` (true depths > 0).
+
+    The usual depth measure since Eigen, Puhrsch and Fergus, "Depth Map
+    Prediction from a Single Image using a Multi-Scale Deep Network", NeurIPS 2014.
+
+    Examples:
+        >>> depth_abs_rel(np.array([1.5, 2.0]), np.array([1.0, 2.0]))  # (0.5 / 1 + 0 / 2) / 2
+        0.25
+    """
+    prediction, target = _depth_maps(prediction, target, "depth_abs_rel")
+    if np.any(target <= 0):
+        raise ValueError("depth_abs_rel: true depths must be positive")
+    return float(np.mean(np.abs(prediction - target) / target))
+
+
+def depth_rmse(prediction: np.ndarray, target: np.ndarray) -> float:
+    r"""Root mean squared depth error :math:`\sqrt{\frac{1}{N}\sum_i (\hat d_i - d_i)^2}`.
+
+    Examples:
+        >>> depth_rmse(np.array([1.0, 3.0]), np.array([2.0, 2.0]))
+        1.0
+    """
+    prediction, target = _depth_maps(prediction, target, "depth_rmse")
+    return float(np.sqrt(np.mean((prediction - target) ** 2)))
+
+
+# --------------------------------------------------------------------------
+# parameter counts (chapters 4, 5 and 12)
+# --------------------------------------------------------------------------
+
+
+def count_parameters(model: Any) -> int:
+    """Number of trainable scalars of a torch ``nn.Module`` or a built Keras layer/model.
+
+    Examples:
+        >>> import torch
+        >>> count_parameters(torch.nn.Linear(3, 2))  # 3 * 2 weights + 2 biases
+        8
+    """
+    if hasattr(model, "trainable_weights"):  # Keras
+        return int(sum(math.prod(tuple(v.shape)) for v in model.trainable_weights))
+    if hasattr(model, "parameters"):  # torch
+        return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    raise TypeError(f"expected a torch.nn.Module or a Keras layer, got {type(model).__name__}")
+
+
+def mlp_parameter_count(sizes: Sequence[int]) -> int:
+    """Weights and biases of an MLP with layer sizes ``(d_0, ..., d_L)``: ``sum_l (d_{l-1} + 1) d_l``.
+
+    Examples:
+        >>> mlp_parameter_count((3, 4, 2))  # (3 + 1) * 4 + (4 + 1) * 2
+        26
+    """
+    sizes = layer_sizes(sizes, "sizes")
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs an input and an output size, got {sizes}")
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def hard_sharing_parameter_count(d_in: int, hidden: Sequence[int], outputs: Mapping[str, int],
+                                 head_hidden: Sequence[int] = ()) -> int:
+    """Parameters of a hard-shared MLP: trunk ``(d_in, *hidden)`` plus a head
+    ``(hidden[-1], *head_hidden, C_t)`` per task.
+
+    Examples:
+        >>> hard_sharing_parameter_count(5, (4,), {'a': 3, 'b': 2})  # trunk 24, heads 15 and 10
+        49
+    """
+    hidden = layer_sizes(hidden, "hidden", allow_empty=False)
+    head_hidden = layer_sizes(head_hidden, "head_hidden")
+    trunk = mlp_parameter_count((positive_int(d_in, "d_in"), *hidden))
+    return trunk + sum(mlp_parameter_count((hidden[-1], *head_hidden, c)) for c in check_outputs(outputs).values())
+
+
+def separate_parameter_count(d_in: int, hidden: Sequence[int], outputs: Mapping[str, int],
+                             head_hidden: Sequence[int] = ()) -> int:
+    """Parameters of one single-task network per task (trunk ``(d_in, *hidden)`` and head
+    ``(hidden[-1], *head_hidden, C_t)`` each), summed.
+
+    Examples:
+        >>> separate_parameter_count(5, (4,), {'a': 3, 'b': 2})  # (24 + 15) + (24 + 10)
+        73
+    """
+    return sum(hard_sharing_parameter_count(d_in, hidden, {name: c}, head_hidden)
+               for name, c in check_outputs(outputs).items())
+
+
+def width_for_budget(d_in: int, depth: int, outputs: Mapping[str, int], budget: int,
+                     head_hidden: Sequence[int] = ()) -> int:
+    """The width ``H`` of a hard-shared trunk with ``depth`` hidden layers of ``H`` units
+    (heads fixed by ``head_hidden``) whose parameter count
+    (:func:`hard_sharing_parameter_count`) is closest to ``budget``.
+
+    The count is increasing in ``H``, so the answer is found by bisection
+    (ties go to the smaller width).
+
+    Examples:
+        >>> width_for_budget(10, 1, {'a': 1, 'b': 1}, budget=93)  # 11 H + 2 (H + 1) = 93 at H = 7
+        7
+    """
+    depth = positive_int(depth, "depth")
+    budget = positive_int(budget, "budget")
+    outputs = check_outputs(outputs)
+
+    def count(width: int) -> int:
+        return hard_sharing_parameter_count(d_in, [width] * depth, outputs, head_hidden)
+
+    low, high = 1, 1
+    while count(high) < budget:
+        low, high = high, high * 2
+    while high - low > 1:  # invariant: count(low) < budget <= count(high), unless low == high
+        middle = (low + high) // 2
+        low, high = (middle, high) if count(middle) < budget else (low, middle)
+    return min((low, high), key=lambda w: (abs(count(w) - budget), w))

@@ -3,7 +3,7 @@
 The book builds without PyTorch or TensorFlow installed, so ``_config.yml``
 mocks them (``autodoc_mock_imports``). Sphinx's mock objects get two things
 wrong for this package, and this extension fixes both (it patches Sphinx's
-mock class, ``_MockObject``; ``tests/test_api_docs.py`` checks the patch):
+mock class, ``_MockObject``; ``tests/book/test_api_docs.py`` checks the patch):
 
 * A class such as ``class MMoE(nn.Module)`` inherits the mock's
   ``__new__(*args, **kwargs)``, and autodoc, which reads ``__new__`` before

@@ -17,45 +17,13 @@ the tests compare the twins with.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from numbers import Real
 
 import numpy as np
 
-__all__ = ["check_count", "check_examples", "check_rate", "reptile_update"]
+from mtl_course.checks import check_rate
 
-
-def check_count(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` as an int, or ``ValueError`` unless it is an int ``>= minimum``.
-
-    Examples:
-        >>> check_count(3, 'meta_steps')
-        3
-        >>> check_count(0, 'meta_steps')
-        Traceback (most recent call last):
-            ...
-        ValueError: meta_steps must be an int >= 1, got 0
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_rate(value: object, name: str) -> float:
-    """``value`` as a float, or ``ValueError`` unless it is a finite number ``> 0``.
-
-    Examples:
-        >>> check_rate(0.1, 'inner_lr')
-        0.1
-        >>> check_rate(float('nan'), 'inner_lr')
-        Traceback (most recent call last):
-            ...
-        ValueError: inner_lr must be a finite number > 0, got nan
-    """
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+__all__ = ["check_examples", "reptile_update"]
 
 
 def check_examples(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:

@@ -14,90 +14,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mtl_course.checks import check_count, check_task_names, layer_sizes, positive_int
+
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "identity")
 COUPLINGS = ("l2", "trace_norm", "weight_decay")
-
-
-def check_task_names(names: Sequence[str], what: str = "tasks") -> tuple[str, ...]:
-    """Validate task names: at least one, unique, non-empty strings without dots.
-
-    Dots are refused because PyTorch uses them to separate the parts of a
-    parameter name (``heads.click.0.weight``).
-
-    Examples:
-        >>> check_task_names(['click', 'buy'])
-        ('click', 'buy')
-        >>> check_task_names(['heads.click'])
-        Traceback (most recent call last):
-            ...
-        ValueError: task name 'heads.click' contains '.', which is not allowed
-    """
-    names = tuple(names)
-    if not names:
-        raise ValueError(f"{what} is empty: a multi-task model needs at least one task")
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"task names must be non-empty strings, got {name!r} in {what}")
-        if "." in name:
-            raise ValueError(f"task name {name!r} contains '.', which is not allowed")
-    if len(set(names)) != len(names):
-        raise ValueError(f"task names in {what} must be unique, got {names}")
-    return names
-
-
-def check_mapping(modules: object, what: str) -> dict:
-    """A non-empty ``name -> module`` mapping with valid task names, as a dict.
-
-    Anything with ``keys()`` and item access counts (a dict, ``torch.nn.ModuleDict``).
-
-    Examples:
-        >>> check_mapping({'a': 'module a'}, 'heads')
-        {'a': 'module a'}
-        >>> check_mapping({}, 'heads')
-        Traceback (most recent call last):
-            ...
-        ValueError: heads is empty: a multi-task model needs at least one task
-    """
-    if not isinstance(modules, Mapping) and not (hasattr(modules, "keys") and hasattr(modules, "__getitem__")):
-        raise TypeError(f"{what} must be a mapping task name -> module, got {type(modules).__name__}")
-    names = list(modules.keys())
-    check_task_names(names, what)
-    return {name: modules[name] for name in names}
-
-
-def positive_int(value: object, what: str) -> int:
-    """``value`` as an int, refusing bools, non-integers and values below 1.
-
-    Examples:
-        >>> positive_int(3, 'num_experts')
-        3
-        >>> positive_int(True, 'num_experts')
-        Traceback (most recent call last):
-            ...
-        TypeError: num_experts must be an int, got True
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be positive, got {value}")
-    return int(value)
-
-
-def layer_sizes(values: int | Sequence[int], what: str, allow_empty: bool = True) -> tuple[int, ...]:
-    """Hidden layer sizes as a tuple of positive ints (an int means one layer).
-
-    Examples:
-        >>> layer_sizes(8, 'tower_hidden'), layer_sizes([16, 8], 'tower_hidden'), layer_sizes((), 'tower_hidden')
-        ((8,), (16, 8), ())
-    """
-    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
-        values = (values,)
-    if not isinstance(values, Sequence) or isinstance(values, str):
-        raise TypeError(f"{what} must be an int or a sequence of ints, got {values!r}")
-    sizes = tuple(positive_int(v, f"each entry of {what}") for v in values)
-    if not sizes and not allow_empty:
-        raise ValueError(f"{what} must name at least one layer size")
-    return sizes
 
 
 def check_activation(activation: str | None) -> str:
@@ -238,3 +158,27 @@ def cross_stitch_init(num_tasks: int, alpha_self: float) -> np.ndarray:
     matrix = np.full((num_tasks, num_tasks), off, dtype=np.float64)
     np.fill_diagonal(matrix, alpha_self)
     return matrix.astype(np.float32)
+
+
+DENSE_TASKS = ("segmentation", "depth")
+"""The tasks a dense prediction model can have a decoder for."""
+
+
+def check_dense_config(in_channels: int, num_classes: int, width: int, tasks: Sequence[str]) -> tuple[str, ...]:
+    """Validate the arguments of ``dense_prediction_model`` (shared by the torch and tf twins).
+
+    Examples:
+        >>> check_dense_config(3, 4, 8, ["segmentation", "depth"])
+        ('segmentation', 'depth')
+        >>> check_dense_config(3, 4, 8, ["normals"])
+        Traceback (most recent call last):
+            ...
+        ValueError: unknown dense task(s) ['normals']; use some of ('segmentation', 'depth')
+    """
+    for value, name, minimum in ((in_channels, "in_channels", 1), (num_classes, "num_classes", 2), (width, "width", 1)):
+        check_count(value, name, minimum)
+    tasks = check_task_names(tasks)
+    unknown = [t for t in tasks if t not in DENSE_TASKS]
+    if unknown:
+        raise ValueError(f"unknown dense task(s) {unknown}; use some of {DENSE_TASKS}")
+    return tasks

@@ -5,6 +5,7 @@ Nothing here imports a deep-learning framework, and nothing downloads.
 """
 
 from mtl_course.data.digits import multi_digits
+from mtl_course.data.families import SineFamily, SineTask
 from mtl_course.data.groups import GroupedRegression, grouped_regression
 from mtl_course.data.recsys import ClickConversion, ClickConversionTruth, click_conversion
 from mtl_course.data.synthetic import (
@@ -22,6 +23,8 @@ __all__ = [
     "GroupedRegression",
     "MultiTaskSplit",
     "RelatedRegression",
+    "SineFamily",
+    "SineTask",
     "Splits",
     "TwoObjectiveToy",
     "click_conversion",

@@ -19,7 +19,7 @@ from mtl_course.exercises.grading import (
     is_placeholder,
     not_answered,
 )
-from mtl_course.experiments.sharing import hard_sharing_parameter_count, separate_parameter_count
+from mtl_course.metrics import hard_sharing_parameter_count, separate_parameter_count
 
 __all__ = ["COUNT_SETTING", "check_parameter_counts", "check_accumulated_loop", "check_parameter_count_function",
            "check_multitask_loss", "multitask_loss"]

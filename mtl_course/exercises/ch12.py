@@ -19,7 +19,7 @@ from mtl_course.exercises.grading import (
     matches,
     not_answered,
 )
-from mtl_course.experiments.dense import mean_iou
+from mtl_course.metrics import mean_iou
 
 __all__ = ["IOU_MAPS", "check_mean_iou", "check_mean_iou_function"]
 
@@ -36,7 +36,7 @@ IOU_MAPS = {
 
 
 def expected_mean_iou() -> float:
-    """The answer of exercise ch12-ex-iou, computed by :func:`mtl_course.experiments.dense.mean_iou`."""
+    """The answer of exercise ch12-ex-iou, computed by :func:`mtl_course.chapters.ch12_dense.mean_iou`."""
     return mean_iou(IOU_MAPS["predicted"], IOU_MAPS["true"], IOU_MAPS["num_classes"])
 
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mtl_course.experiments.dense import DENSE_TASKS, check_dense_config
+from mtl_course.core.model_config import DENSE_TASKS, check_dense_config
 from mtl_course.tf.models.sharing import HardSharing
 
 __all__ = ["copy_dense_torch_to_tf", "dense_prediction_model", "segmentation_loss"]

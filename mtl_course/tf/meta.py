@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from mtl_course.core.meta import check_count, check_examples, check_rate
+from mtl_course.checks import check_count, check_rate
+from mtl_course.core.meta import check_examples
 
 __all__ = ["adapt", "reptile", "reptile_step"]
 

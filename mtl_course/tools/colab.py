@@ -12,7 +12,7 @@ One version string, ``project.version`` in ``pyproject.toml``, names the release
 * ``_config.yml``'s ``repository.branch`` (the rocket button's Colab link) and
   the README's Colab link name the same tag.
 
-``tests/test_book.py`` checks that all of them agree. After changing the
+``tests/book/test_book.py`` checks that all of them agree. After changing the
 version, run ``python -m mtl_course.tools.colab --write`` (it rewrites the first
 cell and the metadata of every chapter; no re-execution is needed, the cell
 prints nothing) and update ``_config.yml`` and the README as the test says.

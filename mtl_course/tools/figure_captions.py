@@ -10,7 +10,7 @@ re-execution and can be written again after a merge:
     python -m mtl_course.tools.figure_captions --check    # exit 1 if any is missing or stale
 
 A caption says what the figure shows; the alt text describes it for a reader
-who cannot see it. ``tests/test_figure_captions.py`` runs the check.
+who cannot see it. ``tests/book/test_figure_captions.py`` runs the check.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 import tqdm
 from torch import nn
 
-from mtl_course.core.meta import check_count, check_examples, check_rate
+from mtl_course.checks import check_count, check_rate
+from mtl_course.core.meta import check_examples
 
 __all__ = ["adapt", "reptile", "reptile_step"]
 
@@ -139,7 +140,7 @@ def reptile(model: nn.Module, sample_task: Callable[[np.random.Generator], Examp
         sample_task: called with a numpy Generator (seeded with ``seed``),
             returns one new task's examples ``(x, y)``; for example
             ``lambda rng: family.sample(family.sample_tasks(1, rng)[0], 10, rng)``
-            with a :class:`~mtl_course.experiments.families.SineFamily`.
+            with a :class:`~mtl_course.data.families.SineFamily`.
         meta_batch_size: tasks per outer update, :math:`n`.
         progress: a ``tqdm.tqdm`` bar (also silenced by ``TQDM_DISABLE=1``).
 

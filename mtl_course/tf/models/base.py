@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.core.model_config import check_activation, check_task_names, layer_sizes
+from mtl_course.checks import check_task_names, layer_sizes
+from mtl_course.core.model_config import check_activation
 
 
 def mlp(sizes: Sequence[int], activation: str | None = "relu", output_activation: bool = False) -> keras.Sequential:

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.core.model_config import check_mapping, check_task_names, cross_stitch_init
+from mtl_course.checks import check_mapping, check_task_names
+from mtl_course.core.model_config import cross_stitch_init
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.core.model_config import layer_sizes, positive_int, tower_specs
+from mtl_course.checks import layer_sizes, positive_int
+from mtl_course.core.model_config import tower_specs
 from mtl_course.tf.models.base import MultiTaskModel, check_input, dense, mlp, variables_of
 
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 import keras
 import tensorflow as tf
 
-from mtl_course.core.model_config import check_coupling, check_mapping, check_same_shapes, check_strength
+from mtl_course.checks import check_mapping
+from mtl_course.core.model_config import check_coupling, check_same_shapes, check_strength
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.core.model_config import check_mapping, check_task_names
+from mtl_course.checks import check_mapping, check_task_names
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 

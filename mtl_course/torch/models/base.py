@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from mtl_course.core.model_config import check_activation, check_task_names, layer_sizes
+from mtl_course.checks import check_task_names, layer_sizes
+from mtl_course.core.model_config import check_activation
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 

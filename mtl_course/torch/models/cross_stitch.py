@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from mtl_course.core.model_config import check_mapping, check_task_names, cross_stitch_init
+from mtl_course.checks import check_mapping, check_task_names
+from mtl_course.core.model_config import cross_stitch_init
 from mtl_course.torch.models.base import MultiTaskModel, parameters_of
 
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtl_course.core.model_config import layer_sizes, positive_int, tower_specs
+from mtl_course.checks import layer_sizes, positive_int
+from mtl_course.core.model_config import tower_specs
 from mtl_course.torch.models.base import MultiTaskModel, check_input, mlp, parameters_of
 
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from mtl_course.core.model_config import check_coupling, check_mapping, check_same_shapes, check_strength
+from mtl_course.checks import check_mapping
+from mtl_course.core.model_config import check_coupling, check_same_shapes, check_strength
 from mtl_course.torch.models.base import MultiTaskModel
 
 

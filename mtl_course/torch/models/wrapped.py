@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from mtl_course.core.model_config import check_mapping, check_task_names
+from mtl_course.checks import check_mapping, check_task_names
 from mtl_course.torch.models.base import MultiTaskModel
 
 

@@ -1,0 +1,124 @@
+"""Tests of mtl_course.chapters.ch07_weighting (chapter 7's experiments), on tiny problems."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtl_course.data.types import MultiTaskSplit
+from mtl_course.chapters import ch07_weighting as W
+
+TINY = dict(num_tasks=3, sigmas=(1.0, 10.0, 100.0), n=100, input_dim=6, output_dim=2, seed=0)
+RUN = dict(epochs=2, batch_size=30, hidden=8, depth=2)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return W.toy_splits(**TINY)
+
+
+def test_grid_search_cost():
+    assert W.grid_search_cost(2, 5) == 5
+    assert W.grid_search_cost(4, 5) == 125
+    assert W.grid_search_cost(1, 7) == 1
+    with pytest.raises(ValueError, match="num_tasks"):
+        W.grid_search_cost(0, 5)
+    with pytest.raises(ValueError, match="values_per_weight"):
+        W.grid_search_cost(3, 2.5)
+
+
+def test_relative_weights():
+    np.testing.assert_allclose(W.relative_weights([1.0, 3.0]), [0.5, 1.5])
+    np.testing.assert_allclose(W.relative_weights([[0.25, 0.25], [0.1, 0.3]]), [[1, 1], [0.5, 1.5]])
+    with pytest.raises(ValueError, match="positive sum"):
+        W.relative_weights([0.0, 0.0])
+    with pytest.raises(ValueError, match="finite"):
+        W.relative_weights([np.nan, 1.0])
+
+
+def test_relative_error_by_hand():
+    y = np.array([[1.0], [3.0]])  # variance 1
+    split = MultiTaskSplit(np.zeros((2, 1)), {"a": y, "b": y})
+    err = W.relative_error({"a": np.array([[2.0], [2.0]]), "b": np.array([[1.0], [5.0]])}, split)
+    np.testing.assert_allclose(err, [1.0, 2.0])  # the mean predicts with error = variance; b: (0 + 4) / 2 / 1
+
+
+def test_make_weighting_static_is_inverse_initial_loss():
+    w = W.make_weighting("static", ["a", "b"], initial_losses=np.array([1.0, 3.0]))
+    np.testing.assert_allclose(w.weights, [1.5, 0.5])  # (1, 1/3) scaled to sum 2
+    with pytest.raises(ValueError, match="initial losses"):
+        W.make_weighting("static", ["a", "b"])
+    with pytest.raises(ValueError, match="positive"):
+        W.make_weighting("static", ["a", "b"], initial_losses=np.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match="unknown weighting"):
+        W.make_weighting("pcgrad", ["a", "b"])
+    assert type(W.make_weighting("gradnorm", ["a", "b"], alpha=0.5)).__name__ == "GradNorm"
+
+
+def test_train_weighting_is_deterministic_and_records_weights(tiny):
+    a = W.train_weighting("gradnorm", tiny, seed=1, **RUN)
+    b = W.train_weighting("gradnorm", tiny, seed=1, **RUN)
+    assert a.weights.shape == (3, 3) and a.train_loss.shape == (2, 3) and a.test_error.shape == (3,)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.test_error, b.test_error)
+    np.testing.assert_allclose(a.weights[0], 1.0)  # GradNorm starts from equal weights
+    np.testing.assert_allclose(a.weights.sum(axis=1), 3.0)  # and keeps them summing to K
+    assert not np.allclose(a.weights[-1], 1.0)
+    equal = W.train_weighting("equal", tiny, seed=1, **RUN)
+    np.testing.assert_allclose(equal.weights, 1.0)
+    assert equal.log_vars is None
+
+
+def test_uncertainty_weighting_lr_moves_the_log_variances(tiny):
+    slow = W.train_weighting("uncertainty", tiny, seed=0, lr=1e-3, **RUN)
+    fast = W.train_weighting("uncertainty", tiny, seed=0, lr=1e-3, weighting_lr=0.1, **RUN)
+    # 4 Adam steps move each s_i by at most about lr per step
+    assert np.abs(slow.log_vars).max() <= 4 * 1e-3 * 1.01
+    assert np.abs(fast.log_vars).max() > 0.2
+    # the large-scale tasks have large losses: their s_i grow, their weights fall
+    assert fast.log_vars[2] > fast.log_vars[0]
+    np.testing.assert_allclose(fast.weights[-1], 0.5 * np.exp(-fast.log_vars))
+    # with no weighting parameters, weighting_lr leaves the run unchanged
+    a = W.train_weighting("equal", tiny, seed=0, **RUN)
+    b = W.train_weighting("equal", tiny, seed=0, weighting_lr=0.1, **RUN)
+    np.testing.assert_array_equal(a.test_error, b.test_error)
+
+
+def test_compare_weightings_and_table(tiny):
+    cmp = W.compare_weightings(("equal", "static"), seeds=(0, 1), splits=tiny, **RUN)
+    assert cmp.test_error().shape == (2, 2, 3)
+    assert cmp.weights("static").shape == (3, 3)
+    np.testing.assert_allclose(cmp.weights("static").sum(axis=1), 3.0)
+    # static weights are inverse initial losses: the largest-scale task gets the smallest weight
+    assert np.argmin(cmp.weights("static")[0]) == 2
+    table = cmp.table()
+    assert table.splitlines()[0].split()[:4] == ["method", "t0", "t1", "t2"]
+    assert len(table.splitlines()) == 3
+    with pytest.raises(ValueError, match="unknown weighting"):
+        W.compare_weightings(("mgda",), splits=tiny)
+    with pytest.raises(ValueError, match="at least one"):
+        W.compare_weightings((), splits=tiny)
+
+
+def test_static_grid_search(tiny):
+    two = W.toy_splits(num_tasks=2, sigmas=(1.0, 100.0), n=100, input_dim=6, output_dim=2, seed=0)
+    grid = W.static_grid_search((1e-3, 1.0), two, **RUN)
+    assert grid.runs == 2 and grid.val_error.shape == (2, 2) and grid.test_error.shape == (2, 2)
+    assert grid.best == int(np.argmin(grid.val_error.mean(axis=1)))
+    with pytest.raises(ValueError, match="two tasks"):
+        W.static_grid_search((1.0,), tiny, **RUN)
+    with pytest.raises(ValueError, match="positive"):
+        W.static_grid_search((0.0,), two, **RUN)
+
+
+def test_torch_tf_parity(tiny):
+    import mtl_course.tf  # noqa: F401
+
+    for method in ("equal", "uncertainty", "gradnorm", "dwa", "rlw", "static"):
+        twins = W.train_twins(method, tiny, seed=0, **RUN)
+        torch_run, tf_run = twins["torch"], twins["tf"]
+        np.testing.assert_allclose(tf_run.weights, torch_run.weights, rtol=1e-4, atol=1e-5, err_msg=method)
+        np.testing.assert_allclose(tf_run.test_error, torch_run.test_error, rtol=1e-3, err_msg=method)
+        np.testing.assert_allclose(tf_run.train_loss, torch_run.train_loss, rtol=1e-3, err_msg=method)
+    with pytest.raises(ValueError, match="torch"):
+        W.train_weighting("uncertainty", tiny, framework="tf", weighting_lr=0.1, **RUN)

@@ -1,0 +1,242 @@
+"""Tests of chapter 9's benchmark driver (mtl_course.chapters.ch09_benchmark)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from mtl_course.chapters import ch09_benchmark as bm
+from mtl_course.metrics import delta_m
+
+torch_mtl = pytest.importorskip("mtl_course.torch")
+
+
+def tiny_digits(epochs: int = 1) -> bm.Problem:
+    return bm.digits_problem(n_train=60, n_val=30, n_test=40, hidden=(8,), epochs=epochs, batch_size=30)
+
+
+@pytest.fixture(scope="module")
+def result() -> bm.BenchmarkResult:
+    return bm.run_benchmark(torch_mtl, tiny_digits(), methods=("equal", "mgda", "dwa", "pcgrad"), seeds=(0, 1),
+                            lrs=(1e-3, 1e-2))
+
+
+# --------------------------------------------------------------------------
+# paired_difference
+# --------------------------------------------------------------------------
+
+
+def test_paired_difference_by_hand():
+    # d = (1, 2, 3): mean 2, sample std 1, half width t_{2,0.975} / sqrt(3) = 4.3027 / 1.7321
+    out = bm.paired_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert out["mean"] == pytest.approx(2.0)
+    assert out["half_width"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert out["within_noise"] is True  # 2 - 2.484 < 0
+    tight = bm.paired_difference([3.0, 3.1, 2.9], [0.0, 0.0, 0.0])
+    assert tight["low"] == pytest.approx(3.0 - 4.302653 * 0.1 / math.sqrt(3), rel=1e-6)
+    assert tight["within_noise"] is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50)), min_size=2, max_size=6))
+def test_paired_difference_agrees_with_scipy_ttest_rel(pairs):
+    a, b = np.array(pairs).T
+    d = a - b
+    if np.ptp(d) < 1e-6 * (1 + np.abs(d).max()):
+        return  # a zero-variance difference makes the t test degenerate
+    out = bm.paired_difference(a, b)
+    p = stats.ttest_rel(a, b).pvalue
+    if abs(p - 0.05) > 1e-6:
+        assert out["within_noise"] == (p > 0.05)
+    back = bm.paired_difference(b, a)
+    assert back["mean"] == pytest.approx(-out["mean"], abs=1e-12)
+    assert back["half_width"] == pytest.approx(out["half_width"], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("a, b, message", [
+    ([1.0], [0.0], "at least two seeds"),
+    ([1.0, 2.0], [0.0], "same length"),
+    ([1.0, float("nan")], [0.0, 0.0], "finite"),
+])
+def test_paired_difference_rejects_bad_input(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        bm.paired_difference(a, b)
+
+
+# --------------------------------------------------------------------------
+# problems and models
+# --------------------------------------------------------------------------
+
+
+def test_problems_have_flat_inputs_and_the_documented_tasks():
+    digits = tiny_digits()
+    assert digits.splits.train.x.shape == (60, 128)
+    assert digits.outputs == {"left": 10, "right": 10, "parity": 2}
+    assert digits.higher_is_better == {"left": True, "right": True, "parity": True}
+    reg = bm.regression_problem(n_train=20, n_val=10, n_test=10, dim=4)
+    assert [len(s) for s in reg.splits] == [20, 10, 10]
+    assert reg.splits.val.x.shape == (10, 4)
+    assert reg.higher_is_better == {"task1": False, "task2": False}
+
+
+def test_problem_validation():
+    good = tiny_digits()
+    with pytest.raises(ValueError, match="outputs"):
+        bm.Problem("x", good.splits, good.tasks, {"left": 10}, (8,), 1, 10)
+    with pytest.raises(ValueError, match="at least one task"):
+        bm.Problem("x", good.splits, {}, {}, (8,), 1, 10)
+    with pytest.raises(ValueError, match="hidden"):
+        bm.Problem("x", good.splits, good.tasks, good.outputs, (), 1, 10)
+
+
+def test_build_model_has_one_head_per_requested_task():
+    problem = tiny_digits()
+    torch_mtl.seed_everything(0)
+    model = bm.build_model(torch_mtl, problem, ["parity"])
+    assert model.task_names == ("parity",)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == (128 + 1) * 8 + (8 + 1) * 2
+    with pytest.raises(ValueError, match="subset"):
+        bm.build_model(torch_mtl, problem, ["nope"])
+
+
+def test_train_once_rejects_a_bad_learning_rate():
+    with pytest.raises(ValueError, match="lr"):
+        bm.train_once(torch_mtl, tiny_digits(), "equal", 0, 0.0)
+
+
+# --------------------------------------------------------------------------
+# run_benchmark
+# --------------------------------------------------------------------------
+
+
+def test_run_benchmark_runs_the_protocol(result):
+    # 3 single-task baselines + equal, at 2 lrs and 2 seeds; then mgda, dwa and pcgrad at 2 seeds
+    assert len(result.runs) == 2 * 2 * 4 + 3 * 2
+    assert result.methods == ["equal", "dwa", "mgda", "pcgrad"]
+    assert result.baseline_lr in (1e-3, 1e-2)
+    single = [r for r in result.runs if r.method == bm.SINGLE_TASK]
+    assert len(single) == 12 and all(len(r.test) == 1 for r in single)
+    others = [r for r in result.runs if r.method in ("mgda", "dwa", "pcgrad")]
+    assert {r.lr for r in others} == {result.baseline_lr}
+
+
+def test_learning_rates_are_chosen_on_validation(result):
+    higher = result.problem.higher_is_better
+    for task, lr in result.single_task_lr.items():
+        val = {r.lr: [] for r in result.runs}
+        for r in result.runs:
+            if r.method == bm.SINGLE_TASK and task in r.val:
+                val[r.lr].append(r.val[task])
+        assert max(val, key=lambda k: np.mean(val[k])) == lr
+    st_val = result.single_task_scores("val")
+    by_lr = {lr: np.mean(result.delta_m("equal", lr, "val")) for lr in (1e-3, 1e-2)}
+    assert max(by_lr, key=by_lr.get) == result.baseline_lr
+    # delta_m of the mean val scores is what the tuning compares; check one value by hand
+    runs = result.method_runs("equal", result.baseline_lr)
+    mean_val = {t: np.mean([r.val[t] for r in runs]) for t in st_val}
+    assert set(mean_val) == set(higher)
+
+
+def test_delta_m_is_per_seed_against_mean_single_task_scores(result):
+    base = result.single_task_scores()
+    for method in result.methods:
+        expected = [delta_m(r.test, base, result.problem.higher_is_better) for r in result.method_runs(method)]
+        np.testing.assert_allclose(result.delta_m(method), expected)
+
+
+def test_summary_rows(result):
+    rows = result.summary()
+    assert [r["method"] for r in rows] == [bm.SINGLE_TASK, "equal", "dwa", "mgda", "pcgrad"]
+    mgda = rows[3]
+    dm = result.delta_m("mgda")
+    assert mgda["delta_m"] == pytest.approx((dm.mean(), dm.std(ddof=1)))
+    vs = bm.paired_difference(dm, result.delta_m("equal"))
+    assert mgda["vs_equal"]["mean"] == pytest.approx(vs["mean"])
+    assert rows[1]["vs_equal"] is None
+    left = [r.test["left"] for r in result.method_runs("dwa")]
+    assert rows[2]["left"] == pytest.approx((np.mean(left), np.std(left, ddof=1)))
+
+
+def test_format_table_and_plot(result):
+    table = bm.format_table(result)
+    lines = table.splitlines()
+    assert lines[0].split()[:4] == ["method", "left", "right", "parity"]
+    assert len(lines) == 2 + 5
+    assert all(line == line.rstrip() for line in lines)
+    assert lines[2].startswith(bm.SINGLE_TASK)
+    ax = bm.plot_delta_m(result)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["equal", "dwa", "mgda", "pcgrad"]
+
+
+def test_run_benchmark_is_deterministic(result):
+    # pcgrad draws random task orders: the benchmark seeds them with the run's seed
+    again = bm.run_benchmark(torch_mtl, tiny_digits(), methods=("equal", "mgda", "dwa", "pcgrad"), seeds=(0, 1),
+                             lrs=(1e-3, 1e-2))
+    assert [(r.method, r.lr, r.seed, r.val, r.test) for r in again.runs] == \
+        [(r.method, r.lr, r.seed, r.val, r.test) for r in result.runs]
+
+
+def test_single_seed_summary_has_no_paired_interval():
+    res = bm.run_benchmark(torch_mtl, tiny_digits(), methods=("equal", "rlw"), seeds=(0,), lrs=(1e-2,))
+    rows = res.summary()
+    assert rows[-1]["method"] == "rlw" and rows[-1]["vs_equal"] is None
+    assert rows[-1]["delta_m"][1] == 0.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"methods": ("equal", "sgd")}, "unknown method"),
+    ({"seeds": (0, 0)}, "distinct"),
+    ({"seeds": ()}, "distinct"),
+    ({"lrs": ()}, "lrs"),
+])
+def test_run_benchmark_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bm.run_benchmark(torch_mtl, tiny_digits(), **kwargs)
+
+
+def test_every_package_method_is_benchmarked():
+    assert set(bm.WEIGHTING_METHODS) == set(torch_mtl.WEIGHTINGS)
+    assert set(bm.AGGREGATOR_METHODS) == set(torch_mtl.AGGREGATORS)
+
+
+# --------------------------------------------------------------------------
+# TensorFlow twin: the same driver runs with mtl_course.tf
+# --------------------------------------------------------------------------
+
+
+def test_tf_twin_builds_the_same_model_and_runs():
+    tf_mtl = pytest.importorskip("mtl_course.tf")
+    problem = bm.regression_problem(n_train=20, n_val=10, n_test=12, dim=4, hidden=(8,), epochs=1, batch_size=20)
+    tf_mtl.seed_everything(0)
+    tf_model = bm.build_model(tf_mtl, problem)
+    tf_model(problem.splits.val.x)  # build the Keras weights
+    n_tf = sum(int(np.prod(v.shape)) for v in tf_model.trainable_weights)
+    torch_mtl.seed_everything(0)
+    n_torch = sum(p.numel() for p in bm.build_model(torch_mtl, problem).parameters())
+    assert n_tf == n_torch
+    res = bm.run_benchmark(tf_mtl, problem, methods=("equal", "dwa"), seeds=(0,), lrs=(1e-2,))
+    assert res.methods == ["equal", "dwa"]
+    assert all(math.isfinite(v) and v > 0.0 for r in res.runs for v in r.test.values())  # MSEs
+    torch_res = bm.run_benchmark(torch_mtl, problem, methods=("equal", "dwa"), seeds=(0,), lrs=(1e-2,))
+    assert [(r.method, r.seed, sorted(r.test)) for r in res.runs] == \
+        [(r.method, r.seed, sorted(r.test)) for r in torch_res.runs]
+
+
+def test_pcgrad_gets_a_generator_seeded_by_the_run():
+    # by name, fit's pcgrad draws its task orders from fresh entropy; the benchmark seeds them
+    first, second = bm._seeded(torch_mtl, "pcgrad", 3), bm._seeded(torch_mtl, "pcgrad", 3)
+    import torch
+
+    G = torch.tensor([[1.0, 0.0, 0.0], [-0.9, 1.0, 0.0], [-0.5, -0.8, 1.0]])
+    assert torch.equal(first(G), second(G))
+    assert bm._seeded(torch_mtl, "equal", 3) == "equal"
