@@ -50,7 +50,7 @@ def dense_prediction_model(in_channels: int, num_classes: int, width: int = 16,
         in_channels: channels of the input images.
         num_classes: segmentation classes (background included), >= 2.
         width: channels of the first layer (the encoder output has ``2 * width``).
-        tasks: which decoders to build, a subset of :data:`mtl_course.chapters.ch12_dense.DENSE_TASKS`; one
+        tasks: which decoders to build, a subset of :data:`mtl_course.core.model_config.DENSE_TASKS`; one
             task gives a single-task network of the same shape.
 
     Examples:
