@@ -60,9 +60,8 @@ from torch import nn
 from mtl_course.core.aggregation import mgda_weights
 from mtl_course.torch.aggregators import upgrad
 from mtl_course.torch.gramian import LayerGramian
-from mtl_course.torch.gradients import representation_jacobian, set_gradients
+from mtl_course.torch.gradients import aggregate_backward, representation_jacobian, set_gradients
 from mtl_course.torch.models import HardSharing
-from mtl_course.torch.train import _backward_aggregated
 
 
 def build(kind: str, T: int):
@@ -99,15 +98,18 @@ def build(kind: str, T: int):
         opt.step()
 
     recorder = LayerGramian(model)
+    shared = list(model.shared_parameters())
 
-    def gramian():
+    def gramian():  # fit's aggregated step: aggregate_backward also gives the heads their own gradients
+        opt.zero_grad(set_to_none=True)
         with recorder:
             outputs = model(x)
-        _backward_aggregated(model, losses(outputs), names, upgrad, None, recorder)
+        aggregate_backward(losses(outputs), shared, upgrad, recorder=recorder)
         opt.step()
 
     def batched():
-        _backward_aggregated(model, losses(model(x)), names, upgrad, None, None)
+        opt.zero_grad(set_to_none=True)
+        aggregate_backward(losses(model(x)), shared, upgrad)
         opt.step()
 
     def mgda_ub():
