@@ -86,7 +86,8 @@ from mtl_course.torch.gradients import aggregate_backward, representation_jacobi
 from mtl_course.torch.models import HardSharing
 
 
-def build(kind: str, T: int):
+def build(kind: str, T: int) -> tuple[int, dict, nn.Module]:
+    """The shared parameter count, the four timed steps, and the model they train."""
     torch.manual_seed(0)
     if kind in ("MLP", "wide MLP"):
         width = 256 if kind == "MLP" else 1024
@@ -147,7 +148,7 @@ def build(kind: str, T: int):
         opt.step()
 
     P = sum(p.numel() for p in model.shared_parameters())
-    return P, {"loop": loop, "gramian": gramian, "batched J": batched, "MGDA-UB": mgda_ub}
+    return P, {"loop": loop, "gramian": gramian, "batched J": batched, "MGDA-UB": mgda_ub}, model
 
 
 def peak_mb(step) -> float:
@@ -186,7 +187,7 @@ def main() -> None:
     print(header)
     for kind in ("MLP", "CNN", "wide MLP"):
         for T in (2, 4, 8, 16):
-            P, steps = build(kind, T)
+            P, steps, _ = build(kind, T)
             for step in steps.values():
                 step()  # warm-up
             times: dict[str, list[float]] = {name: [] for name in steps}
