@@ -36,7 +36,7 @@ what the weight gradients it replaces cost, and the weighted loss adds one more
 full backward), 0.97 and 0.88 for the small CNN (both paths compute its
 convolutions' per-task weight gradients), and 0.66 and 0.57 for the wide MLP.
 So on the two small trunks the target is out of reach by the arithmetic alone.
-Their measured ratios sit above the counts (about 0.8-0.9 and 1.0) because of
+Their measured ratios sit above the counts (about 0.8-0.9 and 1.0-1.1) because of
 per-op overhead that the Gramian path does not remove: both paths make ``T``
 small backward calls, and about a third of each (0.07 of 0.21 ms for the small
 MLP's per-task backward, measured with a 4-row batch) is the autograd engine's
