@@ -8,7 +8,9 @@ torchjd's implementation of the same method run in the same process
 best times, both over interleaved runs. Run: ``python benchmarks/aggregators.py``
 (about two minutes on two cores); ``--methods mean --repeats 201`` times only
 ``mean`` (issue 17 asks for it within 1.05x of torchjd's ``Mean``, which does
-no finiteness check).
+no finiteness check). Times are process CPU time by default, as in
+benchmarks/gramian.py: on a machine shared with other jobs the wall clock also
+counts the waits while they hold the cores (``--clock wall`` for wall time).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def torchjd_aggregators(T: int) -> dict:
     }
 
 
-def interleaved_seconds(ours, theirs, J: torch.Tensor, repeats: int) -> tuple[list[float], list[float]]:
+def interleaved_seconds(ours, theirs, J: torch.Tensor, repeats: int,
+                        clock=time.process_time) -> tuple[list[float], list[float]]:
     """The times of two implementations, interleaved so that load from other
     processes affects both alike."""
     ours(J)  # warm-up (and cvxpy's problem construction for torchjd's Nash-MTL)
@@ -48,9 +51,9 @@ def interleaved_seconds(ours, theirs, J: torch.Tensor, repeats: int) -> tuple[li
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for f, bucket in ((ours, times[0]), (theirs, times[1])):
-            start = time.perf_counter()
+            start = clock()
             f(J)
-            bucket.append(time.perf_counter() - start)
+            bucket.append(clock() - start)
     return times
 
 
@@ -59,10 +62,14 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(agg.AGGREGATORS), choices=list(agg.AGGREGATORS))
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed runs per method and size (default: 25 at P=1e4, 11 at P=1e6)")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="process CPU time (default) or wall-clock time")
     args = parse_threads(__doc__.splitlines()[0], parser)
     warnings.simplefilter("ignore")  # cvxpy's "problem is not DPP" notice
     generator = torch.Generator().manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 J on CPU")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 J on CPU, "
+          f"{'process CPU' if args.clock == 'cpu' else 'wall-clock'} time, median (and best) of interleaved runs")
     print(f"{'T':>3} {'P':>9} {'method':<12} {'ours ms':>9} {'torchjd ms':>11} {'vs mean':>8} "
           f"{'vs torchjd':>10} {'(best)':>7}")
     for P, repeats in ((10_000, args.repeats or 25), (1_000_000, args.repeats or 11)):
@@ -74,7 +81,7 @@ def main() -> None:
             for name in args.methods:
                 ours = agg.AGGREGATORS[name]
                 f = (lambda J, ours=ours: ours(J, generator=0)) if name == "pcgrad" else ours
-                times_ours, times_theirs = interleaved_seconds(f, theirs[name], J, repeats)
+                times_ours, times_theirs = interleaved_seconds(f, theirs[name], J, repeats, clock)
                 t_ours, t_theirs = statistics.median(times_ours), statistics.median(times_theirs)
                 mean_time = mean_time or t_ours
                 print(

@@ -202,6 +202,11 @@ def _combine(J: tf.Tensor, weights: np.ndarray, G: np.ndarray | None = None) -> 
 def mean(J: tf.Tensor) -> tf.Tensor:
     """The mean gradient (:func:`mtl_course.core.aggregation.mean_weights`).
 
+    Raises ``ValueError`` naming the rows if ``J`` holds NaN or inf (in a graph, a
+    ``tf.errors.InvalidArgumentError``). As in the PyTorch twin the check reads the
+    result, not ``J``: the weights are positive, so a NaN or inf anywhere in ``J``
+    reaches it.
+
     Examples:
         >>> import tensorflow as tf
         >>> J = tf.constant([[1.0, 0.0], [-0.5, 1.0]], dtype=tf.float64)

@@ -176,14 +176,61 @@ def test_mean_is_checked_in_chunks_without_changing_a_bit():
     must cost almost nothing); the result is bit-identical to w @ J and a NaN in the last
     chunk is still found."""
     generator = torch.Generator().manual_seed(0)
-    for T, P in [(2, 1_000_003), (5, 2 * torch_agg._mean_chunk(5) + 1), (12, 3 * torch_agg._mean_chunk(12) + 7)]:
-        J = torch.randn(T, P, generator=generator)
-        torch.testing.assert_close(torch_agg.mean(J), torch.full((T,), 1 / T) @ J, rtol=0, atol=0)
+    for T, P, dtype in [(2, 1_000_003, torch.float32), (5, 2 * torch_agg._mean_chunk(5) + 1, torch.float32),
+                        (12, 3 * torch_agg._mean_chunk(12) + 7, torch.float32),
+                        (3, 2 * torch_agg._mean_chunk(3, 8) + 5, torch.float64)]:
+        J = torch.randn(T, P, generator=generator, dtype=dtype)
+        torch.testing.assert_close(torch_agg.mean(J), torch.full((T,), 1 / T, dtype=dtype) @ J, rtol=0, atol=0)
         J[T - 1, P - 1] = float("nan")
         with pytest.raises(ValueError, match=rf"NaN or inf in row\(s\) \[{T - 1}\]"):
             torch_agg.mean(J)
     J = torch.full((2, 3 * torch_agg._mean_chunk(2)), 60000.0, dtype=torch.float16)  # sums overflow float16
     assert torch.equal(torch_agg.mean(J), J[0])
+
+
+MEAN_SHAPES = {
+    "narrow": (3, 7),  # one product, then the probe
+    "chunked": (8, 2 * torch_agg._mean_chunk(8) + 3),  # torch's CPU path: product and probe chunk by chunk
+}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("shape", list(MEAN_SHAPES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_mean_finds_a_non_finite_entry_anywhere(framework, shape, dtype, value):
+    """Issue 17, item 3: ``mean`` checks its result, not J, to be fast; a single NaN, inf or
+    -inf in the first row, the first or last column, or on a chunk boundary must still
+    raise the error that names its row."""
+    T, P = MEAN_SHAPES[shape]
+    J = np.random.default_rng(0).standard_normal((T, P)).astype(dtype)
+    chunk = torch_agg._mean_chunk(T, np.dtype(dtype).itemsize)
+    places = [(0, 0), (0, P - 1), (T - 1, P - 1), (T // 2, P // 2)]
+    if shape == "chunked":
+        places += [(1, chunk - 1), (T - 1, chunk), (2, 2 * chunk)]  # both sides of a boundary, the short last chunk
+    for row, column in places:
+        bad = J.copy()
+        bad[row, column] = value
+        with pytest.raises(ValueError, match=rf"J contains NaN or inf in row\(s\) \[{row}\]$"):
+            aggregate(framework, "mean", bad)
+    bad = J.copy()
+    bad[0, P - 1], bad[T - 1, P - 1] = np.inf, -np.inf  # a column whose mean is inf - inf
+    with pytest.raises(ValueError, match=rf"row\(s\) \[0, {T - 1}\]"):
+        aggregate(framework, "mean", bad)
+    np.testing.assert_allclose(aggregate(framework, "mean", J), J.astype(np.float64).mean(axis=0),
+                               rtol=0, atol=1e-6 if dtype == np.float32 else 1e-15)  # and no false alarm
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("shape", list(MEAN_SHAPES))
+def test_mean_of_huge_finite_gradients_is_not_an_error(framework, shape):
+    """The torch probe is d . d, which overflows float32 once |d| passes 1.8e19: a finite
+    mean that large must be returned, not reported as NaN or inf."""
+    T, P = MEAN_SHAPES[shape]
+    J = np.random.default_rng(1).standard_normal((T, P)).astype(np.float32) * np.float32(1e30)
+    d = aggregate(framework, "mean", J)
+    assert np.isfinite(d).all() and np.abs(d).max() > 1e29
+    np.testing.assert_allclose(d, J.astype(np.float64).mean(axis=0), rtol=1e-5, atol=1e24)
 
 
 def near_opposite_beside_a_third(seed: int, angle: float, dims: int = 5) -> np.ndarray:
