@@ -29,13 +29,15 @@ from typing import Any
 import numpy as np
 
 from mtl_course.checks import check_outputs, layer_sizes, positive_int
-from mtl_course.metrics import count_parameters
+from mtl_course.metrics import count_parameters, delta_m
 from mtl_course.data.types import MultiTaskSplit, Splits
+from mtl_course.stats import Verdict, paired_verdict
 
 __all__ = [
     "SHARING_KINDS",
     "build_sharing_model",
     "flatten_images",
+    "paired_comparison",
     "separate_vs_hard",
 ]
 
@@ -109,16 +111,57 @@ def train_and_score(
     batch_size: int = 64,
     seed: int = 0,
     validate: bool = True,
+    patience: int | None = None,
 ) -> tuple[dict[str, float], Any]:
     """Train with ``fit`` (equal weights, Adam) and return the test metrics and the history.
 
     With ``validate=True`` the history records the validation metrics of every
     epoch (learning curves); sweeps turn it off to save time.
+
+    With ``patience`` (early stopping; needs ``validate=True``), ``epochs`` is
+    the maximum: training stops after ``patience`` epochs in which the mean
+    over ``tasks`` of the validation metric (accuracy for classification) has
+    not improved, the weights of the best epoch are restored before the test
+    split is scored, and ``history.best_epoch`` holds that epoch (0-based).
+    Every task's metric must be higher-is-better, like accuracy. (``fit``'s own
+    ``patience`` watches the summed validation *loss* or one task's metric;
+    this rule watches the mean of the metrics that are reported.)
     """
     _check_framework(mtl)
+    callback = None
+    if patience is not None:
+        patience = positive_int(patience, "patience")
+        if not validate:
+            raise ValueError("early stopping (patience=...) needs validate=True")
+        names = list(tasks)
+        best = {"value": -np.inf, "epoch": -1, "weights": None}
+
+        def callback(epoch: int, history: Any) -> bool:
+            value = float(np.mean([history.val_metric[name][-1] for name in names]))
+            seen = len(history.val_metric[names[0]]) - 1
+            if value > best["value"]:
+                best.update(value=value, epoch=seen, weights=_snapshot(mtl, model))
+            return seen - best["epoch"] >= patience
+
     history = mtl.fit(model, splits.train, tasks, epochs=epochs, lr=lr, batch_size=batch_size,
-                      val_data=splits.val if validate else None, seed=seed, progress=False)
+                      val_data=splits.val if validate else None, seed=seed, progress=False, callback=callback)
+    if patience is not None and best["weights"] is not None:
+        _restore(mtl, model, best["weights"])
+        history.best_epoch = best["epoch"]
     return mtl.evaluate(model, splits.test, tasks), history
+
+
+def _snapshot(mtl: ModuleType, model: Any) -> Any:
+    if mtl.__name__ == "mtl_course.torch":
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return [w.copy() for w in model.get_weights()]
+
+
+def _restore(mtl: ModuleType, model: Any, weights: Any) -> None:
+    if mtl.__name__ == "mtl_course.torch":
+        model.load_state_dict(weights)
+    else:
+        model.set_weights(weights)
 
 
 def _check_framework(mtl: object) -> None:
@@ -149,6 +192,7 @@ def separate_vs_hard(
     lr: float = 1e-3,
     batch_size: int = 64,
     validate: bool = True,
+    patience: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train one single-task network per task, and hard-shared networks.
 
@@ -161,7 +205,15 @@ def separate_vs_hard(
     the same mini-batches. Returns, for ``"separate"`` and each variant,
     ``{"test": task -> test metric, "parameters": int, "val_curve": task ->
     validation metric per epoch (empty with ``validate=False``), "epoch_time":
-    seconds per epoch (summed over the single-task models for "separate")}``.
+    the median seconds per epoch (summed over the single-task models for
+    "separate"), "best_epoch": task ->
+    the epoch (1-based) whose weights were scored (the last one without
+    ``patience``)}``.
+
+    With ``patience``, every model (each single-task network on its own task,
+    each shared one on the mean over its tasks) is trained with early stopping
+    on its mean validation accuracy and scored at its best epoch (see
+    :func:`train_and_score`); ``epochs`` is then the maximum.
     """
     outputs = check_outputs(outputs)
     if set(outputs) != set(tasks):
@@ -171,22 +223,68 @@ def separate_vs_hard(
         raise ValueError(f"inputs must be flat (n, features), got shape {splits.train.x.shape}; "
                          "use flatten_images first")
     results: dict[str, dict[str, Any]] = {}
-    separate = {"test": {}, "parameters": 0, "val_curve": {}, "epoch_time": np.zeros(epochs)}
-    for name, classes in outputs.items():
+
+    def build(sizes: Sequence[int], outs: Mapping[str, int]) -> Any:
         mtl.seed_everything(seed)
-        model = build_sharing_model(mtl, "hard", d_in, hidden, {name: classes}, head_hidden=head_hidden)
+        return build_sharing_model(mtl, "hard", d_in, sizes, outs, head_hidden=head_hidden)
+
+    def best_epoch(history: Any) -> int:
+        return (history.best_epoch if patience is not None else history.epochs - 1) + 1
+
+    separate = {"test": {}, "parameters": 0, "val_curve": {}, "epoch_time": 0.0, "best_epoch": {}}
+    for name, classes in outputs.items():
+        model = build(hidden, {name: classes})
         scores, history = train_and_score(mtl, model, splits, {name: tasks[name]}, epochs, lr, batch_size, seed,
-                                          validate)
+                                          validate, patience)
         separate["test"][name] = scores[name]
         separate["parameters"] += count_parameters(model)
+        separate["best_epoch"][name] = best_epoch(history)
         if validate:
             separate["val_curve"][name] = history.val_metric[name]
-        separate["epoch_time"] += np.asarray(history.epoch_time)
+        separate["epoch_time"] += float(np.median(history.epoch_time))
     results["separate"] = separate
     for label, trunk_sizes in shared_hidden.items():
-        mtl.seed_everything(seed)
-        model = build_sharing_model(mtl, "hard", d_in, trunk_sizes, outputs, head_hidden=head_hidden)
-        scores, history = train_and_score(mtl, model, splits, tasks, epochs, lr, batch_size, seed, validate)
+        model = build(trunk_sizes, outputs)
+        scores, history = train_and_score(mtl, model, splits, tasks, epochs, lr, batch_size, seed, validate,
+                                          patience)
         results[label] = {"test": scores, "parameters": count_parameters(model),
-                          "val_curve": history.val_metric, "epoch_time": np.asarray(history.epoch_time)}
+                          "val_curve": history.val_metric, "epoch_time": float(np.median(history.epoch_time)),
+                          "best_epoch": dict.fromkeys(outputs, best_epoch(history))}
     return results
+
+
+def paired_comparison(runs: Mapping[int, Mapping[str, Mapping[str, Any]]], label: str,
+                      reference: str = "separate", digits: int = 2) -> dict[str, Any]:
+    r"""Seed-paired verdicts of the model ``label`` against ``reference`` from :func:`separate_vs_hard` runs.
+
+    ``runs`` maps each seed to the result of :func:`separate_vs_hard` on that
+    seed (same data and initial weights for every model). Every task's metric
+    must be higher-is-better (accuracy). With :math:`a_{s,t}` and :math:`b_{s,t}`
+    the test metrics of the two models on seed :math:`s`, returns
+
+    - ``"delta_m"``: the per-seed :math:`\Delta_m` of ``label`` against
+      ``reference`` in percent (:func:`mtl_course.metrics.delta_m`),
+      :math:`100 \cdot \frac1T \sum_t (a_{s,t} - b_{s,t}) / b_{s,t}`;
+    - ``"verdicts"``: ``{"delta_m": ..., task: ...}``, the
+      :func:`mtl_course.stats.paired_verdict` of the per-seed :math:`\Delta_m`
+      (against the reference's own :math:`\Delta_m`, which is 0 on every seed)
+      and of each task's test metric (higher is better), printed with ``digits``
+      significant digits.
+    """
+    seeds = list(runs)
+    if len(seeds) < 2:
+        raise ValueError(f"a paired verdict needs at least 2 seeds, got {len(seeds)}")
+    missing = [s for s in seeds if label not in runs[s] or reference not in runs[s]]
+    if missing:
+        raise ValueError(f"seeds {missing} have no results for {label!r} or {reference!r}")
+    tasks = list(runs[seeds[0]][reference]["test"])
+    higher = dict.fromkeys(tasks, True)
+    gains = np.array([delta_m(runs[s][label]["test"], runs[s][reference]["test"], higher) for s in seeds])
+    names = (label, reference)
+    verdicts: dict[str, Verdict] = {
+        "delta_m": paired_verdict(gains, np.zeros(len(seeds)), names=names, lower_is_better=False, digits=digits)}
+    for task in tasks:
+        verdicts[task] = paired_verdict([runs[s][label]["test"][task] for s in seeds],
+                                        [runs[s][reference]["test"][task] for s in seeds],
+                                        names=names, lower_is_better=False, digits=digits)
+    return {"delta_m": gains, "verdicts": verdicts}

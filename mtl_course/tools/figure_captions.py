@@ -124,9 +124,12 @@ FIGURES: dict[tuple[str, str], Figure] = {
     ("04_hard_sharing.ipynb", "3e77980b"): Figure(
         "ch4-fig-learning-curves",
         "Validation accuracy per epoch (seed 0) of the separate networks and the two "
-        "hard-shared networks, for the tasks 'left', 'right' and 'parity'.",
-        "Three panels of validation accuracy over 20 epochs. The three networks climb "
-        "together on the two digit tasks; on parity the separate networks end highest."),
+        "hard-shared networks, for the tasks 'left', 'right' and 'parity', each trained until "
+        "its validation accuracy stopped improving; a dot marks the epoch whose weights were kept.",
+        "Three panels of validation accuracy against epoch, with the legend below them. The "
+        "three networks climb together on the two digit tasks. On parity the separate network "
+        "peaks early and stops first, while the two shared networks keep improving for longer "
+        "and end higher."),
     ("05_soft_sharing.ipynb", "407678de"): Figure(
         "ch5-fig-relatedness-sweep",
         "The seven methods as the task correlation $p$ falls from 1 to 0: relative test MSE, "

@@ -106,6 +106,74 @@ def test_separate_vs_hard_reports_counts_and_curves(mtl):
         assert set(result["test"]) == set(outputs)
         assert all(0.0 <= v <= 1.0 for v in result["test"].values())
         assert all(len(curve) == 2 for curve in result["val_curve"].values())
+        assert all(e == 2 for e in result["best_epoch"].values())
     with pytest.raises(ValueError, match="flatten_images"):
         S.separate_vs_hard(mtl, multi_digits(seed=0, n_train=8, n_val=4, n_test=4), outputs, tasks,
                            (8,), {"hard": (8,)}, epochs=1)
+
+
+@pytest.mark.parametrize("mtl", FRAMEWORKS, ids=["torch", "tf"])
+def test_early_stopping_scores_the_best_epoch(mtl):
+    # with patience, the scored weights are those of the epoch with the best mean validation accuracy:
+    # retraining from the same seed for exactly that many epochs gives the same test scores
+    splits = S.flatten_images(multi_digits(seed=1, n_train=60, n_val=30, n_test=30))
+    outputs = {"left": 10, "parity": 2}
+    tasks = {name: "cross_entropy" for name in outputs}
+    common = dict(head_hidden=(4,), seed=1, lr=1e-2, batch_size=16)
+    stopped = S.separate_vs_hard(mtl, splits, outputs, tasks, (8,), {"hard": (8,)}, epochs=40, patience=3, **common)
+    for label, result in stopped.items():
+        for name in outputs:
+            curve = result["val_curve"][name]
+            assert len(curve) < 40  # it stopped early
+        if label == "hard":
+            best = result["best_epoch"]["left"]
+            assert result["best_epoch"] == {"left": best, "parity": best}
+            mean = np.mean([result["val_curve"][n] for n in outputs], axis=0)
+            assert best == int(np.argmax(mean)) + 1  # the first epoch with the best mean validation accuracy
+            assert len(mean) == best + 3  # patience 3: three epochs without improvement, then stop
+            again = S.separate_vs_hard(mtl, splits, outputs, tasks, (8,), {"hard": (8,)}, epochs=best,
+                                       validate=False, **common)["hard"]
+            assert again["test"] == result["test"]
+            assert again["best_epoch"] == {"left": best, "parity": best}
+        else:
+            for name in outputs:
+                curve = result["val_curve"][name]
+                assert result["best_epoch"][name] == int(np.argmax(curve)) + 1
+
+
+def test_early_stopping_needs_validation():
+    splits = S.flatten_images(multi_digits(seed=0, n_train=20, n_val=10, n_test=10))
+    outputs, tasks = {"left": 10}, {"left": "cross_entropy"}
+    with pytest.raises(ValueError, match="needs validate=True"):
+        S.separate_vs_hard(mtl_torch, splits, outputs, tasks, (4,), {}, epochs=3, patience=2, validate=False)
+    with pytest.raises(ValueError, match="patience must be positive"):
+        S.separate_vs_hard(mtl_torch, splits, outputs, tasks, (4,), {}, epochs=3, patience=0)
+
+
+def _fake_runs(separate, shared):
+    return {s: {"separate": {"test": dict(zip(("a", "b"), sep))}, "hard": {"test": dict(zip(("a", "b"), sh))}}
+            for s, (sep, sh) in enumerate(zip(separate, shared))}
+
+
+def test_paired_comparison_by_hand():
+    # seed 0: a 0.5 -> 0.6 (+20 %), b 0.8 -> 0.8 (0 %): delta_m +10 %; seed 1: +10 % and -20 %: -5 %;
+    # seed 2: +20 % and +10 %: +15 %
+    runs = _fake_runs([(0.5, 0.8), (0.5, 0.5), (0.5, 0.5)], [(0.6, 0.8), (0.55, 0.4), (0.6, 0.55)])
+    result = S.paired_comparison(runs, "hard")
+    np.testing.assert_allclose(result["delta_m"], [10.0, -5.0, 15.0], atol=1e-9)
+    verdicts = result["verdicts"]
+    assert set(verdicts) == {"delta_m", "a", "b"}
+    from scipy import stats
+    low, high = stats.t.interval(0.95, 2, loc=np.mean([10, -5, 15]), scale=stats.sem([10, -5, 15]))
+    assert verdicts["delta_m"].low == pytest.approx(low) and verdicts["delta_m"].high == pytest.approx(high)
+    assert verdicts["delta_m"].winner is None and verdicts["delta_m"].wins == 2
+    # task a: differences 0.1, 0.05, 0.1: the shared model wins (higher accuracy is better)
+    assert verdicts["a"].winner == "hard" and verdicts["a"].wins == 3
+    assert verdicts["a"].mean_difference == pytest.approx(0.25 / 3)
+    # the reference's own delta_m is 0: a model always better on every task is the winner on delta_m
+    better = S.paired_comparison(_fake_runs([(0.5, 0.5)] * 3, [(0.6, 0.6), (0.7, 0.55), (0.55, 0.6)]), "hard")
+    assert better["verdicts"]["delta_m"].winner == "hard"
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        S.paired_comparison({0: runs[0]}, "hard")
+    with pytest.raises(ValueError, match="no results for 'soft'"):
+        S.paired_comparison(runs, "soft")
