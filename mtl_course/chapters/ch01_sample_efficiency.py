@@ -13,9 +13,8 @@ estimators on the tasks of :func:`mtl_course.data.related_regression`:
   steps show the effect of more data, not of a new draw;
 * the whole experiment is repeated over seeds (:func:`sample_efficiency`).
 
-:func:`shared_subspace_regression` makes the tasks of the chapter's
-deep-network section: linear tasks related through a shared low-dimensional
-representation (feature relatedness) rather than through similar weights.
+The tasks of the chapter's deep-network section come from
+:func:`mtl_course.data.synthetic.shared_subspace_regression`.
 
 Numpy only; no deep-learning framework is imported.
 """
@@ -28,12 +27,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from mtl_course.classical.comparison import Method, tune_and_score
-from mtl_course.data.synthetic import RelatedRegression, related_regression
+from mtl_course.data.synthetic import related_regression
 
 __all__ = [
     "SampleEfficiencyResult",
     "sample_efficiency",
-    "shared_subspace_regression",
 ]
 
 #: Offsets added to an experiment seed to draw the validation and test samples,
@@ -114,56 +112,3 @@ def sample_efficiency(
             for name, spec in models.items():
                 strengths[name][i, j], errors[name][i, j] = tune_and_score(spec, train, val, test)
     return SampleEfficiencyResult(sizes.copy(), errors, strengths, float(noise))
-
-
-def shared_subspace_regression(
-    num_tasks: int = 10,
-    n_per_task: int = 20,
-    dim: int = 20,
-    rank: int = 2,
-    shared: bool = True,
-    noise: float = 0.5,
-    seed: int = 0,
-) -> RelatedRegression:
-    r"""Linear tasks related through shared *features*: ``w_t = B' a_t`` with ``B`` of rank ``rank``.
-
-    With ``shared=True`` one matrix :math:`B \in \mathbb R^{k \times d}` with
-    orthonormal rows serves every task; each task has its own coefficients
-    :math:`a_t \sim \mathcal N(0, I_k / k)`, so :math:`E\|w_t\|^2 = 1` and every
-    :math:`w_t` lies in the same ``k``-dimensional subspace. This is the
-    structure a hard-shared network assumes: a common representation
-    :math:`Bx` and a small head per task (the low-rank model of multi-task
-    feature learning, chapter 3). With ``shared=False`` every task draws its
-    own :math:`B_t`: same per-task complexity, no common features (for
-    :math:`T k \ge d` the tasks jointly span the whole input space).
-
-    Inputs are :math:`x \sim \mathcal N(0, I_d)` and targets
-    :math:`y = w_t^\top x + \text{noise}\cdot\varepsilon`, as in
-    :func:`~mtl_course.data.related_regression`, whose container this returns
-    (``shared`` there is the zero vector: no single weight vector is common to
-    the tasks, only a subspace).
-    """
-    for name, value, minimum in (("num_tasks", num_tasks, 1), ("n_per_task", n_per_task, 1),
-                                 ("dim", dim, 1), ("rank", rank, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-        if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if rank > dim:
-        raise ValueError(f"rank ({rank}) cannot exceed dim ({dim})")
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
-    rng = np.random.default_rng(seed)
-
-    def basis() -> np.ndarray:  # k orthonormal rows in R^d
-        q, _ = np.linalg.qr(rng.standard_normal((dim, rank)))
-        return q.T
-
-    common = basis() if shared else None
-    weights = np.stack([
-        (rng.standard_normal(rank) / np.sqrt(rank)) @ (common if shared else basis())
-        for _ in range(num_tasks)
-    ])
-    X = [rng.standard_normal((n_per_task, dim)) for _ in weights]
-    y = [x @ w + noise * rng.standard_normal(n_per_task) for x, w in zip(X, weights)]
-    return RelatedRegression(X=X, y=y, weights=weights, shared=np.zeros(dim), noise=float(noise))

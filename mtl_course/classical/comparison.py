@@ -9,7 +9,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mtl_course.classical.base import MultiTaskLinearModel
-from mtl_course.classical.synthetic import PlantedTasks
+from mtl_course.data.planted import PlantedTasks
 
 ArrayList = list[np.ndarray]
 

@@ -2,6 +2,8 @@
 
 * :func:`related_regression` - linear regression tasks whose true weights have
   a chosen correlation (chapters 1 and 3).
+* :func:`shared_subspace_regression` - linear regression tasks whose weights
+  share a low-dimensional subspace, or do not (chapter 1).
 * :func:`mmoe_synthetic` - the two-task regression with a correlation knob of
   Ma et al., KDD 2018 (chapter 6).
 * :func:`gradnorm_toy` - the regression tasks of very different scales of
@@ -23,7 +25,7 @@ import numpy as np
 
 from mtl_course.data.types import MultiTaskSplit, Splits
 
-__all__ = ["RelatedRegression", "related_regression", "mmoe_synthetic", "gradnorm_toy"]
+__all__ = ["RelatedRegression", "related_regression", "shared_subspace_regression", "mmoe_synthetic", "gradnorm_toy"]
 
 
 # --------------------------------------------------------------------------
@@ -180,6 +182,56 @@ def related_regression(
     weights = shared + math.sqrt(1.0 - rho) * own
     X, y = _draw_linear_tasks(weights, n_per_task, noise, rng)
     return RelatedRegression(X=X, y=y, weights=weights, shared=shared, noise=noise)
+
+
+def shared_subspace_regression(
+    num_tasks: int = 10,
+    n_per_task: int = 20,
+    dim: int = 20,
+    rank: int = 2,
+    shared: bool = True,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> RelatedRegression:
+    r"""Linear tasks related through shared *features*: ``w_t = B' a_t`` with ``B`` of rank ``rank``.
+
+    With ``shared=True`` one matrix :math:`B \in \mathbb R^{k \times d}` with
+    orthonormal rows serves every task; each task has its own coefficients
+    :math:`a_t \sim \mathcal N(0, I_k / k)`, so :math:`E\|w_t\|^2 = 1` and every
+    :math:`w_t` lies in the same ``k``-dimensional subspace. This is the
+    structure a hard-shared network assumes: a common representation
+    :math:`Bx` and a small head per task (the low-rank model of multi-task
+    feature learning, chapter 3). With ``shared=False`` every task draws its
+    own :math:`B_t`: same per-task complexity, no common features (for
+    :math:`T k \ge d` the tasks jointly span the whole input space).
+
+    Inputs are :math:`x \sim \mathcal N(0, I_d)` and targets
+    :math:`y = w_t^\top x + \text{noise}\cdot\varepsilon`, as in
+    :func:`related_regression`, whose container this returns
+    (``shared`` there is the zero vector: no single weight vector is common to
+    the tasks, only a subspace).
+    """
+    for name, value, minimum in (("num_tasks", num_tasks, 1), ("n_per_task", n_per_task, 1),
+                                 ("dim", dim, 1), ("rank", rank, 1)):
+        _check_int(name, value, minimum)
+    if rank > dim:
+        raise ValueError(f"rank ({rank}) cannot exceed dim ({dim})")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    rng = _rng(seed)
+
+    def basis() -> np.ndarray:  # k orthonormal rows in R^d
+        q, _ = np.linalg.qr(rng.standard_normal((dim, rank)))
+        return q.T
+
+    common = basis() if shared else None
+    weights = np.stack([
+        (rng.standard_normal(rank) / np.sqrt(rank)) @ (common if shared else basis())
+        for _ in range(num_tasks)
+    ])
+    X = [rng.standard_normal((n_per_task, dim)) for _ in weights]
+    y = [x @ w + noise * rng.standard_normal(n_per_task) for x, w in zip(X, weights)]
+    return RelatedRegression(X=X, y=y, weights=weights, shared=np.zeros(dim), noise=float(noise))
 
 
 # --------------------------------------------------------------------------

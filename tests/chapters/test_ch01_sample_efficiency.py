@@ -9,7 +9,7 @@ from mtl_course.classical import IndependentRidge, PooledRidge
 from mtl_course.data.synthetic import related_regression
 from mtl_course.exercises.ch01 import pooled_floor
 from mtl_course.classical.comparison import Method, tune_and_score
-from mtl_course.chapters.ch01_sample_efficiency import sample_efficiency, shared_subspace_regression
+from mtl_course.chapters.ch01_sample_efficiency import sample_efficiency
 
 SMALL = dict(num_tasks=3, dim=4, noise=0.5, n_val=30, n_test=200)
 
@@ -53,39 +53,3 @@ def test_sample_efficiency_rejects_bad_arguments():
         sample_efficiency(models, [2.5], relatedness=0.5)
     with pytest.raises(ValueError, match="seed"):
         sample_efficiency(models, [5], relatedness=0.5, seeds=[])
-
-
-def test_shared_subspace_weights_have_the_planted_rank():
-    shared = shared_subspace_regression(num_tasks=6, n_per_task=7, dim=10, rank=2, shared=True, seed=0)
-    separate = shared_subspace_regression(num_tasks=6, n_per_task=7, dim=10, rank=2, shared=False, seed=0)
-    assert np.linalg.matrix_rank(shared.weights) == 2
-    assert np.linalg.matrix_rank(separate.weights) == 6  # one direction per task, in general position
-    assert len(shared.X) == 6 and shared.X[0].shape == (7, 10) and shared.y[0].shape == (7,)
-    np.testing.assert_array_equal(shared.shared, np.zeros(10))
-
-
-def test_shared_subspace_targets_follow_the_weights_and_are_deterministic():
-    tasks = shared_subspace_regression(num_tasks=2, n_per_task=500, dim=5, rank=1, noise=0.0, seed=4)
-    for x, y, w in zip(tasks.X, tasks.y, tasks.weights):
-        np.testing.assert_allclose(y, x @ w)
-    again = shared_subspace_regression(num_tasks=2, n_per_task=500, dim=5, rank=1, noise=0.0, seed=4)
-    np.testing.assert_array_equal(tasks.X[0], again.X[0])
-    # E||w_t||^2 = 1: check the average over many tasks
-    many = shared_subspace_regression(num_tasks=2000, n_per_task=1, dim=5, rank=3, seed=0)
-    assert np.mean(np.sum(many.weights**2, axis=1)) == pytest.approx(1.0, rel=0.1)
-
-
-@pytest.mark.parametrize(
-    "kwargs, error",
-    [
-        (dict(rank=6, dim=5), ValueError),
-        (dict(rank=0), ValueError),
-        (dict(num_tasks=2.0), TypeError),
-        (dict(noise=-1.0), ValueError),
-        (dict(noise=float("nan")), ValueError),
-        (dict(seed=-1), ValueError),
-    ],
-)
-def test_shared_subspace_rejects_bad_arguments(kwargs, error):
-    with pytest.raises(error):
-        shared_subspace_regression(**kwargs)

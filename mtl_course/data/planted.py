@@ -1,4 +1,4 @@
-"""Linear regression tasks with a planted structure, for tests and chapter 3.
+"""Linear regression tasks with a planted structure, for chapter 3's classical methods and their tests.
 
 Each generator draws task weights ``W`` (shape ``(T, d)``) with one known kind
 of relatedness, then data ``y_t = X_t w_t + noise`` with standard-normal

@@ -1,4 +1,4 @@
-"""Planted-structure generators of mtl_course.classical.synthetic."""
+"""Planted-structure generators of mtl_course.data.planted."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mtl_course.classical.synthetic import (
+from mtl_course.data.planted import (
     correlated_tasks,
     low_rank_tasks,
     shared_mean_tasks,
