@@ -7,7 +7,7 @@ The planted-structure generators of chapter 3's classical methods are in
 Nothing here imports a deep-learning framework, and nothing downloads.
 """
 
-from mtl_course.data.diabetes import TaskData, diabetes_tasks
+from mtl_course.data.diabetes import diabetes_tasks
 from mtl_course.data.digits import multi_digits
 from mtl_course.data.families import SineFamily, SineTask
 from mtl_course.data.groups import GroupedRegression, grouped_regression
@@ -20,7 +20,7 @@ from mtl_course.data.synthetic import (
     shared_subspace_regression,
 )
 from mtl_course.data.toy import TwoObjectiveToy, toy_two_objective
-from mtl_course.data.types import MultiTaskSplit, Splits
+from mtl_course.data.types import MultiTaskSplit, Splits, TaskData
 
 __all__ = [
     "ClickConversion",

@@ -1,4 +1,9 @@
-"""Containers for multi-task data sets (numpy only)."""
+"""Containers for multi-task data sets (numpy only).
+
+:class:`MultiTaskSplit`: one input array, every row labelled for every task
+(the deep-learning chapters). :class:`TaskData`: each task with its own
+examples (the classical estimators' ``X_list, y_list``).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,26 @@ class MultiTaskSplit:
     def subset(self, index: np.ndarray | slice) -> "MultiTaskSplit":
         """The rows ``index`` of the inputs and of every task's targets."""
         return MultiTaskSplit(self.x[index], {k: v[index] for k, v in self.y.items()})
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Per-task inputs and targets with names: each task has its own examples.
+
+    The layout of the classical estimators (``fit(X_list, y_list)``) and of
+    data whose tasks are different samples (e.g. patient groups,
+    :func:`mtl_course.data.diabetes_tasks`). :class:`MultiTaskSplit` is the
+    other layout: one input array whose every row is labelled for every task.
+
+    Attributes:
+        X: list of ``(n_t, d)`` input arrays; y: list of ``(n_t,)`` targets.
+        task_names: one name per task; feature_names: one name per input column.
+    """
+
+    X: list[np.ndarray]
+    y: list[np.ndarray]
+    task_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
 
 
 class Splits(NamedTuple):
