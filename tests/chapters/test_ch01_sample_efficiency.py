@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mtl_course.chapters.ch01_sample_efficiency import sample_efficiency
 from mtl_course.classical import IndependentRidge, PooledRidge
+from mtl_course.classical.comparison import Method, tune_and_score
 from mtl_course.data.synthetic import related_regression
 from mtl_course.exercises.ch01 import pooled_floor
-from mtl_course.classical.comparison import Method, tune_and_score
-from mtl_course.chapters.ch01_sample_efficiency import sample_efficiency
 
 SMALL = dict(num_tasks=3, dim=4, noise=0.5, n_val=30, n_test=200)
 

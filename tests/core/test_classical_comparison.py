@@ -16,8 +16,8 @@ from mtl_course.classical.comparison import (  # noqa: E402
     split_tasks,
     tune_and_score,
 )
-from mtl_course.data.diabetes import diabetes_tasks  # noqa: E402
 from mtl_course.classical.plotting import heatmaps, learning_curve_grid  # noqa: E402
+from mtl_course.data.diabetes import diabetes_tasks  # noqa: E402
 from mtl_course.data.planted import shared_mean_tasks  # noqa: E402
 from mtl_course.data.synthetic import related_regression  # noqa: E402
 

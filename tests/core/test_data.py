@@ -5,7 +5,12 @@ import pytest
 
 from mtl_course.data.digits import multi_digits
 from mtl_course.data.recsys import click_conversion
-from mtl_course.data.synthetic import gradnorm_toy, mmoe_synthetic, related_regression, shared_subspace_regression
+from mtl_course.data.synthetic import (
+    gradnorm_toy,
+    mmoe_synthetic,
+    related_regression,
+    shared_subspace_regression,
+)
 from mtl_course.data.toy import TwoObjectiveToy, toy_two_objective
 from mtl_course.data.types import MultiTaskSplit, Splits
 
