@@ -210,13 +210,17 @@ def _min_norm_on_segment(xx: float, xy: float, yy: float) -> float:
 
 
 def mgda_two_task_weights(G: np.ndarray) -> np.ndarray:
-    r"""MGDA for two tasks in closed form.
+    r"""MGDA for two tasks in closed form, on one Gram matrix.
 
     The min-norm point of the segment between :math:`g_1` and :math:`g_2` is
     :math:`\gamma g_1 + (1-\gamma) g_2` with
     :math:`\gamma = \mathrm{clip}\big((g_2 - g_1)\cdot g_2 / \|g_1 - g_2\|^2, 0, 1\big)`
     (Sener and Koltun, "Multi-Task Learning as Multi-Objective Optimization",
-    NeurIPS 2018, Algorithm 1). Identical gradients give ``(0, 1)``.
+    NeurIPS 2018, Algorithm 1). This is :func:`two_task_weights` ``("mgda", ...)``
+    on a batch of one: where the formula does not apply (identical gradients,
+    :math:`\|g_1 - g_2\|^2` at rounding level, or zero gradients) the weights
+    are :func:`mgda_weights`'s, for example ``(1, 0)`` for identical gradients
+    (any weights give the same direction there).
 
     Examples:
         >>> import numpy as np
@@ -227,8 +231,7 @@ def mgda_two_task_weights(G: np.ndarray) -> np.ndarray:
     G = _check_gram(G)
     if G.shape[0] != 2:
         raise ValueError(f"mgda_two_task_weights needs exactly 2 tasks, got {G.shape[0]}")
-    gamma = _min_norm_on_segment(G[1, 1], G[0, 1], G[0, 0])
-    return np.array([gamma, 1.0 - gamma])
+    return two_task_weights("mgda", G[None])[0]
 
 
 def mgda_weights(G: np.ndarray) -> np.ndarray:

@@ -215,3 +215,25 @@ def test_two_task_weights_rejects_bad_input():
         two_task_weights("mgda", -np.eye(2)[None])
     with pytest.raises(ValueError, match="c must be"):
         two_task_weights("cagrad", np.eye(2)[None], c=-1.0)
+
+
+@SETTINGS
+@given(J=jacobians())
+def test_single_matrix_mgda_is_the_batched_form_on_a_batch_of_one(J):
+    for G in _grams(J):
+        np.testing.assert_array_equal(core.mgda_two_task_weights(G), two_task_weights("mgda", G[None])[0])
+
+
+def test_single_matrix_mgda_on_identical_and_zero_gradients_is_mgda_weights():
+    # the formula's 0 / 0: the general solver's answer (the old copy returned (0, 1) here)
+    for G in (np.ones((2, 2)), 4.0 * np.ones((2, 2)), np.full((2, 2), 1.0 + 1e-15), np.zeros((2, 2))):
+        np.testing.assert_allclose(core.mgda_two_task_weights(G), core.mgda_weights(G), atol=1e-12)
+    np.testing.assert_allclose(core.mgda_two_task_weights(np.ones((2, 2))), [1.0, 0.0])
+    np.testing.assert_allclose(core.mgda_two_task_weights(np.zeros((2, 2))), [0.5, 0.5])
+    # float32 input, hand-computed: g1 = (2, 0), g2 = (0, 1) -> gamma = 1 / 5
+    G32 = np.array([[4.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    np.testing.assert_allclose(core.mgda_two_task_weights(G32), [0.2, 0.8], rtol=1e-12)
+    with pytest.raises(ValueError, match="exactly 2 tasks"):
+        core.mgda_two_task_weights(np.eye(3))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        core.mgda_two_task_weights(np.array([[np.nan, 0.0], [0.0, 1.0]]))
