@@ -1,6 +1,12 @@
 """Multi-task data sets as numpy arrays: synthetic generators with a known
 ground truth, and offline real data built from scikit-learn's bundled sets.
 
+Two containers, one per layout: :class:`MultiTaskSplit` (one input array,
+labelled for every task, NaN where a label is missing: ``fit`` of the
+deep-learning twins) and :class:`TaskData` (each task with its own examples:
+the classical estimators, and the generators with a known truth, which extend
+it). ``TaskData.to_split`` and ``TaskData.from_split`` convert.
+
 The planted-structure generators of chapter 3's classical methods are in
 :mod:`mtl_course.data.planted`.
 

@@ -18,28 +18,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mtl_course.data.types import TaskData
 
-@dataclass(frozen=True)
-class PlantedTasks:
-    """Training data of ``T`` linear tasks and the truth behind them.
+
+@dataclass(frozen=True, kw_only=True)
+class PlantedTasks(TaskData):
+    """Training data of ``T`` linear tasks (a :class:`~mtl_course.data.TaskData`) and the truth behind them.
 
     Attributes:
-        X: list of ``T`` input arrays ``(n_t, d)``.
-        y: list of ``T`` target vectors ``(n_t,)``.
+        X, y, task_names, feature_names: as in :class:`~mtl_course.data.TaskData`:
+            ``T`` input arrays ``(n_t, d)`` and target vectors ``(n_t,)``.
         weights: true weights, ``(T, d)``.
         noise: standard deviation of the Gaussian target noise.
         truth: the planted structure (e.g. ``{"support": ...}``, ``{"rank": 2}``).
     """
 
-    X: list[np.ndarray]
-    y: list[np.ndarray]
     weights: np.ndarray
     noise: float
     truth: dict = field(default_factory=dict)
-
-    @property
-    def num_tasks(self) -> int:
-        return self.weights.shape[0]
 
     def sample(self, n_per_task: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Fresh data ``(X_list, y_list)`` from the same tasks (e.g. a test set)."""

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mtl_course.data.types import MultiTaskSplit, Splits
+from mtl_course.data.types import MultiTaskSplit, Splits, TaskData
 
 __all__ = ["RelatedRegression", "related_regression", "shared_subspace_regression", "mmoe_synthetic", "gradnorm_toy"]
 
@@ -84,32 +84,23 @@ def _rng(seed: object) -> np.random.Generator:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RelatedRegression:
-    """Linear regression tasks with known, correlated true weights.
+@dataclass(frozen=True, kw_only=True)
+class RelatedRegression(TaskData):
+    """Linear regression tasks (a :class:`~mtl_course.data.TaskData`) with known, correlated true weights.
 
     Attributes:
-        X: task ``t``'s inputs, ``X[t]`` of shape ``(n_per_task, dim)``, float64.
-        y: task ``t``'s targets, ``y[t]`` of shape ``(n_per_task,)``, float64.
+        X, y, task_names, feature_names: as in :class:`~mtl_course.data.TaskData`:
+            task ``t``'s inputs ``X[t]``, ``(n_per_task, dim)``, and targets
+            ``y[t]``, ``(n_per_task,)``, float64.
         weights: the true weights, shape ``(num_tasks, dim)``.
         shared: the part common to every task, shape ``(dim,)``:
             ``weights[t] - shared`` is task ``t``'s own part.
         noise: standard deviation of the label noise.
     """
 
-    X: list[np.ndarray]
-    y: list[np.ndarray]
     weights: np.ndarray
     shared: np.ndarray
     noise: float
-
-    @property
-    def num_tasks(self) -> int:
-        return len(self.weights)
-
-    @property
-    def dim(self) -> int:
-        return self.weights.shape[1]
 
     def sample(self, n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Fresh data from the same tasks: ``n`` pairs per task, drawn with ``seed``.
