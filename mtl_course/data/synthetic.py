@@ -109,13 +109,18 @@ class RelatedRegression(TaskData):
         want test data independent of the training data.
         """
         n = _check_int("n", n, 1)
-        return _draw_linear_tasks(self.weights, n, self.noise, _rng(seed))
+        return draw_linear_tasks(self.weights, n, self.noise, _rng(seed))
 
 
-def _draw_linear_tasks(
+def draw_linear_tasks(
     weights: np.ndarray, n: int, noise: float, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``x ~ N(0, I)``, ``y = x . w_t + noise * N(0, 1)`` for every task ``t``."""
+    """``n`` pairs per task, ``x ~ N(0, I)``, ``y = x . w_t + noise * N(0, 1)``, as ``(X_list, y_list)``.
+
+    The data of every linear-task generator (:func:`related_regression` and
+    :mod:`mtl_course.data.planted`): task by task, the inputs, then the noise.
+    ``n`` is taken as checked by the caller.
+    """
     X, y = [], []
     for w in weights:
         x = rng.standard_normal((n, len(w)))
@@ -171,7 +176,7 @@ def related_regression(
     own = scale * rng.standard_normal((num_tasks, dim))
     shared = math.sqrt(rho) * w0
     weights = shared + math.sqrt(1.0 - rho) * own
-    X, y = _draw_linear_tasks(weights, n_per_task, noise, rng)
+    X, y = draw_linear_tasks(weights, n_per_task, noise, rng)
     return RelatedRegression(X=X, y=y, weights=weights, shared=shared, noise=noise)
 
 
