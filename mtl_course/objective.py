@@ -10,7 +10,7 @@ This module holds the framework-free math of that chapter:
 * :func:`weighted_sum` evaluates the objective from the task losses;
 * :func:`dominates`, :func:`non_dominated_mask` and :func:`pareto_front`
   compare loss vectors in the Pareto sense;
-* :func:`two_task_weights` and :func:`linear_scalarization_reach` sweep the
+* :func:`weight_grid` and :func:`linear_scalarization_reach` sweep the
   weight of a two-task linear scalarization and report which points it picks;
 * two two-task problems with analytic losses and gradients:
   :class:`LeastSquaresTasks` (one linear model shared by regression tasks, a
@@ -35,7 +35,7 @@ __all__ = [
     "dominates",
     "non_dominated_mask",
     "pareto_front",
-    "two_task_weights",
+    "weight_grid",
     "linear_scalarization_reach",
     "MultiObjective",
     "LeastSquaresTasks",
@@ -185,14 +185,14 @@ def pareto_front(points: ArrayLike) -> np.ndarray:
 # linear scalarization of two tasks
 
 
-def two_task_weights(num: int) -> np.ndarray:
+def weight_grid(num: int) -> np.ndarray:
     """``num`` weight pairs ``(alpha, 1 - alpha)`` with ``alpha`` evenly spaced in [0, 1].
 
     Returns an array of shape ``(num, 2)``; the first row is ``(0, 1)`` (only
     task 2 counts), the last ``(1, 0)`` (only task 1 counts).
 
     Examples:
-        >>> two_task_weights(3)
+        >>> weight_grid(3)
         array([[0. , 1. ],
                [0.5, 0.5],
                [1. , 0. ]])
@@ -222,7 +222,7 @@ def linear_scalarization_reach(points: ArrayLike, weights: ArrayLike) -> np.ndar
     Examples:
         >>> import numpy as np
         >>> points = np.array([[0.0, 1.0], [0.6, 0.6], [1.0, 0.0]])  # the middle point is above the chord
-        >>> linear_scalarization_reach(points, two_task_weights(5))  # no weight picks index 1
+        >>> linear_scalarization_reach(points, weight_grid(5))  # no weight picks index 1
         array([2, 2, 0, 0, 0])
     """
     points = _point_matrix(points)
@@ -369,7 +369,7 @@ class LeastSquaresTasks:
         """
         if self.num_tasks != 2:
             raise ValueError(f"front() is for two tasks, this problem has {self.num_tasks}")
-        return np.stack([self.losses(self.scalarized_minimizer(w)) for w in two_task_weights(num)])
+        return np.stack([self.losses(self.scalarized_minimizer(w)) for w in weight_grid(num)])
 
 
 @dataclass(frozen=True)

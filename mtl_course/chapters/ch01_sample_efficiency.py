@@ -5,16 +5,16 @@ per task than learning each alone, and what happens on unrelated tasks. This
 module runs that experiment for any set of :mod:`mtl_course.classical`
 estimators on the tasks of :func:`mtl_course.data.related_regression`:
 
-* every estimator gets its regularization strength chosen on a validation
-  sample (:func:`tuned_test_error`), so the comparison is between models at
-  their best, not between arbitrary settings;
+* every estimator (a :class:`~mtl_course.classical.comparison.Method`) gets
+  its regularization strength chosen on a validation sample
+  (:func:`~mtl_course.classical.comparison.tune_and_score`), so the
+  comparison is between models at their best, not between arbitrary settings;
 * training sets of growing size are nested prefixes of one draw, so a curve's
   steps show the effect of more data, not of a new draw;
 * the whole experiment is repeated over seeds (:func:`sample_efficiency`).
 
-:func:`shared_subspace_regression` makes the tasks of the chapter's
-deep-network section: linear tasks related through a shared low-dimensional
-representation (feature relatedness) rather than through similar weights.
+The tasks of the chapter's deep-network section come from
+:func:`mtl_course.data.synthetic.shared_subspace_regression`.
 
 Numpy only; no deep-learning framework is imported.
 """
@@ -22,82 +22,22 @@ Numpy only; no deep-learning framework is imported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from mtl_course.data.synthetic import RelatedRegression, related_regression
+from mtl_course.classical.comparison import Method, tune_and_score
+from mtl_course.data.synthetic import related_regression
 
 __all__ = [
-    "MultiTaskEstimator",
-    "ModelSpec",
     "SampleEfficiencyResult",
-    "tuned_test_error",
     "sample_efficiency",
-    "shared_subspace_regression",
 ]
 
 #: Offsets added to an experiment seed to draw the validation and test samples,
 #: so they never reuse the training draw's seed.
 VALIDATION_SEED_OFFSET = 1_000_000
 TEST_SEED_OFFSET = 2_000_000
-
-
-class MultiTaskEstimator(Protocol):
-    """What the experiment needs from a model: the interface of :mod:`mtl_course.classical`."""
-
-    def fit(self, X_list: Sequence[np.ndarray], y_list: Sequence[np.ndarray]) -> "MultiTaskEstimator": ...
-
-    def score(self, X_list: Sequence[np.ndarray], y_list: Sequence[np.ndarray]) -> list[float]: ...
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model family with one regularization knob and the grid to tune it on.
-
-    Attributes:
-        build: ``strength -> unfitted estimator``, e.g.
-            ``lambda s: IndependentRidge(alpha=s)``.
-        strengths: the candidate strengths (non-empty, finite).
-    """
-
-    build: Callable[[float], MultiTaskEstimator]
-    strengths: Sequence[float]
-
-    def __post_init__(self) -> None:
-        values = np.asarray(self.strengths, dtype=float)
-        if values.ndim != 1 or values.size == 0:
-            raise ValueError("a ModelSpec needs a non-empty 1-D grid of strengths")
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"strengths must be finite, got {values}")
-
-
-Data = tuple[Sequence[np.ndarray], Sequence[np.ndarray]]
-
-
-def tuned_test_error(spec: ModelSpec, train: Data, val: Data, test: Data) -> tuple[float, float]:
-    """Fit every strength of ``spec`` on ``train``; keep the best on ``val``; score it on ``test``.
-
-    The validation criterion and the returned error are the mean squared error
-    averaged over tasks (``mean_t MSE_t``). Ties go to the first strength in
-    the grid.
-
-    Returns:
-        ``(test_mse, chosen_strength)``.
-
-    Raises:
-        ValueError: when a fitted model's validation error is not finite (the
-            strength grid or the data are broken).
-    """
-    best_error, best_strength, best_model = np.inf, None, None
-    for strength in spec.strengths:
-        model = spec.build(float(strength)).fit(*train)
-        error = float(np.mean(model.score(*val)))
-        if not np.isfinite(error):
-            raise ValueError(f"validation error is {error} at strength {strength}")
-        if error < best_error:
-            best_error, best_strength, best_model = error, float(strength), model
-    return float(np.mean(best_model.score(*test))), best_strength
 
 
 @dataclass(frozen=True)
@@ -127,7 +67,7 @@ class SampleEfficiencyResult:
 
 
 def sample_efficiency(
-    models: Mapping[str, ModelSpec],
+    models: Mapping[str, Method],
     n_per_task: Sequence[int],
     *,
     relatedness: float,
@@ -146,7 +86,7 @@ def sample_efficiency(
     (``n_test`` per task) samples of the same tasks come from
     :meth:`~mtl_course.data.synthetic.RelatedRegression.sample` with the seed
     plus :data:`VALIDATION_SEED_OFFSET` / :data:`TEST_SEED_OFFSET`. Each model
-    is tuned with :func:`tuned_test_error`.
+    is tuned with :func:`~mtl_course.classical.comparison.tune_and_score`.
 
     Raises:
         ValueError: no models, no sizes, a non-positive size, no seeds.
@@ -170,58 +110,5 @@ def sample_efficiency(
         for j, n in enumerate(sizes):
             train = ([x[:n] for x in tasks.X], [v[:n] for v in tasks.y])
             for name, spec in models.items():
-                errors[name][i, j], strengths[name][i, j] = tuned_test_error(spec, train, val, test)
+                strengths[name][i, j], errors[name][i, j] = tune_and_score(spec, train, val, test)
     return SampleEfficiencyResult(sizes.copy(), errors, strengths, float(noise))
-
-
-def shared_subspace_regression(
-    num_tasks: int = 10,
-    n_per_task: int = 20,
-    dim: int = 20,
-    rank: int = 2,
-    shared: bool = True,
-    noise: float = 0.5,
-    seed: int = 0,
-) -> RelatedRegression:
-    r"""Linear tasks related through shared *features*: ``w_t = B' a_t`` with ``B`` of rank ``rank``.
-
-    With ``shared=True`` one matrix :math:`B \in \mathbb R^{k \times d}` with
-    orthonormal rows serves every task; each task has its own coefficients
-    :math:`a_t \sim \mathcal N(0, I_k / k)`, so :math:`E\|w_t\|^2 = 1` and every
-    :math:`w_t` lies in the same ``k``-dimensional subspace. This is the
-    structure a hard-shared network assumes: a common representation
-    :math:`Bx` and a small head per task (the low-rank model of multi-task
-    feature learning, chapter 3). With ``shared=False`` every task draws its
-    own :math:`B_t`: same per-task complexity, no common features (for
-    :math:`T k \ge d` the tasks jointly span the whole input space).
-
-    Inputs are :math:`x \sim \mathcal N(0, I_d)` and targets
-    :math:`y = w_t^\top x + \text{noise}\cdot\varepsilon`, as in
-    :func:`~mtl_course.data.related_regression`, whose container this returns
-    (``shared`` there is the zero vector: no single weight vector is common to
-    the tasks, only a subspace).
-    """
-    for name, value, minimum in (("num_tasks", num_tasks, 1), ("n_per_task", n_per_task, 1),
-                                 ("dim", dim, 1), ("rank", rank, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-        if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if rank > dim:
-        raise ValueError(f"rank ({rank}) cannot exceed dim ({dim})")
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
-    rng = np.random.default_rng(seed)
-
-    def basis() -> np.ndarray:  # k orthonormal rows in R^d
-        q, _ = np.linalg.qr(rng.standard_normal((dim, rank)))
-        return q.T
-
-    common = basis() if shared else None
-    weights = np.stack([
-        (rng.standard_normal(rank) / np.sqrt(rank)) @ (common if shared else basis())
-        for _ in range(num_tasks)
-    ])
-    X = [rng.standard_normal((n_per_task, dim)) for _ in weights]
-    y = [x @ w + noise * rng.standard_normal(n_per_task) for x, w in zip(X, weights)]
-    return RelatedRegression(X=X, y=y, weights=weights, shared=np.zeros(dim), noise=float(noise))

@@ -14,7 +14,7 @@ shared subspace (low rank)         :class:`TraceNormMTL`, :class:`SharedRepresen
 learned task relationship          :class:`MultiTaskRelationshipLearning`
 =================================  ==========================================
 
-Planted-structure data: :mod:`mtl_course.classical.synthetic`.
+Planted-structure data: :mod:`mtl_course.data.planted`; a real data set: :func:`mtl_course.data.diabetes_tasks`.
 """
 
 from mtl_course.classical.base import ConvergenceWarning, MultiTaskLinearModel

@@ -9,7 +9,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mtl_course.classical.base import MultiTaskLinearModel
-from mtl_course.classical.synthetic import PlantedTasks
+from mtl_course.data.planted import PlantedTasks
 
 ArrayList = list[np.ndarray]
 
@@ -19,37 +19,53 @@ class Method:
     """An estimator family with one strength to tune.
 
     Attributes:
-        make: ``strength -> unfitted estimator``.
-        grid: the strengths tried on the validation data.
+        make: ``strength -> unfitted estimator``, e.g.
+            ``lambda s: IndependentRidge(alpha=s)``.
+        grid: the strengths tried on the validation data (a non-empty 1-D
+            sequence of finite numbers).
     """
 
     make: Callable[[float], MultiTaskLinearModel]
     grid: Sequence[float]
 
+    def __post_init__(self) -> None:
+        values = np.asarray(self.grid, dtype=float)
+        if values.ndim != 1:
+            raise ValueError(f"Method.grid must be a 1-D sequence of strengths, got shape {values.shape}")
+        if values.size == 0:
+            raise ValueError("Method.grid is empty: give at least one strength")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"Method.grid must hold finite strengths, got {values}")
+
 
 def tune_and_score(
     method: Method,
-    train: tuple[ArrayList, ArrayList],
-    val: tuple[ArrayList, ArrayList],
-    test: tuple[ArrayList, ArrayList],
+    train: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
+    val: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
+    test: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
 ) -> tuple[float, float]:
-    """Fit every strength of ``method.grid`` on ``train``, keep the one with the lowest
-    mean validation MSE over tasks (the first one on ties), refit-free.
+    """Fit every strength of ``method.grid`` on ``train``; keep the best on ``val``; score it on ``test``.
+
+    The criterion is the mean validation MSE over tasks; ties go to the first
+    strength in the grid. The chosen model is scored as fitted (no refit on
+    train + validation). ``train``, ``val`` and ``test`` are ``(X_list, y_list)`` pairs.
 
     Returns:
         ``(best strength, mean test MSE over tasks)``.
+
+    Raises:
+        ValueError: when a fitted model's validation error is not finite (the
+            strength grid or the data are broken).
     """
-    if len(method.grid) == 0:
-        raise ValueError("Method.grid is empty: give at least one strength")
     best_strength, best_val, best_model = None, np.inf, None
     for strength in method.grid:
-        model = method.make(strength).fit(*train)
+        model = method.make(float(strength)).fit(*train)
         val_mse = float(np.mean(model.score(*val)))
+        if not np.isfinite(val_mse):
+            raise ValueError(f"validation error is {val_mse} at strength {strength}")
         if val_mse < best_val:
-            best_strength, best_val, best_model = strength, val_mse, model
-    if best_model is None:
-        raise ValueError("every strength in the grid gave a non-finite validation error")
-    return float(best_strength), float(np.mean(best_model.score(*test)))
+            best_strength, best_val, best_model = float(strength), val_mse, model
+    return best_strength, float(np.mean(best_model.score(*test)))
 
 
 def learning_curves(

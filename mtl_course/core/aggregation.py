@@ -33,6 +33,11 @@ Conventions shared by all functions:
   direction to cancellation.
 * A zero Gram matrix (all gradients zero) gives well-defined weights whose
   direction ``w @ J`` is zero; no function ever returns NaN.
+
+For two tasks, :func:`two_task_weights` computes every method's weights in
+closed form for a whole batch of ``(2, 2)`` Gram matrices at once (the last
+section of this module), falling back to the general functions on the
+degenerate rows.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ __all__ = [
     "aligned_mtl_weights",
     "dual_cone_projection_weights",
     "upgrad_weights",
+    "TWO_TASK_METHODS",
+    "two_task_weights",
 ]
 
 
@@ -203,13 +210,17 @@ def _min_norm_on_segment(xx: float, xy: float, yy: float) -> float:
 
 
 def mgda_two_task_weights(G: np.ndarray) -> np.ndarray:
-    r"""MGDA for two tasks in closed form.
+    r"""MGDA for two tasks in closed form, on one Gram matrix.
 
     The min-norm point of the segment between :math:`g_1` and :math:`g_2` is
     :math:`\gamma g_1 + (1-\gamma) g_2` with
     :math:`\gamma = \mathrm{clip}\big((g_2 - g_1)\cdot g_2 / \|g_1 - g_2\|^2, 0, 1\big)`
     (Sener and Koltun, "Multi-Task Learning as Multi-Objective Optimization",
-    NeurIPS 2018, Algorithm 1). Identical gradients give ``(0, 1)``.
+    NeurIPS 2018, Algorithm 1). This is :func:`two_task_weights` ``("mgda", ...)``
+    on a batch of one: where the formula does not apply (identical gradients,
+    :math:`\|g_1 - g_2\|^2` at rounding level, or zero gradients) the weights
+    are :func:`mgda_weights`'s, for example ``(1, 0)`` for identical gradients
+    (any weights give the same direction there).
 
     Examples:
         >>> import numpy as np
@@ -220,8 +231,7 @@ def mgda_two_task_weights(G: np.ndarray) -> np.ndarray:
     G = _check_gram(G)
     if G.shape[0] != 2:
         raise ValueError(f"mgda_two_task_weights needs exactly 2 tasks, got {G.shape[0]}")
-    gamma = _min_norm_on_segment(G[1, 1], G[0, 1], G[0, 0])
-    return np.array([gamma, 1.0 - gamma])
+    return two_task_weights("mgda", G[None])[0]
 
 
 def mgda_weights(G: np.ndarray) -> np.ndarray:
@@ -830,3 +840,217 @@ def upgrad_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
         return np.full(T, 1.0 / T)
     projector = _DualConeProjector(G, rtol)
     return np.sum([projector.project(row) for row in np.eye(T) / T], axis=0)
+
+
+# ------------------------------------ two tasks, batched over many Gram matrices
+#
+# Closed forms of the methods above for T = 2, vectorized over a batch of
+# (2, 2) Gram matrices: one numpy operation for thousands of Jacobians (the
+# two-objective toy of chapter 8 runs Adam from many starts at once). Every
+# closed form also returns the mask of the rows where it applies; the other
+# rows (parallel, opposite or zero gradients) are solved by the general
+# ``<method>_weights`` above, so the result is always the general form's.
+# With n_t = |g_t|, cos = g1.g2 / (n1 n2) and u_t = g_t / n_t:
+#
+# * MGDA: gamma g1 + (1 - gamma) g2, gamma = clip((g2 - g1).g2 / |g1 - g2|^2, 0, 1).
+# * PCGrad: with a conflict (g1.g2 < 0) each gradient loses its component
+#   along the other; for two tasks the order does not matter.
+# * UPGrad: for two tasks, half of PCGrad's sum.
+# * IMTL-G: alpha = (n2, n1) / (n1 + n2), so d = n1 n2 / (n1 + n2) (u1 + u2).
+# * Nash-MTL: alpha_t = 1 / (n_t sqrt(1 + cos)), so d = (u1 + u2) / sqrt(1 + cos),
+#   the unit-vector bisector scaled to |d| = sqrt(2).
+# * Aligned-MTL: the 2 x 2 eigendecomposition, batched.
+# * CAGrad: the dual over the segment w g1 + (1 - w) g2 is a convex function of
+#   one variable whose minimiser has a closed form (see _two_task_cagrad).
+
+TWO_TASK_METHODS: tuple[str, ...] = (
+    "mean", "mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad",
+)
+"""The methods :func:`two_task_weights` computes in closed form for two tasks."""
+
+_RTOL_2 = gram_rtol(2)
+
+
+def _check_gram_batch(G: object) -> np.ndarray:
+    G = np.asarray(G, dtype=np.float64)
+    if G.ndim != 3 or G.shape[1:] != (2, 2):
+        raise ValueError(f"G must be a batch of 2 x 2 Gram matrices, shape (S, 2, 2), got {G.shape}")
+    # (cheap checks: the toy of chapter 8 calls this thousands of times on tiny batches)
+    if not np.isfinite(G).all():
+        raise ValueError(
+            "G contains NaN or inf (the gradients overflowed); rescale the losses or use float64"
+        )
+    if (G.diagonal(axis1=1, axis2=2) < 0).any():
+        raise ValueError("G has a negative diagonal entry: it is not a Gram matrix")
+    return (G + G.transpose(0, 2, 1)) / 2.0
+
+
+def _general_weights(method: str, G: np.ndarray, c: float) -> np.ndarray:
+    """The general solver of ``method`` on one Gram matrix (the fallback of the closed forms)."""
+    if method == "cagrad":
+        return cagrad_weights(G, c=c)
+    if method == "pcgrad":
+        return pcgrad_weights(G, generator=0)  # two tasks: the order does not matter
+    return globals()[f"{method}_weights"](G)
+
+
+def _two_task_mgda(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    denominator = G[:, 0, 0] + G[:, 1, 1] - 2.0 * G[:, 0, 1]
+    ok = denominator > _RTOL_2 * (G[:, 0, 0] + G[:, 1, 1])
+    gamma = np.clip((G[:, 1, 1] - G[:, 0, 1]) / np.where(ok, denominator, 1.0), 0.0, 1.0)
+    return np.stack([gamma, 1.0 - gamma], axis=1), ok
+
+
+def _two_task_pcgrad(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    g12 = G[:, 0, 1]
+    conflict = g12 < 0.0  # a conflict implies both gradients are non-zero
+    w1 = 1.0 - np.where(conflict, g12 / np.where(conflict, G[:, 0, 0], 1.0), 0.0)
+    w2 = 1.0 - np.where(conflict, g12 / np.where(conflict, G[:, 1, 1], 1.0), 0.0)
+    return np.stack([w1, w2], axis=1), np.ones(len(G), dtype=bool)
+
+
+def _two_task_upgrad(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    weights, ok = _two_task_pcgrad(G, n1, n2, c)
+    return weights / 2.0, ok
+
+
+def _two_task_cosine(G: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cosine where both gradients are non-zero, and that mask."""
+    nonzero = (n1 * n2) > np.sqrt(_RTOL_2) * (G[:, 0, 0] + G[:, 1, 1])
+    return G[:, 0, 1] / np.where(nonzero, n1 * n2, 1.0), nonzero
+
+
+def _two_task_imtl_g(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    # alpha = G^{-1} n / sum, where G^{-1} n is proportional to (n2, n1) exactly;
+    # nearly parallel gradients (det G below 1e-12 trace^2, where imtl_g_weights
+    # starts to treat G as rank one) go to the general form.
+    _, nonzero = _two_task_cosine(G, n1, n2)
+    det = G[:, 0, 0] * G[:, 1, 1] - G[:, 0, 1] ** 2
+    ok = nonzero & (det > 1e-12 * (G[:, 0, 0] + G[:, 1, 1]) ** 2)
+    total = np.where(ok, n1 + n2, 1.0)
+    return np.stack([n2 / total, n1 / total], axis=1), ok
+
+
+def _two_task_nash_mtl(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    # Exact for any 1 + cos > 0: the direction has norm sqrt(2) however close to
+    # opposite the gradients are. Exactly opposite ones (1 + cos <= 0 in floating
+    # point) give zero weights, nash_mtl_weights' convention; rows with a zero
+    # gradient go to the general form. nash_mtl_weights already returns zero
+    # weights when (1 + cos) / 2 <= rtol (zero in the hull to rounding); this
+    # closed form keeps its exact answer there, which chapter 8's toy runs (whose
+    # gradients become opposite on the Pareto set) depend on.
+    cos, nonzero = _two_task_cosine(G, n1, n2)
+    agree = nonzero & (1.0 + cos > 0.0)
+    root = np.sqrt(np.where(agree, 1.0 + cos, 1.0))
+    weights = np.stack([1.0 / (np.where(agree, n1, 1.0) * root),
+                        1.0 / (np.where(agree, n2, 1.0) * root)], axis=1)
+    return np.where(agree[:, None], weights, 0.0), nonzero
+
+
+def _two_task_aligned_mtl(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    eigenvalues, V = np.linalg.eigh(G)  # ascending
+    ok = eigenvalues[:, 0] > _RTOL_2 * eigenvalues[:, 1]  # full rank
+    safe = np.where(ok[:, None], eigenvalues, 1.0)
+    B = np.sqrt(safe[:, :1, None]) * (V / np.sqrt(safe)[:, None, :]) @ V.transpose(0, 2, 1)
+    return B @ np.full(2, 0.5), ok
+
+
+def _two_task_cagrad(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    # The dual on the segment g_w = w g1 + (1 - w) g2 is
+    #   f(w) = k w + r sqrt(q(w)) + const,  q(w) = A w^2 + B w + C,
+    # with k = (|g1|^2 - |g2|^2)/2, A = |g1 - g2|^2, B = 2 (g1.g2 - |g2|^2),
+    # C = |g2|^2 and r = c |g0|. f is convex. If r^2 A > k^2 it has a minimiser on
+    # the real line; f'(w) = 0 gives q(w*) = r^2 det(G) / (r^2 A - k^2) and
+    # 2 A w* + B = -2 k sqrt(q(w*)) / r; clipping w* to [0, 1] gives the
+    # constrained minimiser. Otherwise f is monotone with the sign of k.
+    a, b, d = G[:, 0, 0], G[:, 0, 1], G[:, 1, 1]
+    scale = (a + d) / 2.0
+    g0_sq = (a + 2.0 * b + d) / 4.0
+    r = c * np.sqrt(np.clip(g0_sq, 0.0, None))
+    k, A, B, C = (a - d) / 2.0, a - 2.0 * b + d, 2.0 * (b - d), d
+    det = np.clip(a * d - b * b, 0.0, None)
+    margin = r**2 * A - k**2
+    interior = margin > 0.0
+    q_star = r**2 * det / np.where(interior, margin, 1.0)
+    w_free = (-B - 2.0 * k * np.sqrt(q_star) / np.where(r > 0, r, 1.0)) / np.where(A > 0, A, 1.0) / 2.0
+    w = np.where(interior, np.clip(w_free, 0.0, 1.0), np.where(k > 0.0, 0.0, 1.0))
+    gw_norm = np.sqrt(np.clip(A * w**2 + B * w + C, 0.0, None))
+    # The general form handles c = 0, a zero mean gradient and (nearly) parallel
+    # gradients, where zero may be in the convex hull and g_w vanishes.
+    ok = (c > 0.0) & (g0_sq > _RTOL_2 * scale) & (det > 1e-9 * scale**2) & (A > 0.0)
+    factor = r / np.where(ok, gw_norm, 1.0)
+    return 0.5 + factor[:, None] * np.stack([w, 1.0 - w], axis=1), ok
+
+
+_TWO_TASK_CLOSED_FORMS = {
+    "mgda": _two_task_mgda, "pcgrad": _two_task_pcgrad, "upgrad": _two_task_upgrad,
+    "imtl_g": _two_task_imtl_g, "nash_mtl": _two_task_nash_mtl,
+    "aligned_mtl": _two_task_aligned_mtl, "cagrad": _two_task_cagrad,
+}
+
+
+def two_task_weights(method: str, G: np.ndarray, c: float = 0.5) -> np.ndarray:
+    r"""The weights of ``method`` for a batch of two-task Gram matrices, in closed form.
+
+    Row ``s`` equals ``<method>_weights(G[s])`` of this module (``c`` for
+    :func:`cagrad_weights`, ``generator=0`` for :func:`pcgrad_weights`, whose
+    order does not matter for two tasks) up to the general solvers' accuracy,
+    but the whole batch costs a few numpy operations. With
+    :math:`n_t = \|g_t\|`, :math:`\cos = g_1\cdot g_2/(n_1 n_2)` and
+    :math:`u_t = g_t/n_t`:
+
+    * MGDA (Sener and Koltun, NeurIPS 2018):
+      :math:`\gamma = \mathrm{clip}\big((g_2-g_1)\cdot g_2/\|g_1-g_2\|^2, 0, 1\big)`,
+      weights :math:`(\gamma, 1-\gamma)`.
+    * PCGrad (Yu et al., NeurIPS 2020): with a conflict (:math:`g_1\cdot g_2 < 0`)
+      each gradient loses its component along the other.
+    * UPGrad (Quinton and Rey, 2024): half of PCGrad's weights.
+    * IMTL-G (Liu et al., ICLR 2021): :math:`\alpha = (n_2, n_1)/(n_1+n_2)`.
+    * Nash-MTL (Navon et al., ICML 2022): :math:`\alpha_t = 1/(n_t\sqrt{1+\cos})`,
+      so :math:`d = (u_1+u_2)/\sqrt{1+\cos}` and :math:`\|d\| = \sqrt2`.
+    * Aligned-MTL (Senushkin et al., CVPR 2023): the batched 2 x 2 eigendecomposition.
+    * CAGrad (Liu et al., NeurIPS 2021): the dual over the segment
+      :math:`w g_1 + (1-w) g_2` is convex in :math:`w` and its minimiser has a
+      closed form.
+
+    Rows where a closed form does not apply (parallel, exactly opposite or
+    zero gradients, ``c = 0``) are solved by the general function, so the
+    result is this module's. Decisions on degeneracy use the float64
+    threshold :func:`gram_rtol` ``(2)``. One deliberate difference: for
+    gradients opposite to rounding, :math:`0 < (1+\cos)/2 \le` ``rtol``,
+    :func:`nash_mtl_weights` returns zero weights (zero is in the convex hull
+    to the Gram matrix's accuracy) while the closed form still returns its
+    exact solution, of norm :math:`\sqrt 2`; only :math:`1+\cos \le 0` gives
+    zero weights here.
+
+    Args:
+        method: one of :data:`TWO_TASK_METHODS`.
+        G: ``(S, 2, 2)`` Gram matrices :math:`G_s = J_s J_s^\top` (any float
+            dtype; the solve runs in float64).
+        c: CAGrad's radius parameter (ignored by the other methods).
+
+    Returns:
+        ``(S, 2)`` float64 weights; the direction for row ``s`` is ``weights[s] @ J[s]``.
+
+    Examples:
+        >>> import numpy as np
+        >>> G = np.array([[[1.0, -1.0], [-1.0, 2.0]]])  # g1 = (1, 0), g2 = (-1, 1)
+        >>> two_task_weights("mgda", G)
+        array([[0.6, 0.4]])
+        >>> two_task_weights("pcgrad", G)
+        array([[2. , 1.5]])
+    """
+    if method not in TWO_TASK_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {TWO_TASK_METHODS}")
+    if not np.isfinite(c) or c < 0:
+        raise ValueError(f"c must be a finite non-negative number, got {c}")
+    G = _check_gram_batch(G)
+    if method == "mean":
+        return np.full((len(G), 2), 0.5)
+    n1, n2 = np.sqrt(G[:, 0, 0]), np.sqrt(G[:, 1, 1])
+    weights, ok = _TWO_TASK_CLOSED_FORMS[method](G, n1, n2, c)
+    ok &= (n1 + n2) > 0.0
+    if not ok.all():
+        for s in np.flatnonzero(~ok):
+            weights[s] = _general_weights(method, G[s], c)
+    return weights

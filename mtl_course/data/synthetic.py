@@ -2,6 +2,8 @@
 
 * :func:`related_regression` - linear regression tasks whose true weights have
   a chosen correlation (chapters 1 and 3).
+* :func:`shared_subspace_regression` - linear regression tasks whose weights
+  share a low-dimensional subspace, or do not (chapter 1).
 * :func:`mmoe_synthetic` - the two-task regression with a correlation knob of
   Ma et al., KDD 2018 (chapter 6).
 * :func:`gradnorm_toy` - the regression tasks of very different scales of
@@ -21,9 +23,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mtl_course.data.types import MultiTaskSplit, Splits
+from mtl_course.data.types import MultiTaskSplit, Splits, TaskData
 
-__all__ = ["RelatedRegression", "related_regression", "mmoe_synthetic", "gradnorm_toy"]
+__all__ = ["RelatedRegression", "related_regression", "shared_subspace_regression", "mmoe_synthetic", "gradnorm_toy"]
 
 
 # --------------------------------------------------------------------------
@@ -82,32 +84,23 @@ def _rng(seed: object) -> np.random.Generator:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RelatedRegression:
-    """Linear regression tasks with known, correlated true weights.
+@dataclass(frozen=True, kw_only=True)
+class RelatedRegression(TaskData):
+    """Linear regression tasks (a :class:`~mtl_course.data.TaskData`) with known, correlated true weights.
 
     Attributes:
-        X: task ``t``'s inputs, ``X[t]`` of shape ``(n_per_task, dim)``, float64.
-        y: task ``t``'s targets, ``y[t]`` of shape ``(n_per_task,)``, float64.
+        X, y, task_names, feature_names: as in :class:`~mtl_course.data.TaskData`:
+            task ``t``'s inputs ``X[t]``, ``(n_per_task, dim)``, and targets
+            ``y[t]``, ``(n_per_task,)``, float64.
         weights: the true weights, shape ``(num_tasks, dim)``.
         shared: the part common to every task, shape ``(dim,)``:
             ``weights[t] - shared`` is task ``t``'s own part.
         noise: standard deviation of the label noise.
     """
 
-    X: list[np.ndarray]
-    y: list[np.ndarray]
     weights: np.ndarray
     shared: np.ndarray
     noise: float
-
-    @property
-    def num_tasks(self) -> int:
-        return len(self.weights)
-
-    @property
-    def dim(self) -> int:
-        return self.weights.shape[1]
 
     def sample(self, n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Fresh data from the same tasks: ``n`` pairs per task, drawn with ``seed``.
@@ -116,13 +109,18 @@ class RelatedRegression:
         want test data independent of the training data.
         """
         n = _check_int("n", n, 1)
-        return _draw_linear_tasks(self.weights, n, self.noise, _rng(seed))
+        return draw_linear_tasks(self.weights, n, self.noise, _rng(seed))
 
 
-def _draw_linear_tasks(
+def draw_linear_tasks(
     weights: np.ndarray, n: int, noise: float, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``x ~ N(0, I)``, ``y = x . w_t + noise * N(0, 1)`` for every task ``t``."""
+    """``n`` pairs per task, ``x ~ N(0, I)``, ``y = x . w_t + noise * N(0, 1)``, as ``(X_list, y_list)``.
+
+    The data of every linear-task generator (:func:`related_regression` and
+    :mod:`mtl_course.data.planted`): task by task, the inputs, then the noise.
+    ``n`` is taken as checked by the caller.
+    """
     X, y = [], []
     for w in weights:
         x = rng.standard_normal((n, len(w)))
@@ -178,8 +176,58 @@ def related_regression(
     own = scale * rng.standard_normal((num_tasks, dim))
     shared = math.sqrt(rho) * w0
     weights = shared + math.sqrt(1.0 - rho) * own
-    X, y = _draw_linear_tasks(weights, n_per_task, noise, rng)
+    X, y = draw_linear_tasks(weights, n_per_task, noise, rng)
     return RelatedRegression(X=X, y=y, weights=weights, shared=shared, noise=noise)
+
+
+def shared_subspace_regression(
+    num_tasks: int = 10,
+    n_per_task: int = 20,
+    dim: int = 20,
+    rank: int = 2,
+    shared: bool = True,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> RelatedRegression:
+    r"""Linear tasks related through shared *features*: ``w_t = B' a_t`` with ``B`` of rank ``rank``.
+
+    With ``shared=True`` one matrix :math:`B \in \mathbb R^{k \times d}` with
+    orthonormal rows serves every task; each task has its own coefficients
+    :math:`a_t \sim \mathcal N(0, I_k / k)`, so :math:`E\|w_t\|^2 = 1` and every
+    :math:`w_t` lies in the same ``k``-dimensional subspace. This is the
+    structure a hard-shared network assumes: a common representation
+    :math:`Bx` and a small head per task (the low-rank model of multi-task
+    feature learning, chapter 3). With ``shared=False`` every task draws its
+    own :math:`B_t`: same per-task complexity, no common features (for
+    :math:`T k \ge d` the tasks jointly span the whole input space).
+
+    Inputs are :math:`x \sim \mathcal N(0, I_d)` and targets
+    :math:`y = w_t^\top x + \text{noise}\cdot\varepsilon`, as in
+    :func:`related_regression`, whose container this returns
+    (``shared`` there is the zero vector: no single weight vector is common to
+    the tasks, only a subspace).
+    """
+    for name, value, minimum in (("num_tasks", num_tasks, 1), ("n_per_task", n_per_task, 1),
+                                 ("dim", dim, 1), ("rank", rank, 1)):
+        _check_int(name, value, minimum)
+    if rank > dim:
+        raise ValueError(f"rank ({rank}) cannot exceed dim ({dim})")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    rng = _rng(seed)
+
+    def basis() -> np.ndarray:  # k orthonormal rows in R^d
+        q, _ = np.linalg.qr(rng.standard_normal((dim, rank)))
+        return q.T
+
+    common = basis() if shared else None
+    weights = np.stack([
+        (rng.standard_normal(rank) / np.sqrt(rank)) @ (common if shared else basis())
+        for _ in range(num_tasks)
+    ])
+    X = [rng.standard_normal((n_per_task, dim)) for _ in weights]
+    y = [x @ w + noise * rng.standard_normal(n_per_task) for x, w in zip(X, weights)]
+    return RelatedRegression(X=X, y=y, weights=weights, shared=np.zeros(dim), noise=float(noise))
 
 
 # --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from mtl_course.exercises.grading import (
     matches,
     not_answered,
 )
-from mtl_course.objective import linear_scalarization_reach, non_dominated_mask, two_task_weights
+from mtl_course.objective import linear_scalarization_reach, non_dominated_mask, weight_grid
 
 __all__ = ["POINTS", "check_pareto_points", "check_scalarized_minimizers", "check_grid_size",
            "check_non_dominated"]
@@ -62,7 +62,7 @@ def check_pareto_points(pareto: object, supported: object) -> bool:
             return feedback(False, f"`{name}`: {problem}.")
         answers[name] = indices
     expected_pareto = set(np.flatnonzero(non_dominated_mask(POINTS)).tolist())
-    expected_supported = set(linear_scalarization_reach(POINTS, two_task_weights(1001)).tolist())
+    expected_supported = set(linear_scalarization_reach(POINTS, weight_grid(1001)).tolist())
     if answers["pareto"] != expected_pareto:
         extra = sorted(answers["pareto"] - expected_pareto)
         missing = sorted(expected_pareto - answers["pareto"])

@@ -5,74 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mtl_course.chapters.ch01_sample_efficiency import sample_efficiency
 from mtl_course.classical import IndependentRidge, PooledRidge
+from mtl_course.classical.comparison import Method, tune_and_score
 from mtl_course.data.synthetic import related_regression
 from mtl_course.exercises.ch01 import pooled_floor
-from mtl_course.chapters.ch01_sample_efficiency import ModelSpec, sample_efficiency, shared_subspace_regression, tuned_test_error
 
 SMALL = dict(num_tasks=3, dim=4, noise=0.5, n_val=30, n_test=200)
 
 
-class ConstantErrorModel:
-    """A fake estimator whose validation/test error is a known function of its strength."""
-
-    def __init__(self, strength: float) -> None:
-        self.strength = strength
-
-    def fit(self, X_list, y_list):
-        return self
-
-    def score(self, X_list, y_list):
-        # "validation" data are marked by a first input of 1.0, "test" data by 2.0
-        marker = X_list[0][0, 0]
-        error = (self.strength - 3.0) ** 2 + (10.0 if marker == 2.0 else 0.0)
-        return [error, error]
-
-
-def _marked(value: float):
-    return [np.full((2, 1), value)] * 2, [np.zeros(2)] * 2
-
-
-def test_tuned_test_error_picks_the_best_validation_strength():
-    spec = ModelSpec(ConstantErrorModel, [1.0, 2.0, 3.0, 4.0])
-    test_error, strength = tuned_test_error(spec, _marked(0.0), _marked(1.0), _marked(2.0))
-    assert strength == 3.0
-    assert test_error == 10.0
-
-
-def test_tuned_test_error_breaks_ties_towards_the_first_strength():
-    spec = ModelSpec(ConstantErrorModel, [2.0, 4.0])  # both have validation error 1
-    assert tuned_test_error(spec, _marked(0.0), _marked(1.0), _marked(2.0))[1] == 2.0
-
-
-def test_tuned_test_error_matches_a_manual_grid_search():
-    tasks = related_regression(num_tasks=3, n_per_task=15, dim=4, relatedness=0.5, noise=0.5, seed=3)
-    val, test = tasks.sample(40, seed=4), tasks.sample(100, seed=5)
-    grid = [0.1, 1.0, 10.0]
-    spec = ModelSpec(lambda s: IndependentRidge(alpha=s), grid)
-    val_errors = [np.mean(IndependentRidge(alpha=s).fit(tasks.X, tasks.y).score(*val)) for s in grid]
-    best = grid[int(np.argmin(val_errors))]
-    expected = np.mean(IndependentRidge(alpha=best).fit(tasks.X, tasks.y).score(*test))
-    assert tuned_test_error(spec, (tasks.X, tasks.y), val, test) == (pytest.approx(expected), best)
-
-
-def test_tuned_test_error_rejects_nonfinite_validation_error():
-    class Broken(ConstantErrorModel):
-        def score(self, X_list, y_list):
-            return [np.nan]
-
-    with pytest.raises(ValueError, match="validation error"):
-        tuned_test_error(ModelSpec(Broken, [1.0]), _marked(0.0), _marked(1.0), _marked(2.0))
-
-
-@pytest.mark.parametrize("strengths", [[], [[1.0]], [np.inf]])
-def test_model_spec_rejects_bad_grids(strengths):
-    with pytest.raises(ValueError):
-        ModelSpec(IndependentRidge, strengths)
-
-
 def test_sample_efficiency_shapes_determinism_and_nested_training_sets():
-    models = {"single": ModelSpec(lambda s: IndependentRidge(alpha=s), [0.1, 10.0])}
+    models = {"single": Method(lambda s: IndependentRidge(alpha=s), [0.1, 10.0])}
     first = sample_efficiency(models, [5, 20], relatedness=0.5, seeds=[0, 1], **SMALL)
     second = sample_efficiency(models, [5, 20], relatedness=0.5, seeds=[0, 1], **SMALL)
     assert first.test_mse["single"].shape == (2, 2)
@@ -81,16 +24,16 @@ def test_sample_efficiency_shapes_determinism_and_nested_training_sets():
     assert set(np.unique(first.strength["single"])) <= {0.1, 10.0}
     # the n = 20 entry is the same as a direct computation on the first 20 rows of the seed-1 draw
     tasks = related_regression(3, 20, 4, 0.5, 0.5, 1)
-    direct, _ = tuned_test_error(models["single"], (tasks.X, tasks.y), tasks.sample(30, 1_000_001),
-                                 tasks.sample(200, 2_000_001))
+    _, direct = tune_and_score(models["single"], (tasks.X, tasks.y), tasks.sample(30, 1_000_001),
+                               tasks.sample(200, 2_000_001))
     assert first.test_mse["single"][1, 1] == pytest.approx(direct)
 
 
 def test_pooling_unrelated_tasks_stays_at_the_predicted_floor():
     """The measured pooled error matches sigma^2 + (1 - rho)(1 - 1/T) (eq. ch1-pooled-floor)."""
     models = {
-        "single": ModelSpec(lambda s: IndependentRidge(alpha=s, fit_intercept=False), [0.01, 1.0]),
-        "pooled": ModelSpec(lambda s: PooledRidge(alpha=s, fit_intercept=False), [0.01, 1.0]),
+        "single": Method(lambda s: IndependentRidge(alpha=s, fit_intercept=False), [0.01, 1.0]),
+        "pooled": Method(lambda s: PooledRidge(alpha=s, fit_intercept=False), [0.01, 1.0]),
     }
     result = sample_efficiency(models, [200], relatedness=0.0, seeds=range(4), **SMALL)
     floor = pooled_floor(0.5, 0.0, 3)
@@ -99,7 +42,7 @@ def test_pooling_unrelated_tasks_stays_at_the_predicted_floor():
 
 
 def test_sample_efficiency_rejects_bad_arguments():
-    models = {"single": ModelSpec(lambda s: IndependentRidge(alpha=s), [1.0])}
+    models = {"single": Method(lambda s: IndependentRidge(alpha=s), [1.0])}
     with pytest.raises(ValueError, match="at least one model"):
         sample_efficiency({}, [5], relatedness=0.5)
     with pytest.raises(ValueError, match="non-empty"):
@@ -110,39 +53,3 @@ def test_sample_efficiency_rejects_bad_arguments():
         sample_efficiency(models, [2.5], relatedness=0.5)
     with pytest.raises(ValueError, match="seed"):
         sample_efficiency(models, [5], relatedness=0.5, seeds=[])
-
-
-def test_shared_subspace_weights_have_the_planted_rank():
-    shared = shared_subspace_regression(num_tasks=6, n_per_task=7, dim=10, rank=2, shared=True, seed=0)
-    separate = shared_subspace_regression(num_tasks=6, n_per_task=7, dim=10, rank=2, shared=False, seed=0)
-    assert np.linalg.matrix_rank(shared.weights) == 2
-    assert np.linalg.matrix_rank(separate.weights) == 6  # one direction per task, in general position
-    assert len(shared.X) == 6 and shared.X[0].shape == (7, 10) and shared.y[0].shape == (7,)
-    np.testing.assert_array_equal(shared.shared, np.zeros(10))
-
-
-def test_shared_subspace_targets_follow_the_weights_and_are_deterministic():
-    tasks = shared_subspace_regression(num_tasks=2, n_per_task=500, dim=5, rank=1, noise=0.0, seed=4)
-    for x, y, w in zip(tasks.X, tasks.y, tasks.weights):
-        np.testing.assert_allclose(y, x @ w)
-    again = shared_subspace_regression(num_tasks=2, n_per_task=500, dim=5, rank=1, noise=0.0, seed=4)
-    np.testing.assert_array_equal(tasks.X[0], again.X[0])
-    # E||w_t||^2 = 1: check the average over many tasks
-    many = shared_subspace_regression(num_tasks=2000, n_per_task=1, dim=5, rank=3, seed=0)
-    assert np.mean(np.sum(many.weights**2, axis=1)) == pytest.approx(1.0, rel=0.1)
-
-
-@pytest.mark.parametrize(
-    "kwargs, error",
-    [
-        (dict(rank=6, dim=5), ValueError),
-        (dict(rank=0), ValueError),
-        (dict(num_tasks=2.0), TypeError),
-        (dict(noise=-1.0), ValueError),
-        (dict(noise=float("nan")), ValueError),
-        (dict(seed=-1), ValueError),
-    ],
-)
-def test_shared_subspace_rejects_bad_arguments(kwargs, error):
-    with pytest.raises(error):
-        shared_subspace_regression(**kwargs)

@@ -16,9 +16,10 @@ from mtl_course.classical.comparison import (  # noqa: E402
     split_tasks,
     tune_and_score,
 )
-from mtl_course.classical.datasets import diabetes_tasks  # noqa: E402
 from mtl_course.classical.plotting import heatmaps, learning_curve_grid  # noqa: E402
-from mtl_course.classical.synthetic import shared_mean_tasks  # noqa: E402
+from mtl_course.data.diabetes import diabetes_tasks  # noqa: E402
+from mtl_course.data.planted import shared_mean_tasks  # noqa: E402
+from mtl_course.data.synthetic import related_regression  # noqa: E402
 
 
 def test_tune_and_score_picks_the_best_validation_strength():
@@ -31,6 +32,65 @@ def test_tune_and_score_picks_the_best_validation_strength():
     assert test_mse == pytest.approx(np.mean(IndependentRidge(1e-3).fit(*train).score(*test)))
     with pytest.raises(ValueError, match="grid is empty"):
         tune_and_score(Method(lambda a: IndependentRidge(a), []), train, val, test)
+
+
+class ConstantErrorModel:
+    """A fake estimator whose validation/test error is a known function of its strength."""
+
+    def __init__(self, strength: float) -> None:
+        self.strength = strength
+
+    def fit(self, X_list, y_list):
+        return self
+
+    def score(self, X_list, y_list):
+        # "validation" data are marked by a first input of 1.0, "test" data by 2.0
+        marker = X_list[0][0, 0]
+        error = (self.strength - 3.0) ** 2 + (10.0 if marker == 2.0 else 0.0)
+        return [error, error]
+
+
+def _marked(value: float):
+    return [np.full((2, 1), value)] * 2, [np.zeros(2)] * 2
+
+
+def test_tune_and_score_picks_the_best_validation_strength_of_a_known_model():
+    spec = Method(ConstantErrorModel, [1.0, 2.0, 3.0, 4.0])
+    strength, test_error = tune_and_score(spec, _marked(0.0), _marked(1.0), _marked(2.0))
+    assert strength == 3.0
+    assert test_error == 10.0
+
+
+def test_tune_and_score_breaks_ties_towards_the_first_strength():
+    spec = Method(ConstantErrorModel, [2.0, 4.0])  # both have validation error 1
+    assert tune_and_score(spec, _marked(0.0), _marked(1.0), _marked(2.0))[0] == 2.0
+
+
+def test_tune_and_score_matches_a_manual_grid_search():
+    tasks = related_regression(num_tasks=3, n_per_task=15, dim=4, relatedness=0.5, noise=0.5, seed=3)
+    val, test = tasks.sample(40, seed=4), tasks.sample(100, seed=5)
+    grid = [0.1, 1.0, 10.0]
+    spec = Method(lambda s: IndependentRidge(alpha=s), grid)
+    val_errors = [np.mean(IndependentRidge(alpha=s).fit(tasks.X, tasks.y).score(*val)) for s in grid]
+    best = grid[int(np.argmin(val_errors))]
+    expected = np.mean(IndependentRidge(alpha=best).fit(tasks.X, tasks.y).score(*test))
+    assert tune_and_score(spec, (tasks.X, tasks.y), val, test) == (best, pytest.approx(expected))
+
+
+def test_tune_and_score_rejects_a_nonfinite_validation_error():
+    # A strength whose validation error is NaN is an error, not a strength to skip silently.
+    class Broken(ConstantErrorModel):
+        def score(self, X_list, y_list):
+            return [np.nan] if self.strength == 1.0 else super().score(X_list, y_list)
+
+    with pytest.raises(ValueError, match="validation error is nan at strength 1.0"):
+        tune_and_score(Method(Broken, [2.0, 1.0]), _marked(0.0), _marked(1.0), _marked(2.0))
+
+
+@pytest.mark.parametrize("grid, message", [([], "empty"), ([[1.0]], "1-D"), ([np.inf], "finite")])
+def test_method_rejects_bad_grids(grid, message):
+    with pytest.raises(ValueError, match=message):
+        Method(IndependentRidge, grid)
 
 
 def test_learning_curves_shape_and_pooling_wins_on_identical_tasks():

@@ -21,7 +21,7 @@ from mtl_course.classical import (
     prox_trace_norm,
 )
 from mtl_course.classical.proximal import prox_squared_trace_norm
-from mtl_course.classical.synthetic import (
+from mtl_course.data.planted import (
     correlated_tasks,
     low_rank_tasks,
     shared_support_tasks,

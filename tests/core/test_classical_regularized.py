@@ -15,7 +15,7 @@ from mtl_course.classical import (
     RegularizedMTL,
     regularized_to_mean_regularized,
 )
-from mtl_course.classical.synthetic import shared_mean_tasks, to_labels
+from mtl_course.data.planted import shared_mean_tasks, to_labels
 
 
 @pytest.fixture

@@ -5,7 +5,12 @@ import pytest
 
 from mtl_course.data.digits import multi_digits
 from mtl_course.data.recsys import click_conversion
-from mtl_course.data.synthetic import gradnorm_toy, mmoe_synthetic, related_regression
+from mtl_course.data.synthetic import (
+    gradnorm_toy,
+    mmoe_synthetic,
+    related_regression,
+    shared_subspace_regression,
+)
 from mtl_course.data.toy import TwoObjectiveToy, toy_two_objective
 from mtl_course.data.types import MultiTaskSplit, Splits
 
@@ -380,3 +385,42 @@ def test_grouped_regression_needs_a_sequence_of_group_sizes():
     with pytest.raises(TypeError, match=r"group_sizes must be a sequence .* e\.g\. \(3, 3\), got 3"):
         grouped_regression(3)
     assert len(grouped_regression((3,), n_train=4, n_val=4, n_test=4).groups) == 1
+
+
+# -------------------------------------------------------- shared_subspace_regression
+
+
+def test_shared_subspace_weights_have_the_planted_rank():
+    shared = shared_subspace_regression(num_tasks=6, n_per_task=7, dim=10, rank=2, shared=True, seed=0)
+    separate = shared_subspace_regression(num_tasks=6, n_per_task=7, dim=10, rank=2, shared=False, seed=0)
+    assert np.linalg.matrix_rank(shared.weights) == 2
+    assert np.linalg.matrix_rank(separate.weights) == 6  # one direction per task, in general position
+    assert len(shared.X) == 6 and shared.X[0].shape == (7, 10) and shared.y[0].shape == (7,)
+    np.testing.assert_array_equal(shared.shared, np.zeros(10))
+
+
+def test_shared_subspace_targets_follow_the_weights_and_are_deterministic():
+    tasks = shared_subspace_regression(num_tasks=2, n_per_task=500, dim=5, rank=1, noise=0.0, seed=4)
+    for x, y, w in zip(tasks.X, tasks.y, tasks.weights):
+        np.testing.assert_allclose(y, x @ w)
+    again = shared_subspace_regression(num_tasks=2, n_per_task=500, dim=5, rank=1, noise=0.0, seed=4)
+    np.testing.assert_array_equal(tasks.X[0], again.X[0])
+    # E||w_t||^2 = 1: check the average over many tasks
+    many = shared_subspace_regression(num_tasks=2000, n_per_task=1, dim=5, rank=3, seed=0)
+    assert np.mean(np.sum(many.weights**2, axis=1)) == pytest.approx(1.0, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(rank=6, dim=5), ValueError),
+        (dict(rank=0), ValueError),
+        (dict(num_tasks=2.0), TypeError),
+        (dict(noise=-1.0), ValueError),
+        (dict(noise=float("nan")), ValueError),
+        (dict(seed=-1), ValueError),
+    ],
+)
+def test_shared_subspace_rejects_bad_arguments(kwargs, error):
+    with pytest.raises(error):
+        shared_subspace_regression(**kwargs)

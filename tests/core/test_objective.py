@@ -18,7 +18,7 @@ from mtl_course.objective import (
     normalize_by_initial,
     pareto_front,
     scalarized_gradient_descent,
-    two_task_weights,
+    weight_grid,
     weighted_sum,
 )
 
@@ -112,17 +112,17 @@ def test_non_dominated_mask_rejects_bad_points(points):
 
 
 def test_two_task_weights():
-    np.testing.assert_allclose(two_task_weights(3), [[0, 1], [0.5, 0.5], [1, 0]])
+    np.testing.assert_allclose(weight_grid(3), [[0, 1], [0.5, 0.5], [1, 0]])
     with pytest.raises(ValueError):
-        two_task_weights(1)
+        weight_grid(1)
     with pytest.raises(TypeError):
-        two_task_weights(2.5)
+        weight_grid(2.5)
 
 
 def test_linear_scalarization_reach_hand_case():
     # a non-convex set: the middle point (0.6, 0.6) lies above the segment joining the ends
     points = np.array([[0.0, 1.0], [0.6, 0.6], [1.0, 0.0]])
-    reached = set(linear_scalarization_reach(points, two_task_weights(101)).tolist())
+    reached = set(linear_scalarization_reach(points, weight_grid(101)).tolist())
     assert reached == {0, 2}
     # a convex set: the middle point (0.4, 0.4) lies below it and is reached at alpha = 0.5
     points[1] = [0.4, 0.4]
@@ -178,7 +178,7 @@ def test_least_squares_front_is_convex_decreasing_and_non_dominated():
     # from the task-2 end to the task-1 end: L1 falls, L2 rises
     assert np.all(np.diff(front[:, 0]) < 0) and np.all(np.diff(front[:, 1]) > 0)
     # every front point is reached by some weight (convex front)
-    reached = linear_scalarization_reach(front, two_task_weights(2001))
+    reached = linear_scalarization_reach(front, weight_grid(2001))
     assert set(reached.tolist()) == set(range(41))
 
 
@@ -230,7 +230,7 @@ def test_fonseca_fleming_front_matches_losses_on_pareto_set_and_is_concave():
 
 def test_fonseca_fleming_scalarization_reaches_only_the_ends():
     front = FonsecaFleming(2).front(201)
-    reached = linear_scalarization_reach(front, two_task_weights(1001))
+    reached = linear_scalarization_reach(front, weight_grid(1001))
     assert np.all((reached <= 10) | (reached >= 190))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mtl_course.exercises import ch01, ch02
-from mtl_course.objective import linear_scalarization_reach, non_dominated_mask, two_task_weights
+from mtl_course.objective import linear_scalarization_reach, non_dominated_mask, weight_grid
 
 
 
@@ -76,7 +76,7 @@ def test_check_task_relations(capsys):
 
 def test_exercise_points_have_the_intended_structure():
     assert np.flatnonzero(non_dominated_mask(ch02.POINTS)).tolist() == [0, 1, 3, 4, 5]
-    reached = set(linear_scalarization_reach(ch02.POINTS, two_task_weights(1001)).tolist())
+    reached = set(linear_scalarization_reach(ch02.POINTS, weight_grid(1001)).tolist())
     assert reached == {0, 1, 4, 5}
 
 

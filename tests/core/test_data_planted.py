@@ -1,4 +1,4 @@
-"""Planted-structure generators of mtl_course.classical.synthetic."""
+"""Planted-structure generators of mtl_course.data.planted."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mtl_course.classical.synthetic import (
+from mtl_course.data.planted import (
     correlated_tasks,
     low_rank_tasks,
     shared_mean_tasks,
@@ -107,3 +107,11 @@ def test_to_labels():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("n", [0, 2.5, True])
+def test_sample_needs_a_whole_positive_count(n):
+    # 2.5 used to be truncated to 2 without a word
+    tasks = shared_mean_tasks(2, 3, 4, seed=0)
+    with pytest.raises(ValueError, match="n_per_task must be an int >= 1"):
+        tasks.sample(n, seed=1)

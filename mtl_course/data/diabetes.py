@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from sklearn.datasets import load_diabetes
 
-
-@dataclass(frozen=True)
-class TaskData:
-    """Per-task inputs and targets with names.
-
-    Attributes:
-        X: list of ``(n_t, d)`` input arrays; y: list of ``(n_t,)`` targets.
-        task_names: one name per task; feature_names: one name per input column.
-    """
-
-    X: list[np.ndarray]
-    y: list[np.ndarray]
-    task_names: tuple[str, ...]
-    feature_names: tuple[str, ...]
+from mtl_course.data.types import TaskData
 
 
 def diabetes_tasks() -> TaskData:

@@ -1,4 +1,4 @@
-"""Linear regression tasks with a planted structure, for tests and chapter 3.
+"""Linear regression tasks with a planted structure, for chapter 3's classical methods and their tests.
 
 Each generator draws task weights ``W`` (shape ``(T, d)``) with one known kind
 of relatedness, then data ``y_t = X_t w_t + noise`` with standard-normal
@@ -18,47 +18,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mtl_course.checks import check_count
+from mtl_course.data.synthetic import draw_linear_tasks
+from mtl_course.data.types import TaskData
 
-@dataclass(frozen=True)
-class PlantedTasks:
-    """Training data of ``T`` linear tasks and the truth behind them.
+
+@dataclass(frozen=True, kw_only=True)
+class PlantedTasks(TaskData):
+    """Training data of ``T`` linear tasks (a :class:`~mtl_course.data.TaskData`) and the truth behind them.
 
     Attributes:
-        X: list of ``T`` input arrays ``(n_t, d)``.
-        y: list of ``T`` target vectors ``(n_t,)``.
+        X, y, task_names, feature_names: as in :class:`~mtl_course.data.TaskData`:
+            ``T`` input arrays ``(n_t, d)`` and target vectors ``(n_t,)``.
         weights: true weights, ``(T, d)``.
         noise: standard deviation of the Gaussian target noise.
         truth: the planted structure (e.g. ``{"support": ...}``, ``{"rank": 2}``).
     """
 
-    X: list[np.ndarray]
-    y: list[np.ndarray]
     weights: np.ndarray
     noise: float
     truth: dict = field(default_factory=dict)
 
-    @property
-    def num_tasks(self) -> int:
-        return self.weights.shape[0]
-
     def sample(self, n_per_task: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Fresh data ``(X_list, y_list)`` from the same tasks (e.g. a test set)."""
-        return _draw_data(self.weights, n_per_task, self.noise, np.random.default_rng(seed))
+        return _draw(self.weights, n_per_task, self.noise, np.random.default_rng(seed))
 
 
-def _draw_data(weights: np.ndarray, n_per_task: int, noise: float, rng: np.random.Generator):
-    if int(n_per_task) < 1:
-        raise ValueError(f"n_per_task must be >= 1, got {n_per_task}")
-    X_list, y_list = [], []
-    for w in weights:
-        X = rng.standard_normal((int(n_per_task), weights.shape[1]))
-        X_list.append(X)
-        y_list.append(X @ w + noise * rng.standard_normal(int(n_per_task)))
-    return X_list, y_list
+def _draw(weights: np.ndarray, n_per_task: int, noise: float, rng: np.random.Generator):
+    return draw_linear_tasks(weights, check_count(n_per_task, "n_per_task"), noise, rng)
 
 
 def _planted(weights: np.ndarray, n_per_task: int, noise: float, rng: np.random.Generator, **truth) -> PlantedTasks:
-    X, y = _draw_data(weights, n_per_task, noise, rng)
+    X, y = _draw(weights, n_per_task, noise, rng)
     return PlantedTasks(X=X, y=y, weights=weights, noise=float(noise), truth=truth)
 
 
