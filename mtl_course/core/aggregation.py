@@ -287,10 +287,16 @@ def mgda_frank_wolfe_weights(
     :math:`2\,(\alpha^\top G\alpha - (G\alpha)_t)` (an upper bound on
     :math:`\|d\|^2 - \|d^*\|^2`, in units of the mean squared gradient norm)
     falls below ``tol``, or after ``max_iter``
-    iterations. Returns ``(weights, iterations_done)``. Convergence is
-    sublinear (the gap falls like 1/iterations, with zig-zagging when the
-    solution lies on a face: thousands of iterations for ``tol=1e-4``);
-    :func:`mgda_weights` is exact and is what the aggregators use.
+    iterations. Returns ``(weights, iterations_done)``. How fast the gap
+    falls depends on where the solution lies. Inside the simplex (every
+    weight positive) it falls geometrically (Guelat and Marcotte, Mathematical
+    Programming 35, 1986): each hundredfold smaller ``tol`` costs about the
+    same number of extra iterations (more, the closer the solution is to a
+    face). On a face of the simplex (some weight zero) the iterates zig-zag
+    towards that face and the gap falls only like one over the number of
+    iterations: thousands of iterations for ``tol=1e-4``, and some problems
+    do not reach ``tol=1e-6`` in 100,000. :func:`mgda_weights` is exact and is
+    what the aggregators use.
 
     Examples:
         >>> import numpy as np
@@ -403,9 +409,13 @@ def cagrad_weights(G: np.ndarray, c: float = 0.5, rtol: float | None = None) -> 
     :math:`G\gamma \ge s` and :math:`(\gamma - 1/T)^\top G(\gamma - 1/T) \le
     c^2\|g_0\|^2`), also by SLSQP, to about 1e-7 relative accuracy.
 
-    Conventions: no final rescaling (the authors' code optionally divides ``d``
-    by a constant; torchjd does not); ``c = 0`` gives the mean gradient; one task
-    gives :math:`(1 + c) g`. Degenerate case: when zero is in the convex hull
+    Conventions: no final rescaling. The authors' code divides ``d`` by a
+    constant: by :math:`1 + c` in their two-objective toy, by :math:`1 + c^2`
+    (``rescale=1``) or :math:`1 + c` (``rescale=2``) in their image
+    experiments, as LibMTL's ``CAGrad`` does; torchjd's ``CAGrad`` does not
+    rescale. With Adam the factor hardly matters; with SGD it scales the
+    learning rate. ``c = 0`` gives the mean gradient; one task gives
+    :math:`(1 + c) g`. Degenerate case: when zero is in the convex hull
     of the gradients and the ball contains directions that conflict with no
     task (the dual cone :math:`\{x: g_t\cdot x \ge 0\}`), all of those are
     optimal (worst improvement 0); the one closest to :math:`g_0`, its
@@ -521,8 +531,13 @@ def nash_mtl_weights(
     ``max_iter`` iterations leave a relative residual above 1e-6 and above the
     floor the cosines' accuracy allows (only for nearly degenerate gradients),
     the best iterate is returned with a ``RuntimeWarning`` saying so. This is the
-    exact single-step solution; the authors approximate it with a few rounds of
-    a convex-concave procedure and clip the update norm, which is not done here.
+    exact solution at every step. The authors' code (and LibMTL's and torchjd's
+    ``NashMTL``, which follow it) divides the Gram matrix by its Frobenius norm,
+    approximates the solution with at most 20 warm-started convex-concave steps
+    (stopping when the normalised equation holds to 1e-3), and clips the norm
+    of the resulting update of the shared parameters to ``max_norm = 1``;
+    none of that is done here. Under Adam the length of ``d`` hardly matters;
+    under SGD the clip shortens every step longer than 1.
 
     The direction :math:`d = \alpha^\top J` does not change when all gradients
     are rescaled (``alpha`` scales inversely), and :math:`\|d\| = \sqrt{T}`
@@ -645,6 +660,14 @@ def imtl_g_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     unnormalised weights sum to zero (e.g. two exactly opposite gradients) no
     impartial direction exists and all weights are 0 (torchjd's convention too).
 
+    Convention: the package applies IMTL-G to the gradients on the shared
+    *parameters* (the rows of ``J``), as torchjd's ``IMTLG`` does. The paper
+    (and LibMTL's ``IMTL`` with ``rep_grad=True``) applies it to the gradients
+    on the shared *features* :math:`z`, which are cheaper and give other
+    weights. To follow the paper, compute the weights from the Gram matrix of
+    :func:`mtl_course.torch.gradients.representation_jacobian` and use them
+    as loss weights, as MGDA-UB does.
+
     Examples:
         >>> import numpy as np
         >>> G = np.array([[1.0, -0.5], [-0.5, 1.25]])  # J J^T of J = [[1, 0], [-0.5, 1]]
@@ -696,6 +719,11 @@ def aligned_mtl_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     cosine matrix with eigenvalues below ``rtol`` times the largest dropped; a
     small gradient is thus never mistaken for a dependent one. Zero gradients
     get weight 0. One task gives that gradient; all-zero gradients give 0.
+
+    Convention: the update is the *mean* of the aligned gradients, as in the
+    paper's Algorithm 1 and torchjd's ``AlignedMTL``. LibMTL's ``Aligned_MTL``
+    uses their *sum* (``alpha = B.sum(0)``), a direction ``T`` times longer:
+    the same under Adam, a ``T`` times larger learning rate under SGD.
 
     Examples:
         >>> import numpy as np
@@ -825,6 +853,13 @@ def upgrad_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
     :func:`dual_cone_projection_weights` at :math:`u = e_i / T` (and the same
     ``rtol``). For two tasks, :math:`\pi_J(g_i)` is PCGrad's projected
     gradient, so UPGrad is half of PCGrad's sum. One task gives that gradient.
+
+    Convention: the projections are solved exactly (to the accuracy ``rtol``
+    of the Gram matrix). torchjd's ``UPGrad`` by default solves them on
+    :math:`G/\operatorname{tr}G + 10^{-4} I` (``reg_eps=1e-4``, a ridge that
+    keeps its quadratic-program solver stable), so its direction can differ
+    from this one by about that relative amount and conflict with a task by
+    as much.
 
     Examples:
         >>> import numpy as np

@@ -315,7 +315,9 @@ class EpochAverages:
     """Per-epoch average task losses, accumulated step by step (DWA's input).
 
     :meth:`add` one loss vector per step; :meth:`end_epoch` closes the epoch
-    and appends its mean to ``history`` (oldest first).
+    and appends its mean to ``history`` (oldest first). Every call counts
+    equally; LibMTL's ``DWA`` weights each batch's losses by its batch size,
+    which differs only when batches differ in size (a smaller last batch).
 
     Examples:
         >>> import numpy as np

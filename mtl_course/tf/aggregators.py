@@ -249,7 +249,8 @@ def pcgrad(J: tf.Tensor, generator: np.random.Generator | int | None = None) -> 
 def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
     """CAGrad with ball radius ``c * ||mean gradient||``.
 
-    See :func:`mtl_course.core.aggregation.cagrad_weights`.
+    See :func:`mtl_course.core.aggregation.cagrad_weights` (which also says how
+    it differs from the authors' code, LibMTL and torchjd: no final rescaling).
 
     Examples:
         >>> import tensorflow as tf
@@ -263,7 +264,9 @@ def cagrad(J: tf.Tensor, c: float = 0.5) -> tf.Tensor:
 def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
     """Nash-MTL, solving ``G alpha = 1 / alpha``.
 
-    See :func:`mtl_course.core.aggregation.nash_mtl_weights`.
+    See :func:`mtl_course.core.aggregation.nash_mtl_weights` (solved exactly:
+    no normalisation of the Gram matrix and no clipping of the update, unlike
+    the authors' code).
 
     Examples:
         >>> import tensorflow as tf
@@ -277,7 +280,8 @@ def nash_mtl(J: tf.Tensor, max_iter: int = 100) -> tf.Tensor:
 def imtl_g(J: tf.Tensor) -> tf.Tensor:
     """IMTL-G, equal projections on every unit gradient.
 
-    See :func:`mtl_course.core.aggregation.imtl_g_weights`.
+    See :func:`mtl_course.core.aggregation.imtl_g_weights` (applied to the
+    parameter gradients ``J``; the paper uses the gradients on the shared features).
 
     Examples:
         >>> import tensorflow as tf
@@ -291,7 +295,8 @@ def imtl_g(J: tf.Tensor) -> tf.Tensor:
 def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
     """Aligned-MTL, the mean of gradients aligned to condition number 1.
 
-    See :func:`mtl_course.core.aggregation.aligned_mtl_weights`.
+    See :func:`mtl_course.core.aggregation.aligned_mtl_weights` (the mean of
+    the aligned gradients; LibMTL uses their sum, ``T`` times longer).
 
     Examples:
         >>> import tensorflow as tf
@@ -305,7 +310,8 @@ def aligned_mtl(J: tf.Tensor) -> tf.Tensor:
 def upgrad(J: tf.Tensor) -> tf.Tensor:
     """UPGrad, the mean of the gradients projected onto the dual cone.
 
-    See :func:`mtl_course.core.aggregation.upgrad_weights`.
+    See :func:`mtl_course.core.aggregation.upgrad_weights` (projections solved
+    exactly; torchjd adds a 1e-4 ridge to the normalised Gram matrix).
 
     Examples:
         >>> import tensorflow as tf

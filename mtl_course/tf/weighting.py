@@ -260,6 +260,9 @@ class UncertaintyWeighting(Weighting):
 class DWA(Weighting):
     """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019); call :meth:`end_epoch` after each epoch.
 
+    The epoch average is the plain mean over calls, as in the PyTorch twin
+    (LibMTL's weights each batch by its size).
+
     Examples:
         >>> import tensorflow as tf
         >>> weighting = DWA(temperature=2.0)
@@ -348,6 +351,8 @@ class RLW(Weighting):
 
 class GradNorm(Weighting):
     """GradNorm (Chen, Badrinarayanan, Lee, Rabinovich, ICML 2018), twin of the PyTorch class.
+
+    ``L_i(0)`` is the loss at the first call (LibMTL's: the first epoch's average).
 
     Record the forward pass on a *persistent* tape, then::
 

@@ -202,11 +202,14 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "stays near 1 except for the scaled pair, near 10 and rising to about 100."),
     ("08_gradient_conflict.ipynb", "854724f8"): Figure(
         "ch8-fig-aggregator-directions",
-        "The update direction of each aggregator for the conflicting gradients "
-        "$g_1 = (3, 1)$ and $g_2 = (-2, 2)$.",
-        "Two black arrows, g1 pointing right and slightly up, g2 pointing up and left; between "
-        "them, coloured arrows of the aggregators all point upward, between the two gradients, "
-        "PCGrad's being the longest."),
+        "The update direction $d$ of each aggregator (red, one panel per method) for the "
+        "conflicting gradients $g_1 = (3, 1)$ and $g_2 = (-2, 2)$ (grey); the dashed blue line is "
+        "the mean's direction, for comparison.",
+        "Eight small panels, one per aggregator, each with two grey arrows, g1 pointing right and "
+        "slightly up and g2 pointing up and left, and one red arrow for the aggregator's direction. "
+        "All red arrows point upward between the two gradients. MGDA and CAGrad point the same way, "
+        "CAGrad longer; PCGrad and UPGrad point the same way, PCGrad twice as long and the longest "
+        "of all; Nash-MTL, IMTL-G and Aligned-MTL lie close to the bisector of the two gradients."),
     ("08_gradient_conflict.ipynb", "44c52005"): Figure(
         "ch8-fig-toy-landscape",
         "The two-objective toy problem: contours of $f_1$, $f_2$ and their sum over "
@@ -216,20 +219,21 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "horizontal segment near x2 = -8.4 marks the Pareto set."),
     ("08_gradient_conflict.ipynb", "083450f7"): Figure(
         "ch8-fig-toy-cagrad",
-        "Trajectories of the eight aggregators on the toy problem in the CAGrad setting "
-        "(losses at scale 1, three starts); stars mark where the runs end, the black segment "
-        "is the Pareto set.",
-        "Eight panels, one per aggregator, each with three coloured paths from three starting "
-        "points down to the black segment. The mean's paths meet near the middle of the "
-        "segment; CAGrad and UPGrad leave some runs above the segment; the other methods end "
-        "at different points along it."),
+        "Trajectories of the CAGrad paper's four methods on the toy problem in the CAGrad setting "
+        "(losses at scale 1, three starts, 100,000 Adam steps at learning rate $10^{-3}$); stars "
+        "mark where the runs end, the black segment is the Pareto set.",
+        "Four panels, one per method, each with three coloured paths. The mean's runs from the two "
+        "upper starts stop in the valleys above the segment; only the run from the lower left "
+        "reaches it. MGDA and PCGrad reach the segment from every start, at points that depend on "
+        "the start. CAGrad's three runs all end at the middle of the segment."),
     ("08_gradient_conflict.ipynb", "81ace0c8"): Figure(
         "ch8-fig-toy-nash",
         "Trajectories of the eight aggregators in the Nash-MTL setting ($f_1$ scaled by 0.1, "
-        "five starts); stars mark where the runs end.",
-        "Eight panels with five paths each. The mean and CAGrad gather their runs at the left "
-        "part of the segment or stop above it; Nash-MTL and IMTL-G spread their end points "
-        "along the segment."),
+        "five starts, 35,000 Adam steps at learning rate $10^{-3}$); stars mark where the runs end.",
+        "Eight panels with five paths each. The mean and CAGrad gather the runs that reach the "
+        "segment at one point on its left part and leave others above it; MGDA ends mostly near "
+        "the right end; PCGrad and UPGrad leave the run from the upper right above the segment; "
+        "Nash-MTL and IMTL-G spread their end points along the segment."),
     ("09_evaluation.ipynb", "8a8e92f3"): Figure(
         "ch9-fig-delta-m",
         "$\\Delta_m$ against single-task baselines for every method on multi_digits and on the "

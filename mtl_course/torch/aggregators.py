@@ -227,7 +227,8 @@ def pcgrad(
 def cagrad(J: torch.Tensor, c: float = 0.5) -> torch.Tensor:
     """CAGrad with ball radius ``c * ||mean gradient||``.
 
-    See :func:`mtl_course.core.aggregation.cagrad_weights`.
+    See :func:`mtl_course.core.aggregation.cagrad_weights` (which also says how
+    it differs from the authors' code, LibMTL and torchjd: no final rescaling).
 
     Examples:
         >>> import torch
@@ -243,7 +244,9 @@ def cagrad(J: torch.Tensor, c: float = 0.5) -> torch.Tensor:
 def nash_mtl(J: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
     """Nash-MTL, solving ``G alpha = 1 / alpha``.
 
-    See :func:`mtl_course.core.aggregation.nash_mtl_weights`.
+    See :func:`mtl_course.core.aggregation.nash_mtl_weights` (solved exactly:
+    no normalisation of the Gram matrix and no clipping of the update, unlike
+    the authors' code).
 
     Examples:
         >>> import torch
@@ -259,7 +262,8 @@ def nash_mtl(J: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
 def imtl_g(J: torch.Tensor) -> torch.Tensor:
     """IMTL-G, equal projections on every unit gradient.
 
-    See :func:`mtl_course.core.aggregation.imtl_g_weights`.
+    See :func:`mtl_course.core.aggregation.imtl_g_weights` (applied to the
+    parameter gradients ``J``; the paper uses the gradients on the shared features).
 
     Examples:
         >>> import torch
@@ -275,7 +279,8 @@ def imtl_g(J: torch.Tensor) -> torch.Tensor:
 def aligned_mtl(J: torch.Tensor) -> torch.Tensor:
     """Aligned-MTL, the mean of gradients aligned to condition number 1.
 
-    See :func:`mtl_course.core.aggregation.aligned_mtl_weights`.
+    See :func:`mtl_course.core.aggregation.aligned_mtl_weights` (the mean of
+    the aligned gradients; LibMTL uses their sum, ``T`` times longer).
 
     Examples:
         >>> import torch
@@ -291,7 +296,8 @@ def aligned_mtl(J: torch.Tensor) -> torch.Tensor:
 def upgrad(J: torch.Tensor) -> torch.Tensor:
     """UPGrad, the mean of the gradients projected onto the dual cone.
 
-    See :func:`mtl_course.core.aggregation.upgrad_weights`.
+    See :func:`mtl_course.core.aggregation.upgrad_weights` (projections solved
+    exactly; torchjd adds a 1e-4 ridge to the normalised Gram matrix).
 
     Examples:
         >>> import torch

@@ -267,6 +267,8 @@ class DWA(Weighting):
     from epoch-average training losses; 1 for the first two epochs (as the
     paper and LibMTL's ``DWA``). Every call adds the loss values to the running
     epoch average; the training loop must call :meth:`end_epoch` after each epoch.
+    The average is the plain mean over calls (LibMTL's weights each batch by its
+    size, which differs only when batches differ in size).
 
     Examples:
         >>> import torch
@@ -367,7 +369,8 @@ class GradNorm(Weighting):
     with ``retain_graph=True``: one extra backward per task to ``W``). It
     takes one gradient step of size ``lr`` on
     ``L_grad = sum_i |G_i - mean(G) r_i^alpha|`` and renormalises the weights
-    to sum to the number of tasks. ``L_i(0)`` is the loss at the first call.
+    to sum to the number of tasks. ``L_i(0)`` is the loss at the first call
+    (LibMTL's: the average over the first epoch, trained with equal weights).
     The TensorFlow twin's ``update(losses, shared_variables, tape)`` also takes
     the (persistent) tape.
 

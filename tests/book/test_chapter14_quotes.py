@@ -1,0 +1,187 @@
+"""Every number chapter 14 copies from another chapter is still what that chapter printed.
+
+Chapter 14 answers its questions with numbers the other chapters print. When a chapter
+changes and prints another number, chapter 14 must change with it; this test notices.
+Each entry of ``QUOTES`` is (chapter, printed, quoted):
+
+* ``chapter``: the notebook the number comes from (its stem, ``book/<chapter>.ipynb``);
+* ``printed``: a piece of that chapter's stored output that holds the number, with its
+  label, so that a number of the same value elsewhere in the output does not count;
+* ``quoted``: the text of chapter 14 (prose or code) that copies it.
+
+Whitespace runs count as one space on both sides. To update after a chapter changes:
+re-derive the answer in chapter 14 from the chapter's new output, then update the
+entry (or remove it with the sentence that quoted it).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import nbformat
+import pytest
+
+BOOK = Path(__file__).resolve().parents[2] / "book"
+CHAPTER_14 = "14_challenges_faq"
+
+QUOTES: list[tuple[str, str, str]] = [
+    # Chapter 1: the data-efficiency tables (the CH1_MSE cell) and the deep-network verdicts.
+    ("01_why_mtl", "single-task (ridge) 1.053 +-0.32 0.856 +-0.21 0.678 +-0.15 0.438 +-0.05 0.324 +-0.01",
+     '"single-task": [1.053, 0.856, 0.678, 0.438, 0.324]'),
+    ("01_why_mtl", "pooled (ridge) 0.485 +-0.05 0.397 +-0.01 0.375 +-0.01 0.357 +-0.00 0.348 +-0.00",
+     '"pooled": [0.485, 0.397, 0.375, 0.357, 0.348]'),
+    ("01_why_mtl", "regularized MTL 0.491 +-0.05 0.392 +-0.01 0.359 +-0.01 0.328 +-0.00 0.301 +-0.00",
+     '"regularized MTL": [0.491, 0.392, 0.359, 0.328, 0.301]'),
+    ("01_why_mtl", "single-task (ridge) 1.038 +-0.04 0.893 +-0.04 0.670 +-0.05 0.441 +-0.03 0.328 +-0.01",
+     '"single-task": [1.038, 0.893, 0.670, 0.441, 0.328]'),
+    ("01_why_mtl", "pooled (ridge) 1.205 +-0.02 1.188 +-0.03 1.193 +-0.02 1.168 +-0.03 1.150 +-0.02",
+     '"pooled": [1.205, 1.188, 1.193, 1.168, 1.150]'),
+    ("01_why_mtl", "regularized MTL 1.044 +-0.03 0.979 +-0.04 0.711 +-0.04 0.450 +-0.03 0.329 +-0.01",
+     '"regularized MTL": [1.044, 0.979, 0.711, 0.450, 0.329]'),
+    ("01_why_mtl", "tasks share a subspace 0.305 ± 0.009 0.531 ± 0.027",
+     "$0.305 \\pm 0.009$ against $0.531 \\pm 0.027$"),
+    ("01_why_mtl", "hard sharing better on 10 of 10 seeds", "(better on 10 of 10 seeds)"),
+    ("01_why_mtl", "ten different subspaces 0.902 ± 0.199 0.570 ± 0.054",
+     "$0.902 \\pm 0.199$ against $0.570 \\pm 0.054$"),
+    ("01_why_mtl", "separate training beats hard sharing: mean difference 0.332, 95% CI [0.18, 0.484], "
+     "hard sharing better on 0 of 10 seeds", "worse than separate networks on every one of ten"),
+    # Chapter 2: loss scales and the weight grid.
+    ("02_objective", "100 1.038 0.066 | 0.287 0.316", "(loss 1.038 against"),
+    ("02_objective", "1 0.283 0.319 | 0.287 0.316", "0.283 at $c = 1$), and dividing each loss by its initial value restored 0.287"),
+    ("02_objective", "single task (alpha = 1) 0.259 +- 0.093", "no sharing ($0.259 \\pm 0.093$)"),
+    ("02_objective", "equal weights (alpha = 0.5) 0.175 +- 0.029", "(task-1 loss $0.175 \\pm 0.029$)"),
+    ("02_objective", "grid search on validation 0.164 +- 0.018", "validation data ($0.164 \\pm 0.018$)"),
+    ("02_objective", "front points that some weight reaches: 10 of 201", "10 of 201 points of a concave front"),
+    # Chapter 3: the diabetes splits.
+    ("03_classical_mtl", "regularized MTL 3100 232 17 / 16", "regularized MTL beat separate models on\n17 of 20 splits and pooled ones on 16"),
+    # Chapter 4: the two-digit task.
+    ("04_hard_sharing", "separate 0.918 0.930 0.799 +0.00 ± 0.00",
+     '"separate": {"left": 0.918, "right": 0.930, "parity": 0.799}'),
+    ("04_hard_sharing", "hard, same budget 0.917 0.922 0.768 -1.57 ± 0.89",
+     '"hard, same budget": {"left": 0.917, "right": 0.922, "parity": 0.768}'),
+    ("04_hard_sharing", "hard, same budget 0.917 0.922 0.768 -1.57 ± 0.89", '{"hard, same budget": -1.57}'),
+    ("04_hard_sharing", "hard, same budget 0.917 0.922 0.768 -1.57 ± 0.89", "$\\Delta_m = -1.57 \\pm 0.89\\,\\%$"),
+    ("04_hard_sharing", "hard, same width 0.902 0.900 0.757 -3.40 ± 0.89", "cost $-3.40 \\pm 0.89\\,\\%$"),
+    ("04_hard_sharing", "separate (3 nets) 64 31734", "31734 for three separate ones"),
+    ("04_hard_sharing", "hard, same width 64 15222", "the same-width shared network had 15222"),
+    # Chapter 6: gate disagreement.
+    ("06_mixture_of_experts", "MMoE 0.143 [0.17, 0.03, 0.23] 0.411 [0.31, 0.49, 0.44] 0.453",
+     "(0.143 at correlation 1, 0.453 at 0)"),
+    # Chapter 7: four tasks of different scales.
+    ("07_loss_weighting", "equal 1.201 +-0.300", "(relative error $1.201 \\pm 0.300$"),
+    ("07_loss_weighting", "static 0.484 +-0.020", "learned it ($0.484 \\pm 0.020$)"),
+    ("07_loss_weighting", "+-0.020 0.732 +-0.022", "error over tasks ($0.732$)"),
+    ("07_loss_weighting", "0.769 +-0.004", "GradNorm ($0.769$)"),
+    ("07_loss_weighting", "0.789 +-0.008", "uncertainty weighting ($0.789$)"),
+    ("07_loss_weighting", "1.196 +-0.093", "weights were worst ($1.196$)"),
+    ("07_loss_weighting", "the same grid for 4 tasks: 125 runs, for 10 tasks: 1953125", "125 for four and 1953125 for ten"),
+    # Chapter 8: conflict statistics.
+    ("08_gradient_conflict", "correlation 0.9 128 0.501 0.062", "against 0.062 for correlated"),
+    ("08_gradient_conflict", "correlation -0.9 128 -0.084 0.633", "(0.633 of the steps for anti-correlated"),
+    ("08_gradient_conflict", "correlation 0.9, task 2 x 10 128 0.061 0.406 29.46", "ratio of gradient norms (29.46"),
+    ("08_gradient_conflict", "CAGrad setting mean 1/3, mgda 3/3, pcgrad 3/3, cagrad 3/3",
+     "plain averaging stayed in the valleys from two of three starts while MGDA, PCGrad and CAGrad reached "
+     "the Pareto set from all three"),
+    ("08_gradient_conflict", "mean yes x1= 0.00 d=0.00 yes x1= 0.00 d=0.00 yes x1= 0.00 d=0.00",
+     "at ten times the learning rate plain averaging reached the set from all three starts too"),
+    # Chapter 9: the benchmark.
+    ("09_evaluation", "single-task 0.938 ± 0.007 0.943 ± 0.002 0.706 ± 0.044", '"single-task": (0.938, 0.943, 0.706)'),
+    ("09_evaluation", "equal 0.918 ± 0.016 0.938 ± 0.009 0.711 ± 0.018", '"equal": (0.918, 0.938, 0.711)'),
+    ("09_evaluation", "uncertainty 0.910 ± 0.013 0.895 ± 0.038 0.691 ± 0.045", '"uncertainty": (0.910, 0.895, 0.691)'),
+    ("09_evaluation", "gradnorm 0.904 ± 0.006 0.928 ± 0.003 0.740 ± 0.028", '"gradnorm": (0.904, 0.928, 0.740)'),
+    ("09_evaluation", "dwa 0.920 ± 0.019 0.935 ± 0.010 0.718 ± 0.015", '"dwa": (0.920, 0.935, 0.718)'),
+    ("09_evaluation", "rlw 0.872 ± 0.028 0.878 ± 0.057 0.649 ± 0.025", '"rlw": (0.872, 0.878, 0.649)'),
+    ("09_evaluation", "mean 0.918 ± 0.016 0.936 ± 0.010 0.708 ± 0.025", '"mean": (0.918, 0.936, 0.708)'),
+    ("09_evaluation", "mgda 0.907 ± 0.021 0.922 ± 0.009 0.729 ± 0.027", '"mgda": (0.907, 0.922, 0.729)'),
+    ("09_evaluation", "pcgrad 0.920 ± 0.017 0.936 ± 0.006 0.718 ± 0.025", '"pcgrad": (0.920, 0.936, 0.718)'),
+    ("09_evaluation", "cagrad 0.904 ± 0.027 0.933 ± 0.004 0.726 ± 0.001", '"cagrad": (0.904, 0.933, 0.726)'),
+    ("09_evaluation", "nash_mtl 0.915 ± 0.020 0.932 ± 0.003 0.733 ± 0.036", '"nash_mtl": (0.915, 0.932, 0.733)'),
+    ("09_evaluation", "imtl_g 0.906 ± 0.026 0.927 ± 0.008 0.728 ± 0.015", '"imtl_g": (0.906, 0.927, 0.728)'),
+    ("09_evaluation", "aligned_mtl 0.908 ± 0.012 0.935 ± 0.006 0.725 ± 0.022", '"aligned_mtl": (0.908, 0.935, 0.725)'),
+    ("09_evaluation", "upgrad 0.922 ± 0.009 0.939 ± 0.006 0.715 ± 0.022", '"upgrad": (0.922, 0.939, 0.715)'),
+    ("09_evaluation", "multi_digits: 12 methods compared with tuned equal weighting; better beyond noise: "
+     "['pcgrad']; worse beyond noise: none; within noise: 11", "11 of 12 methods"),
+    ("09_evaluation", "pcgrad 0.920 ± 0.017 0.936 ± 0.006 0.718 ± 0.025 -0.32 ± 1.41 +0.32 ± 0.19 *",
+     "(PCGrad, $+0.32 \\pm 0.19$\npoints)"),
+    ("09_evaluation", "range over the learning-rate grid (equal weighting): 59.82 pp", "$\\Delta_m$ by 59.82"),
+    ("09_evaluation", "range over the 12 methods other than RLW at the kept lr: 3.46 pp", "(at the kept learning rate) by 3.46"),
+    # Chapter 10: task relationships.
+    ("10_task_relationships", "mean cosine within groups 0.413, across groups 0.001", "0.413 within groups and 0.001 across"),
+    ("10_task_relationships", "within groups 2.943, across groups -0.105", "2.943 within and $-0.105$"),
+    ("10_task_relationships", "(score 0.1766)", "against 0.1766"),
+    ("10_task_relationships", "all tasks in one network scores 0.0303", "scored 0.0303"),
+    ("10_task_relationships", "[[ 6.003 2.556", "$Z_{a0 \\to a1} \\times 100 = 2.556$"),
+    ("10_task_relationships", "[ 2.871 6.039", "$Z_{a1 \\to a0} \\times 100 = 2.871$"),
+    ("10_task_relationships", "a0 alone 1.245 ± 0.016 1.442 ± 0.026", "from $1.245 \\pm 0.016$"),
+    ("10_task_relationships", "a0 + b0 (other group) 1.376 ± 0.153 1.342 ± 0.012", "to $1.376 \\pm 0.153$"),
+    ("10_task_relationships", "a0 alone 1.245 ± 0.016 1.442 ± 0.026", "($1.442 \\pm 0.026$ to"),
+    ("10_task_relationships", "a0 + b0 (other group) 1.376 ± 0.153 1.342 ± 0.012", "to $1.342 \\pm 0.012$)"),
+    ("10_task_relationships", "b0 -> a0: affinity x 100 = -2.423, mean gradient cosine = -0.227",
+     "$-2.423$, with a mean gradient cosine of $-0.227$"),
+    # Chapter 11: few-shot adaptation (the CH11_MSE cell).
+    ("11_mtl_transfer_meta", "scratch 6.52 +-0.62 5.48 +-0.70 3.46 +-0.78 2.48 +-0.43",
+     '"scratch": ([6.52, 5.48, 3.46, 2.48], [0.62, 0.70, 0.78, 0.43])'),
+    ("11_mtl_transfer_meta", "transfer 4.73 +-0.95 3.78 +-0.84 2.59 +-1.65 0.80 +-0.47",
+     '"transfer": ([4.73, 3.78, 2.59, 0.80], [0.95, 0.84, 1.65, 0.47])'),
+    ("11_mtl_transfer_meta", "multi-task 6.55 +-1.55 1.99 +-0.43 0.42 +-0.28 0.04 +-0.01",
+     '"multi-task": ([6.55, 1.99, 0.42, 0.04], [1.55, 0.43, 0.28, 0.01])'),
+    ("11_mtl_transfer_meta", "reptile 2.69 +-0.24 1.58 +-0.31 0.80 +-0.29 0.31 +-0.06",
+     '"reptile": ([2.69, 1.58, 0.80, 0.31], [0.24, 0.31, 0.29, 0.06])'),
+    # Chapter 13: precision and data parallelism.
+    ("13_scaling_up", "trained in float32 : training MSE task1 0.0259, task2 0.0197", "(task\n1: 0.0259 in both; task 2: 0.0197"),
+    ("13_scaling_up", "trained in bfloat16: training MSE task1 0.0259, task2 0.0198", "and 0.0198)"),
+    ("13_scaling_up", "MGDA weights from the float32 Jacobian: [0.36629", "(0.36629 against 0.36631)"),
+    ("13_scaling_up", "MGDA weights from the bfloat16 Jacobian: [0.36631", "(0.36629 against 0.36631)"),
+    ("13_scaling_up", "MGDA per replica, then average: relative difference to one process 0.042", "was 4.2 % off"),
+    ("13_scaling_up", "all-reduce J, then MGDA: relative difference to one process below 1e-6: True",
+     "relative difference below $10^{-6}$"),
+]
+
+
+def _normalized(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@cache
+def _stored_output(chapter: str) -> str:
+    """The text of every stored output of a chapter (streams and plain-text results)."""
+    notebook = nbformat.read(BOOK / f"{chapter}.ipynb", as_version=4)
+    pieces = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                pieces.append(output.get("text", ""))
+            elif "text/plain" in output.get("data", {}):
+                pieces.append(output["data"]["text/plain"])
+    return _normalized("\n".join(pieces))
+
+
+@cache
+def _chapter_14_source() -> str:
+    notebook = nbformat.read(BOOK / f"{CHAPTER_14}.ipynb", as_version=4)
+    return _normalized("\n".join(cell.source for cell in notebook.cells))
+
+
+@pytest.mark.parametrize(("chapter", "printed", "quoted"), QUOTES,
+                         ids=[f"{chapter}:{quoted[:40]}" for chapter, _, quoted in QUOTES])
+def test_chapter_14_quotes_what_the_chapter_printed(chapter, printed, quoted):
+    assert _normalized(printed) in _stored_output(chapter), (
+        f"chapter 14 quotes {quoted!r} from {chapter}, whose stored output no longer prints "
+        f"{printed!r}: re-derive that answer of chapter 14 from {chapter}'s new output and "
+        f"update QUOTES in {Path(__file__).name}")
+    assert _normalized(quoted) in _chapter_14_source(), (
+        f"QUOTES names {quoted!r} as chapter 14's copy of {chapter}'s {printed!r}, but chapter 14 "
+        "no longer contains it: update the entry (or remove it with the sentence that quoted it)")
+
+
+def test_every_quoted_chapter_exists():
+    for chapter in {chapter for chapter, _, _ in QUOTES}:
+        assert (BOOK / f"{chapter}.ipynb").exists(), f"QUOTES names {chapter}, which is not in book/"
+
+
+def test_the_check_catches_a_changed_number():
+    chapter, printed, _ = QUOTES[0]
+    changed = printed.replace("1.053", "1.054")
+    assert _normalized(changed) not in _stored_output(chapter)
