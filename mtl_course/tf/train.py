@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from mtl_course.core import methods as core_methods
 from mtl_course.core import tasks as core_tasks
 from mtl_course.core.files import atomic_write
 from mtl_course.core.tasks import History, Task
@@ -83,27 +84,9 @@ def task_loss(name: str, task: Task, prediction: tf.Tensor, target: tf.Tensor,
 
 def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None = None) -> Weighting | Callable:
     """A weighting (bound to ``tasks``) or an aggregator function; see the PyTorch twin."""
-    names = list(tasks)
-    if isinstance(method, Weighting):
-        return method.bind(names)
-    if isinstance(method, str):
-        if method == "uncertainty":
-            return UncertaintyWeighting(names, kinds=[t.kind for t in tasks.values()])
-        if method == "rlw":
-            return RLW(generator=seed, tasks=names)
-        if method in WEIGHTINGS:
-            return WEIGHTINGS[method](tasks=names)
-        from mtl_course.tf.aggregators import AGGREGATORS
+    from mtl_course.tf.aggregators import AGGREGATORS
 
-        if method == "pcgrad":  # its random task order, seeded like RLW's draws
-            return functools.partial(AGGREGATORS["pcgrad"], generator=np.random.default_rng(seed))
-        if method in AGGREGATORS:
-            return AGGREGATORS[method]
-        raise ValueError(f"unknown method {method!r}; weightings: {sorted(WEIGHTINGS)}, "
-                         f"aggregators: {sorted(AGGREGATORS)}")
-    if callable(method):
-        return method
-    raise TypeError(f"method must be a Weighting, a name or an aggregator function, got {method!r}")
+    return core_methods.resolve_method(method, tasks, seed, Weighting, WEIGHTINGS, AGGREGATORS)
 
 
 def _optimizer(optimizer: keras.optimizers.Optimizer | str | None, lr: float) -> keras.optimizers.Optimizer:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
-
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 import tqdm
 from torch import nn
 
+from mtl_course.core import methods as core_methods
 from mtl_course.core import tasks as core_tasks
 from mtl_course.core.files import atomic_write
 from mtl_course.core.tasks import History, Task
@@ -34,7 +33,7 @@ from mtl_course.core.weighting import gradnorm_layer_index
 from mtl_course.data.types import MultiTaskSplit
 from mtl_course.torch.gradients import aggregate_backward, aggregator_weights
 from mtl_course.torch.runtime import device as default_device
-from mtl_course.torch.weighting import RLW, WEIGHTINGS, GradNorm, UncertaintyWeighting, Weighting
+from mtl_course.torch.weighting import WEIGHTINGS, GradNorm, Weighting
 
 Data = MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]
 Method = Weighting | str | Callable[[torch.Tensor], torch.Tensor]
@@ -97,29 +96,12 @@ def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None =
     :data:`mtl_course.torch.aggregators.AGGREGATORS` ("mgda", "pcgrad", ...).
     "uncertainty" takes each task's kind from its loss; "rlw" and "pcgrad"
     draw their random weights / task orders from a generator seeded with
-    ``seed`` (an aggregator passed as a function is used as given).
+    ``seed`` (an aggregator passed as a function is used as given); the rule is
+    :func:`mtl_course.core.methods.resolve_method`'s.
     """
-    names = list(tasks)
-    if isinstance(method, Weighting):
-        return method.bind(names)
-    if isinstance(method, str):
-        if method == "uncertainty":
-            return UncertaintyWeighting(names, kinds=[t.kind for t in tasks.values()])
-        if method == "rlw":
-            return RLW(generator=seed, tasks=names)
-        if method in WEIGHTINGS:
-            return WEIGHTINGS[method](tasks=names)
-        from mtl_course.torch.aggregators import AGGREGATORS
+    from mtl_course.torch.aggregators import AGGREGATORS
 
-        if method == "pcgrad":  # its random task order, seeded like RLW's draws
-            return functools.partial(AGGREGATORS["pcgrad"], generator=np.random.default_rng(seed))
-        if method in AGGREGATORS:
-            return AGGREGATORS[method]
-        raise ValueError(f"unknown method {method!r}; weightings: {sorted(WEIGHTINGS)}, "
-                         f"aggregators: {sorted(AGGREGATORS)}")
-    if callable(method):
-        return method
-    raise TypeError(f"method must be a Weighting, a name or an aggregator function, got {method!r}")
+    return core_methods.resolve_method(method, tasks, seed, Weighting, WEIGHTINGS, AGGREGATORS)
 
 
 def _optimizer(optimizer: torch.optim.Optimizer | str | None, params: list[nn.Parameter], lr: float,
