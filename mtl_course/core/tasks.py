@@ -487,6 +487,65 @@ class EarlyStopping:
         return improved
 
 
+@dataclass
+class FitPlan:
+    """What both twins' ``fit`` reads from its arguments before training (see :func:`plan_fit`)."""
+
+    loader: bool
+    """Whether the training data is a loader of batches (else arrays, in :attr:`split`)."""
+    split: MultiTaskSplit | None
+    """The training arrays; None for a loader."""
+    first_x: Any
+    """The inputs of a loader's first batch (to build the model on); None for arrays."""
+    specs: dict[str, Task]
+    """Task name -> :class:`Task`, in training order."""
+    val_data: MultiTaskSplit | None
+    """The validation data as arrays, or None."""
+    stopper: EarlyStopping
+    """Early stopping on :attr:`val_data`."""
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+
+def plan_fit(model: object, train_data: object, tasks: Mapping[str, Task | str], val_data: object,
+             epochs: int, patience: int | None, monitor: str, clip_grad_norm: float | None,
+             to_numpy: Callable[[Any], np.ndarray] = np.asanyarray) -> FitPlan:
+    """Check ``fit``'s arguments and resolve its tasks, the same way for both twins.
+
+    The tasks come from ``tasks``, matched against those of the data (a
+    loader's first batch, or the arrays) and the model's ``task_names``
+    (:func:`resolve_tasks`); ``val_data`` is read into arrays
+    (:func:`evaluation_split`, ``to_numpy`` for the framework's tensors).
+
+    Examples:
+        >>> import numpy as np
+        >>> plan = plan_fit(None, (np.zeros((4, 2)), {"a": np.zeros(4)}), {"a": "mse"}, None,
+        ...                 epochs=3, patience=None, monitor="loss", clip_grad_norm=None)
+        >>> plan.loader, plan.names, len(plan.split)
+        (False, ['a'], 4)
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
+    loader = is_loader(train_data)
+    split = first_x = None
+    if loader:
+        first_x, first_y = batch_pair(next(iter(train_data)))
+        data_tasks = tuple(first_y)
+    else:
+        split = training_split(train_data)
+        data_tasks = split.task_names
+    specs = resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
+    if val_data is not None:
+        val_data = evaluation_split(val_data, "validation", to_numpy)
+    if patience is not None and val_data is None:
+        raise ValueError("early stopping (patience=...) needs val_data")
+    return FitPlan(loader, split, first_x, specs, val_data, EarlyStopping(monitor, patience, specs))
+
+
 def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:
     """The targets of ``tasks``, checked and cast to each task's :attr:`Task.target_dtype`, for
     code that needs every label (task affinity): a missing label raises a ValueError naming the

@@ -326,26 +326,12 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
         >>> history.epochs, len(history.weights[-1])
         (2, 2)
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
     if scheduler is not None and not callable(scheduler):
         raise TypeError(f"scheduler must be a function (epoch, lr) -> lr, got {scheduler!r}")
-    loader = core_tasks.is_loader(train_data)
-    split = None if loader else core_tasks.training_split(train_data)
-    if loader:
-        first_x, first_y = core_tasks.batch_pair(next(iter(train_data)))
-        data_tasks = tuple(first_y)
-    else:
-        data_tasks = split.task_names
-    specs = core_tasks.resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
-    names = list(specs)
-    if val_data is not None:
-        val_data = core_tasks.evaluation_split(val_data, "validation", _numpy)
-    if patience is not None and val_data is None:
-        raise ValueError("early stopping (patience=...) needs val_data")
-    stopper = core_tasks.EarlyStopping(monitor, patience, specs)
+    plan = core_tasks.plan_fit(model, train_data, tasks, val_data, epochs, patience, monitor, clip_grad_norm,
+                               _numpy)
+    loader, split, specs, names = plan.loader, plan.split, plan.specs, plan.names
+    val_data, stopper = plan.val_data, plan.stopper
     resolved = resolve_method(method, specs, seed)
     is_weighting = isinstance(resolved, Weighting)
     needs_shared = not is_weighting or isinstance(resolved, GradNorm)
@@ -356,7 +342,7 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
 
     with tf.device(device or default_device()):
         if loader:
-            sample_x = first_x
+            sample_x = plan.first_x
             masked = set(names)  # not known in advance: every task may have missing labels
         else:
             targets, masks = core_tasks.prepare_targets(split, specs)
