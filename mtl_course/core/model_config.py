@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mtl_course.checks import check_count, check_task_names, layer_sizes, positive_int
+from mtl_course.checks import check_count, check_real, check_task_names, layer_sizes, positive_int
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "identity")
 COUPLINGS = ("l2", "trace_norm", "weight_decay")
@@ -150,10 +150,7 @@ def cross_stitch_init(num_tasks: int, alpha_self: float) -> np.ndarray:
     num_tasks = positive_int(num_tasks, "number of tasks")
     if num_tasks < 2:
         raise ValueError("cross-stitch units need at least two tasks")
-    if isinstance(alpha_self, bool) or not isinstance(alpha_self, (int, float, np.floating)):
-        raise TypeError(f"alpha_self must be a number, got {alpha_self!r}")
-    if not 0.0 <= alpha_self <= 1.0:
-        raise ValueError(f"alpha_self must lie in [0, 1], got {alpha_self}")
+    alpha_self = check_real(alpha_self, "alpha_self", 0.0, 1.0)
     off = (1.0 - alpha_self) / (num_tasks - 1)
     matrix = np.full((num_tasks, num_tasks), off, dtype=np.float64)
     np.fill_diagonal(matrix, alpha_self)

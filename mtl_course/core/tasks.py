@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_course.checks import check_count
 from mtl_course.data.types import MultiTaskSplit
 
 LOSSES = ("mse", "cross_entropy", "bce")
@@ -463,9 +464,8 @@ class EarlyStopping:
     def __init__(self, monitor: str, patience: int | None, tasks: Mapping[str, Task]) -> None:
         if monitor != "loss" and monitor not in tasks:
             raise ValueError(f"monitor must be 'loss' or a task name {list(tasks)}, got {monitor!r}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))
-                                     or patience < 0):
-            raise ValueError(f"patience must be None or a non-negative int, got {patience!r}")
+        if patience is not None:
+            check_count(patience, "patience (None or an int)", minimum=0)
         self.monitor, self.patience = monitor, patience
         self.higher = monitor != "loss" and bool(tasks[monitor].higher_is_better)
         self.best: float | None = None
@@ -526,8 +526,7 @@ def plan_fit(model: object, train_data: object, tasks: Mapping[str, Task | str],
         >>> plan.loader, plan.names, len(plan.split)
         (False, ['a'], 4)
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    check_count(epochs, "epochs", minimum=0)
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
     loader = is_loader(train_data)
@@ -578,8 +577,7 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> I
         >>> sorted(rows.tolist())  # each row once
         [0, 1, 2, 3, 4]
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_count(batch_size, "batch_size")
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, int(batch_size)):
         yield order[start:start + batch_size]

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from mtl_course.checks import as_generator
+
 KINDS = ("regression", "classification")
 """Task kinds understood by the uncertainty weighting."""
 
@@ -327,24 +329,6 @@ def softmax(x: np.ndarray) -> np.ndarray:
     z = np.asarray(x, dtype=np.float64)
     z = np.exp(z - z.max())
     return z / z.sum()
-
-
-def as_generator(generator: np.random.Generator | int | None) -> np.random.Generator:
-    """A numpy Generator from a Generator (used as is), a seed, or None (fresh entropy).
-
-    Examples:
-        >>> import numpy as np
-        >>> as_generator(0).integers(10, size=3), as_generator(0).integers(10, size=3)  # a seed
-        (array([8, 6, 5]), array([8, 6, 5]))
-        >>> rng = np.random.default_rng(1)
-        >>> as_generator(rng) is rng
-        True
-    """
-    if isinstance(generator, np.random.Generator):
-        return generator
-    if generator is None or (isinstance(generator, (int, np.integer)) and not isinstance(generator, bool)):
-        return np.random.default_rng(generator)
-    raise TypeError(f"generator must be a numpy Generator, an int seed or None, got {generator!r}")
 
 
 def generator_state(generator: np.random.Generator) -> str:
