@@ -13,7 +13,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["as_generator", "check_count", "check_mapping", "check_outputs", "check_rate", "check_real", "check_seed", "check_task_names",
+__all__ = ["as_generator", "check_count", "check_mapping", "check_nonnegative", "check_outputs", "check_rate", "check_real", "check_seed", "check_task_names",
            "layer_sizes", "positive_int"]
 
 
@@ -133,6 +133,22 @@ def check_rate(value: object, name: str) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_nonnegative(value: object, name: str) -> float:
+    """``value`` as a float, or ``ValueError`` unless it is a finite number ``>= 0``.
+
+    Examples:
+        >>> check_nonnegative(0, 'noise')
+        0.0
+        >>> check_nonnegative(-0.5, 'noise')
+        Traceback (most recent call last):
+            ...
+        ValueError: noise must be a finite number >= 0, got -0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtl_course.checks import as_generator, check_count
+from mtl_course.checks import as_generator, check_count, check_nonnegative
 from mtl_course.data.types import MultiTaskSplit
 
 __all__ = ["SineFamily", "SineTask"]
@@ -59,8 +59,7 @@ class SineFamily:
             if not (np.isfinite(low) and np.isfinite(high) and low <= high):
                 raise ValueError(f"{name} must be a finite range (low, high) with low <= high, "
                                  f"got {getattr(self, name)!r}")
-        if not (np.isfinite(self.noise) and self.noise >= 0):
-            raise ValueError(f"noise must be a finite number >= 0, got {self.noise!r}")
+        check_nonnegative(self.noise, "noise")
 
     def sample_tasks(self, n_tasks: int, rng: np.random.Generator | int | None = None) -> list[SineTask]:
         """``n_tasks`` tasks with independent uniform amplitudes and phases."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_course.checks import check_count
+from mtl_course.checks import check_count, check_nonnegative
 from mtl_course.data.types import MultiTaskSplit, Splits
 
 __all__ = ["CLASSES", "shapes_scenes"]
@@ -89,8 +89,7 @@ def shapes_scenes(n_train: int = 600, n_val: int = 100, n_test: int = 200, size:
     focal = size / 4 if focal is None else float(focal)
     if not np.isfinite(focal) or focal <= 0 or 2 * focal / _SHAPE_DEPTH[0] >= size - 1:
         raise ValueError(f"focal must be positive and small enough for a shape to fit the image, got {focal}")
-    if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    noise = check_nonnegative(noise, "noise")
     rng = np.random.default_rng(seed)
     scenes = [_scene(rng, size, max_shapes, focal, float(noise)) for _ in range(sum(counts))]
     x = np.stack([s[0] for s in scenes])[:, None]
