@@ -545,6 +545,44 @@ def plan_fit(model: object, train_data: object, tasks: Mapping[str, Task | str],
     return FitPlan(loader, split, first_x, specs, val_data, EarlyStopping(monitor, patience, specs))
 
 
+def evaluate_model(model: object, data: object, tasks: Mapping[str, Task | str], batch_size: int,
+                   return_losses: bool, predict: Callable[..., dict[str, np.ndarray]],
+                   loss: Callable[[str, Task, np.ndarray, np.ndarray, np.ndarray | None], float],
+                   to_numpy: Callable[[Any], np.ndarray] = np.asanyarray) -> Scores | tuple[Scores, dict[str, float]]:
+    """Both twins' ``evaluate``: each task's metric on ``data`` (and its mean loss with ``return_losses``).
+
+    ``predict(model, x, batch_size)`` is the twin's :func:`~mtl_course.torch.train.predict`;
+    ``loss(name, task, prediction, target, mask)`` its task loss on numpy
+    arrays, as a float. Metrics are computed once on all predictions, from
+    the raw outputs reshaped like the targets, on the labelled rows of each
+    task only (NaN for a task without any label).
+
+    Examples:
+        >>> import numpy as np
+        >>> def predict(model, x, batch_size):
+        ...     return {"a": x.sum(axis=1)}
+        >>> data = (np.ones((4, 2)), {"a": np.full(4, 3.0)})
+        >>> evaluate_model(None, data, {"a": "mse"}, 2, False, predict, None)
+        Scores(a: mse=1.0)
+    """
+    split = evaluation_split(data, "evaluation", to_numpy)
+    specs = resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
+    outputs = predict(model, split.x, batch_size)
+    targets, masks = prepare_targets(split, specs)
+    metrics, losses = {}, {}
+    for name, task in specs.items():
+        pred, y, mask = outputs[name], targets[name], masks[name]
+        if isinstance(task.loss, str):
+            pred = pred.reshape(aligned_shape(name, pred.shape, y.shape, task.loss))
+            if task.loss == "cross_entropy":
+                check_labels(name, task, y, mask, pred.shape[-1])
+        metrics[name] = task.score(pred, y, mask)
+        if return_losses:
+            losses[name] = loss(name, task, pred, y, mask)
+    scores = Scores(metrics, {n: metric_name(t) for n, t in specs.items()})
+    return (scores, losses) if return_losses else scores
+
+
 def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:
     """The targets of ``tasks``, checked and cast to each task's :attr:`Task.target_dtype`, for
     code that needs every label (task affinity): a missing label raises a ValueError naming the

@@ -474,23 +474,11 @@ def evaluate(model: keras.Model, data: Data, tasks: Mapping[str, Task | str], ba
         >>> evaluate(model, (np.ones((4, 3), np.float32), {"a": np.zeros(4)}), {"a": "mse"}).metrics
         {'a': 'mse'}
     """
-    split = core_tasks.evaluation_split(data, "evaluation", _numpy)
-    specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
-    outputs = predict(model, split.x, batch_size)
-    targets, masks = core_tasks.prepare_targets(split, specs)
-    metrics, losses = {}, {}
-    for name, task in specs.items():
-        pred, y, mask = outputs[name], targets[name], masks[name]
-        if isinstance(task.loss, str):
-            pred = pred.reshape(core_tasks.aligned_shape(name, pred.shape, y.shape, task.loss))
-            if task.loss == "cross_entropy":
-                core_tasks.check_labels(name, task, y, mask, pred.shape[-1])
-        metrics[name] = task.score(pred, y, mask)
-        if return_losses:
-            losses[name] = float(task_loss(name, task, tf.constant(pred), tf.constant(y),
-                                           None if mask is None else tf.constant(mask)))
-    scores = core_tasks.Scores(metrics, {n: core_tasks.metric_name(t) for n, t in specs.items()})
-    return (scores, losses) if return_losses else scores
+    def loss(name: str, task: Task, pred: np.ndarray, y: np.ndarray, mask: np.ndarray | None) -> float:
+        return float(task_loss(name, task, tf.constant(pred), tf.constant(y),
+                               None if mask is None else tf.constant(mask)))
+
+    return core_tasks.evaluate_model(model, data, tasks, batch_size, return_losses, predict, loss, _numpy)
 
 
 def save(path: str | Path, model: keras.Model, method: Weighting | None = None,
