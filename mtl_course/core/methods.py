@@ -19,7 +19,7 @@ import numpy as np
 
 from mtl_course.core.tasks import Task
 
-__all__ = ["AGGREGATOR_NAMES", "WEIGHTING_NAMES", "build_weighting", "resolve_method"]
+__all__ = ["AGGREGATOR_NAMES", "WEIGHTING_NAMES", "build_weighting", "resolve_aggregator", "resolve_method"]
 
 WEIGHTING_NAMES = ("equal", "uncertainty", "gradnorm", "dwa", "rlw")
 """The loss weightings ``fit`` builds by name (the keys of each twin's ``WEIGHTINGS``), in the book's order."""
@@ -86,3 +86,23 @@ def resolve_method(method: Any, tasks: Mapping[str, Task], seed: int | None, wei
     if callable(method):
         return method
     raise TypeError(f"method must be a Weighting, a name or an aggregator function, got {method!r}")
+
+
+def resolve_aggregator(aggregator: str | Callable, aggregators: Mapping[str, Callable]) -> Callable:
+    """The aggregator function named ``aggregator`` in a twin's ``AGGREGATORS``, or ``aggregator`` itself.
+
+    Examples:
+        >>> resolve_aggregator("mean", {"mean": sum}) is sum
+        True
+        >>> resolve_aggregator("avg", {"mean": sum})
+        Traceback (most recent call last):
+            ...
+        ValueError: unknown aggregator 'avg'; use one of ['mean'] or a function
+    """
+    if isinstance(aggregator, str):
+        if aggregator not in aggregators:
+            raise ValueError(f"unknown aggregator {aggregator!r}; use one of {sorted(aggregators)} or a function")
+        return aggregators[aggregator]
+    if not callable(aggregator):
+        raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
+    return aggregator

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mtl_course.checks import check_count, check_real, check_task_names, layer_sizes, positive_int
+from mtl_course.checks import check_count, check_mapping, check_real, check_task_names, layer_sizes, positive_int
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "identity")
 COUPLINGS = ("l2", "trace_norm", "weight_decay")
@@ -159,6 +159,64 @@ def cross_stitch_init(num_tasks: int, alpha_self: float) -> np.ndarray:
 
 DENSE_TASKS = ("segmentation", "depth")
 """The tasks a dense prediction model can have a decoder for."""
+
+
+def check_heads(heads: Mapping[str, object] | None, task_names: Sequence[str]) -> dict:
+    """Optional task heads of a wrapped model: a mapping whose names are among ``task_names`` ({} for None).
+
+    Examples:
+        >>> check_heads({'price': 'head'}, ['price', 'kind'])
+        {'price': 'head'}
+        >>> check_heads({'size': 'head'}, ['price'])
+        Traceback (most recent call last):
+            ...
+        ValueError: heads names task(s) ['size'] that are not in tasks ['price']
+    """
+    if heads is None:
+        return {}
+    heads = check_mapping(heads, "heads")
+    unknown = [n for n in heads if n not in task_names]
+    if unknown:
+        raise ValueError(f"heads names task(s) {unknown} that are not in tasks {list(task_names)}")
+    return heads
+
+
+def cross_stitch_parts(towers: Mapping[str, object], heads: Mapping[str, object] | None, layer_type: type,
+                       kind: str) -> tuple[dict[str, list], dict | None, int]:
+    """A cross-stitch network's towers (lists of stages, all of one depth) and heads, checked.
+
+    ``layer_type`` is the framework's layer class, named ``kind`` in messages.
+    Returns ``(stages per task, heads or None, depth)``.
+
+    Examples:
+        >>> cross_stitch_parts({'a': [1, 2], 'b': [3, 4]}, None, int, 'int')
+        ({'a': [1, 2], 'b': [3, 4]}, None, 2)
+        >>> cross_stitch_parts({'a': [1, 2], 'b': [3]}, None, int, 'int')
+        Traceback (most recent call last):
+            ...
+        ValueError: every tower needs the same number of stages, got {'a': 2, 'b': 1}
+    """
+    names = list(towers)
+    columns = {}
+    for name, stages in towers.items():
+        try:
+            stages = list(stages)
+        except TypeError:  # a single layer that is not a container of stages
+            raise TypeError(f"towers[{name!r}] must be a list of {kind}s (the stages), "
+                            f"got a {type(stages).__name__}") from None
+        if not stages or not all(isinstance(s, layer_type) for s in stages):
+            raise TypeError(f"towers[{name!r}] must be a non-empty sequence of {kind} stages")
+        columns[name] = stages
+    depths = {name: len(stages) for name, stages in columns.items()}
+    if len(set(depths.values())) != 1:
+        raise ValueError(f"every tower needs the same number of stages, got {depths}")
+    if heads is not None:
+        heads = check_mapping(heads, "heads")
+        if list(heads) != names:
+            raise ValueError(f"heads must have the towers' tasks in the same order, got {list(heads)} vs {names}")
+        if not all(isinstance(h, layer_type) for h in heads.values()):
+            raise TypeError(f"every head must be a {kind}")
+    return columns, heads, depths[names[0]]
 
 
 def check_dense_config(in_channels: int, num_classes: int, width: int, tasks: Sequence[str]) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from mtl_course.core.methods import resolve_aggregator
+
 __all__ = ["jacobian", "representation_jacobian", "unflatten_gradients", "backward", "aggregator_weights"]
 
 
@@ -213,14 +215,9 @@ def backward(
         >>> len(pairs), w.shape
         (6, (2,))
     """
-    if isinstance(aggregator, str):
-        from mtl_course.tf.aggregators import AGGREGATORS
+    from mtl_course.tf.aggregators import AGGREGATORS
 
-        if aggregator not in AGGREGATORS:
-            raise ValueError(f"unknown aggregator {aggregator!r}; use one of {sorted(AGGREGATORS)} or a function")
-        aggregator = AGGREGATORS[aggregator]
-    elif not callable(aggregator):
-        raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
+    aggregator = resolve_aggregator(aggregator, AGGREGATORS)
     if not tape._persistent:
         raise ValueError("backward needs the losses recorded on a tf.GradientTape(persistent=True)")
     values = _loss_list(losses)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from mtl_course.core.methods import resolve_aggregator
+
 __all__ = [
     "jacobian",
     "representation_jacobian",
@@ -290,14 +292,9 @@ def backward(
         >>> w.shape, trunk.weight.grad.shape, heads[0].weight.grad is not None
         ((2,), torch.Size([4, 3]), True)
     """
-    if isinstance(aggregator, str):
-        from mtl_course.torch.aggregators import AGGREGATORS
+    from mtl_course.torch.aggregators import AGGREGATORS
 
-        if aggregator not in AGGREGATORS:
-            raise ValueError(f"unknown aggregator {aggregator!r}; use one of {sorted(AGGREGATORS)} or a function")
-        aggregator = AGGREGATORS[aggregator]
-    elif not callable(aggregator):
-        raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
+    aggregator = resolve_aggregator(aggregator, AGGREGATORS)
     shared = _param_list(shared_params)
     weights, J, direction = aggregate_backward(losses, shared, aggregator, retain_graph)
     return weights if weights is not None else aggregator_weights(J, direction)

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.checks import check_mapping, check_task_names
+from mtl_course.checks import check_task_names
+from mtl_course.core.model_config import check_heads
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 
@@ -43,10 +44,7 @@ class Wrapped(MultiTaskModel):
         if not isinstance(module, keras.layers.Layer):
             raise TypeError(f"module must be a keras Layer or Model, got {type(module).__name__}")
         self.module = module
-        self._heads = check_mapping(heads, "heads") if heads is not None else {}
-        unknown = [n for n in self._heads if n not in self.task_names]
-        if unknown:
-            raise ValueError(f"heads names task(s) {unknown} that are not in tasks {list(self.task_names)}")
+        self._heads = check_heads(heads, self.task_names)
         self._shared = shared
 
     def call(self, x, training=None) -> dict[str, tf.Tensor]:

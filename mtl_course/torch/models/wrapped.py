@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from mtl_course.checks import check_mapping, check_task_names
+from mtl_course.checks import check_task_names
+from mtl_course.core.model_config import check_heads
 from mtl_course.torch.models.base import MultiTaskModel
 
 
@@ -42,10 +43,7 @@ class Wrapped(MultiTaskModel):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
         self.module = module
-        self._heads = check_mapping(heads, "heads") if heads is not None else {}
-        unknown = [n for n in self._heads if n not in self.task_names]
-        if unknown:
-            raise ValueError(f"heads names task(s) {unknown} that are not in tasks {list(self.task_names)}")
+        self._heads = check_heads(heads, self.task_names)
         owned = {id(p) for head in self._heads.values() for p in head.parameters()}
         if shared is None:  # everything that no head owns
             self._shared = [p for p in module.parameters() if id(p) not in owned]
