@@ -219,6 +219,20 @@ def cross_stitch_parts(towers: Mapping[str, object], heads: Mapping[str, object]
     return columns, heads, depths[names[0]]
 
 
+def esmm_sizes(input_dim: int, bottom_hidden: int | Sequence[int],
+               tower_hidden: int | Sequence[int]) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    """ESMM's checked layer sizes: ``(input_dim, bottom mlp sizes, tower mlp sizes)`` (both towers alike).
+
+    Examples:
+        >>> esmm_sizes(6, bottom_hidden=8, tower_hidden=4)
+        (6, (6, 8), (8, 4, 1))
+    """
+    input_dim = positive_int(input_dim, "input_dim")
+    bottom = layer_sizes(bottom_hidden, "bottom_hidden", allow_empty=False)
+    tower = layer_sizes(tower_hidden, "tower_hidden")
+    return input_dim, (input_dim, *bottom), (bottom[-1], *tower, 1)
+
+
 def check_dense_config(in_channels: int, num_classes: int, width: int, tasks: Sequence[str]) -> tuple[str, ...]:
     """Validate the arguments of ``dense_prediction_model`` (shared by the torch and tf twins).
 

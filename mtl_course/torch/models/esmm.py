@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtl_course.checks import layer_sizes, positive_int
+from mtl_course.core.model_config import esmm_sizes
 from mtl_course.torch.models.base import MultiTaskModel, check_input, mlp, parameters_of
 
 __all__ = ["ESMM", "ctcvr_logit"]
@@ -80,12 +80,9 @@ class ESMM(MultiTaskModel):
         activation: str = "relu",
     ) -> None:
         super().__init__(("click", "conversion"))
-        self.input_dim = positive_int(input_dim, "input_dim")
-        bottom_hidden = layer_sizes(bottom_hidden, "bottom_hidden", allow_empty=False)
-        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
-        self.bottom = mlp((self.input_dim, *bottom_hidden), activation, output_activation=True)
-        self.ctr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
-        self.cvr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
+        self.input_dim, bottom, tower = esmm_sizes(input_dim, bottom_hidden, tower_hidden)
+        self.bottom = mlp(bottom, activation, output_activation=True)
+        self.ctr_tower, self.cvr_tower = mlp(tower, activation), mlp(tower, activation)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         check_input(x, self.input_dim)
