@@ -22,10 +22,20 @@ from mtl_course.core.tasks import Task
 __all__ = ["AGGREGATOR_NAMES", "WEIGHTING_NAMES", "build_weighting", "resolve_aggregator", "resolve_method"]
 
 WEIGHTING_NAMES = ("equal", "uncertainty", "gradnorm", "dwa", "rlw")
-"""The loss weightings ``fit`` builds by name (the keys of each twin's ``WEIGHTINGS``), in the book's order."""
+"""The loss weightings ``fit`` builds by name (the keys of each twin's ``WEIGHTINGS``), in the book's order.
+
+Examples:
+    >>> WEIGHTING_NAMES[:2]
+    ('equal', 'uncertainty')
+"""
 
 AGGREGATOR_NAMES = ("mean", "mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad")
-"""The gradient aggregators ``fit`` takes by name (the keys of each twin's ``AGGREGATORS``), in the book's order."""
+"""The gradient aggregators ``fit`` takes by name (the keys of each twin's ``AGGREGATORS``), in the book's order.
+
+Examples:
+    >>> "upgrad" in AGGREGATOR_NAMES
+    True
+"""
 
 
 def build_weighting(weightings: Mapping[str, type], name: str, tasks: Sequence[str],

@@ -233,6 +233,30 @@ def esmm_sizes(input_dim: int, bottom_hidden: int | Sequence[int],
     return input_dim, (input_dim, *bottom), (bottom[-1], *tower, 1)
 
 
+def outputs_by_task(out: object, task_names: Sequence[str], is_tensor: bool) -> dict:
+    """A wrapped module's output as ``task name -> output``: from a dict (by name), a tuple or list
+    (in task order), or one tensor (``is_tensor``: the framework says so) for one task.
+
+    Examples:
+        >>> outputs_by_task(('p', 'k'), ['price', 'kind'], is_tensor=False)
+        {'price': 'p', 'kind': 'k'}
+        >>> outputs_by_task({'kind': 'k', 'price': 'p'}, ['price', 'kind'], is_tensor=False)
+        {'price': 'p', 'kind': 'k'}
+    """
+    if isinstance(out, Mapping):
+        missing = [n for n in task_names if n not in out]
+        if missing:
+            raise ValueError(f"the module's output dict has no task(s) {missing}")
+        return {n: out[n] for n in task_names}
+    if is_tensor:
+        out = (out,)
+    if not isinstance(out, (tuple, list)) or len(out) != len(task_names):
+        raise ValueError(f"the module returned {len(out) if isinstance(out, (tuple, list)) else type(out).__name__}"
+                         f" outputs for {len(task_names)} tasks {list(task_names)}: return one "
+                         "output per task, in that order")
+    return dict(zip(task_names, out))
+
+
 def check_dense_config(in_channels: int, num_classes: int, width: int, tasks: Sequence[str]) -> tuple[str, ...]:
     """Validate the arguments of ``dense_prediction_model`` (shared by the torch and tf twins).
 

@@ -489,7 +489,15 @@ class EarlyStopping:
 
 @dataclass
 class FitPlan:
-    """What both twins' ``fit`` reads from its arguments before training (see :func:`plan_fit`)."""
+    """What both twins' ``fit`` reads from its arguments before training (see :func:`plan_fit`).
+
+    Examples:
+        >>> import numpy as np
+        >>> plan = plan_fit(None, (np.zeros((4, 2)), {"a": np.zeros(4)}), {"a": "mse"}, None,
+        ...                 epochs=1, patience=None, monitor="loss", clip_grad_norm=None)
+        >>> plan.specs["a"].metric, plan.val_data is None
+        ('mse', True)
+    """
 
     loader: bool
     """Whether the training data is a loader of batches (else arrays, in :attr:`split`)."""
@@ -581,6 +589,22 @@ def evaluate_model(model: object, data: object, tasks: Mapping[str, Task | str],
             losses[name] = loss(name, task, pred, y, mask)
     scores = Scores(metrics, {n: metric_name(t) for n, t in specs.items()})
     return (scores, losses) if return_losses else scores
+
+
+def epoch_mean_losses(names: Sequence[str], sums: np.ndarray, seen: np.ndarray) -> dict[str, float]:
+    """Each task's mean training loss over the batches of an epoch in which it had labels (NaN: none).
+
+    ``sums`` adds each batch's loss of the tasks labelled in it, ``seen`` counts those batches.
+
+    Examples:
+        >>> import numpy as np
+        >>> epoch_mean_losses(["a", "b"], np.array([3.0, 0.0]), np.array([2, 0]))
+        {'a': 1.5, 'b': nan}
+    """
+    if not np.any(seen):
+        raise ValueError("the training data yielded no batch")
+    with np.errstate(invalid="ignore"):
+        return dict(zip(names, (np.asarray(sums) / np.asarray(seen)).tolist()))
 
 
 def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:

@@ -6,6 +6,9 @@ that decides the weights ``w`` lives here, in numpy, once:
 
 * :class:`TaskOrder` puts task losses (a dict or a sequence) in task order and
   rejects wrong counts and unknown names;
+* :class:`WeightingBase` is the bookkeeping both twins' ``Weighting`` derive
+  from (task binding, logged weights, ``compute_weights``, state hooks), with
+  :class:`DWABase` and :class:`RLWBase` for the state of DWA and RLW;
 * :func:`dwa_weights` and :class:`EpochAverages` (Dynamic Weight Average), :func:`rlw_weights` (RLW),
   :func:`gradnorm_update` (GradNorm's weight step) and the uncertainty
   weighting helpers :func:`uncertainty_factors`,

@@ -397,10 +397,7 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
                 last = summary or last
                 sums += np.where(present, values, 0.0)
                 seen += present
-            if not seen.any():
-                raise ValueError("the training data yielded no batch")
-            with np.errstate(invalid="ignore"):
-                mean_loss = dict(zip(names, (sums / seen).tolist()))
+            mean_loss = core_tasks.epoch_mean_losses(names, sums, seen)
             if is_weighting:
                 weights = resolved.weights
                 resolved.end_epoch()
