@@ -25,7 +25,8 @@ from mtl_course.core.methods import resolve_aggregator
 __all__ = ["jacobian", "representation_jacobian", "unflatten_gradients", "backward", "aggregator_weights"]
 
 
-def _loss_list(losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
+def loss_list(losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
+    """The losses as a list, checked to be scalar tensors (and, when eager, finite)."""
     names = list(losses.keys()) if isinstance(losses, Mapping) else None
     values = list(losses.values()) if isinstance(losses, Mapping) else list(losses)
     if not values:
@@ -72,7 +73,7 @@ def jacobian(
         array([[1., 1.],
                [2., 4.]], dtype=float32)
     """
-    values = _loss_list(losses)
+    values = loss_list(losses)
     variables = list(variables)
     if not variables:
         raise ValueError("variables is empty: pass the variables to differentiate with respect to")
@@ -220,7 +221,7 @@ def backward(
     aggregator = resolve_aggregator(aggregator, AGGREGATORS)
     if not tape._persistent:
         raise ValueError("backward needs the losses recorded on a tf.GradientTape(persistent=True)")
-    values = _loss_list(losses)
+    values = loss_list(losses)
     shared = list(shared_variables)
     if not shared:
         raise ValueError("shared_variables is empty: pass the variables every task shares")

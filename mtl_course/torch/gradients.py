@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-def _stack_losses(
+def stack_losses(
     losses: Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The losses as a list and stacked into a vector, after checking them."""
@@ -93,7 +93,7 @@ def jacobian(
         tensor([[1., 1.],
                 [2., 4.]])
     """
-    values, stacked = _stack_losses(losses)
+    values, stacked = stack_losses(losses)
     params = _param_list(params)
     T = len(values)
     try:
@@ -320,7 +320,7 @@ def aggregate_backward(
     """
     from mtl_course.torch.gramian import gramian_weights
 
-    values, stacked = _stack_losses(losses)
+    values, stacked = stack_losses(losses)
     weights = J = direction = None
     if recorder is not None:
         G = recorder.gramian(values)
