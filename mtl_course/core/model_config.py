@@ -257,6 +257,38 @@ def outputs_by_task(out: object, task_names: Sequence[str], is_tensor: bool) -> 
     return dict(zip(task_names, out))
 
 
+def mmoe_sizes(input_dim: int, num_experts: int, expert_hidden: int | Sequence[int], num_tasks: int,
+               num_gates: int | None) -> tuple[int, int, tuple[int, ...], int]:
+    """MMoE's checked sizes: ``(input_dim, num_experts, expert_hidden, num_gates)``; ``num_gates``
+    None means one gate per task (MMoE), 1 one gate for all (the one-gate MoE baseline).
+
+    Examples:
+        >>> mmoe_sizes(6, 3, 8, num_tasks=2, num_gates=None)
+        (6, 3, (8,), 2)
+    """
+    input_dim = positive_int(input_dim, "input_dim")
+    num_experts = positive_int(num_experts, "num_experts")
+    expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+    if num_gates is None:
+        num_gates = num_tasks
+    if num_gates not in (1, num_tasks):
+        raise ValueError(f"num_gates must be None, 1 or the number of tasks ({num_tasks}), got {num_gates}")
+    return input_dim, num_experts, expert_hidden, num_gates
+
+
+def ple_sizes(input_dim: int, num_shared_experts: int, num_task_experts: int, num_levels: int,
+              expert_hidden: int | Sequence[int]) -> tuple[int, int, int, int, tuple[int, ...]]:
+    """PLE's checked sizes: ``(input_dim, num_shared_experts, num_task_experts, num_levels, expert_hidden)``.
+
+    Examples:
+        >>> ple_sizes(6, 1, 2, 1, [16, 8])
+        (6, 1, 2, 1, (16, 8))
+    """
+    return (positive_int(input_dim, "input_dim"), positive_int(num_shared_experts, "num_shared_experts"),
+            positive_int(num_task_experts, "num_task_experts"), positive_int(num_levels, "num_levels"),
+            layer_sizes(expert_hidden, "expert_hidden", allow_empty=False))
+
+
 def check_dense_config(in_channels: int, num_classes: int, width: int, tasks: Sequence[str]) -> tuple[str, ...]:
     """Validate the arguments of ``dense_prediction_model`` (shared by the torch and tf twins).
 

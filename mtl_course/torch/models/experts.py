@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from mtl_course.checks import layer_sizes, positive_int
-from mtl_course.core.model_config import tower_specs
+from mtl_course.core.model_config import mmoe_sizes, ple_sizes, tower_specs
 from mtl_course.torch.models.base import MultiTaskModel, check_input, mlp, parameters_of
 
 
@@ -89,13 +88,8 @@ class MMoE(MultiTaskModel):
     ) -> None:
         sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes))
-        self.input_dim = positive_int(input_dim, "input_dim")
-        num_experts = positive_int(num_experts, "num_experts")
-        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
-        if num_gates is None:
-            num_gates = len(sizes)
-        if num_gates not in (1, len(sizes)):
-            raise ValueError(f"num_gates must be None, 1 or the number of tasks ({len(sizes)}), got {num_gates}")
+        self.input_dim, num_experts, expert_hidden, num_gates = mmoe_sizes(
+            input_dim, num_experts, expert_hidden, len(sizes), num_gates)
         self.experts = _experts(num_experts, (self.input_dim, *expert_hidden), activation)
         self.gate_layers = nn.ModuleList([nn.Linear(self.input_dim, num_experts) for _ in range(num_gates)])
         self.towers = nn.ModuleDict(_towers(sizes, expert_hidden[-1], activation))
@@ -236,11 +230,8 @@ class PLE(MultiTaskModel):
     ) -> None:
         sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes))
-        self.input_dim = positive_int(input_dim, "input_dim")
-        num_shared_experts = positive_int(num_shared_experts, "num_shared_experts")
-        num_task_experts = positive_int(num_task_experts, "num_task_experts")
-        num_levels = positive_int(num_levels, "num_levels")
-        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+        self.input_dim, num_shared_experts, num_task_experts, num_levels, expert_hidden = ple_sizes(
+            input_dim, num_shared_experts, num_task_experts, num_levels, expert_hidden)
         self.levels = nn.ModuleList(
             [
                 CGCLayer(
