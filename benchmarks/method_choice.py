@@ -8,9 +8,9 @@ Jacobian of the trunk would be ``T x P x 4`` bytes, about 1 GB here.
 
 Every method runs in its own process, so its peak memory is its own: the
 table reports the process CPU time per step (median over rounds) and the
-peak resident memory above what the model, its optimizer state and the data
-already hold. Besides the package's methods, two cheaper variants are measured
-or derived:
+peak resident memory above what the model and the data hold (so it includes
+the optimizer's state, the activations and whatever the method allocates).
+Besides the package's methods, two cheaper variants are measured or derived:
 
 * ``loop: MGDA-UB``: MGDA on the gradients of the losses with respect to the
   shared representation (Sener and Koltun, "Multi-Task Learning as
@@ -101,9 +101,11 @@ def measure(method: str, small: bool, steps: int, rounds: int, threads: int) -> 
         def run() -> None:
             mtl.fit(model, data, tasks, method=method, epochs=1, batch_size=BATCH, lr=1e-3, progress=False)
 
-    run()  # warm-up: allocations, optimizer state, the Gramian recorder
+    # Peak memory counts from here, the model and the data built: the warm-up's first allocations
+    # (optimizer state, activations, any T x P Jacobian) are the ones the allocator may keep afterwards.
     baseline = _memory("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    run()  # warm-up: allocations, optimizer state, the Gramian recorder
     times = []
     for _ in range(rounds):
         start = time.process_time()

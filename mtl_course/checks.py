@@ -13,7 +13,8 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["check_count", "check_outputs", "check_mapping", "check_rate", "check_task_names", "layer_sizes", "positive_int"]
+__all__ = ["as_generator", "check_count", "check_mapping", "check_nonnegative", "check_outputs", "check_rate", "check_real", "check_seed", "check_task_names",
+           "layer_sizes", "positive_int"]
 
 
 def check_task_names(names: Sequence[str], what: str = "tasks") -> tuple[str, ...]:
@@ -63,8 +64,8 @@ def check_mapping(modules: object, what: str) -> dict:
     return {name: modules[name] for name in names}
 
 
-def positive_int(value: object, what: str) -> int:
-    """``value`` as an int, refusing bools, non-integers and values below 1.
+def positive_int(value: object, what: str, minimum: int = 1) -> int:
+    """``value`` as an int, refusing bools and non-integers (``TypeError``) and values below ``minimum``.
 
     Examples:
         >>> positive_int(3, 'num_experts')
@@ -73,11 +74,16 @@ def positive_int(value: object, what: str) -> int:
         Traceback (most recent call last):
             ...
         TypeError: num_experts must be an int, got True
+        >>> positive_int(-1, 'seed', minimum=0)
+        Traceback (most recent call last):
+            ...
+        ValueError: seed must be >= 0, got -1
     """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be positive, got {value}")
+    if value < minimum:
+        raise ValueError(f"{what} must be positive, got {value}" if minimum == 1
+                         else f"{what} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -128,6 +134,84 @@ def check_rate(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def check_nonnegative(value: object, name: str) -> float:
+    """``value`` as a float, or ``ValueError`` unless it is a finite number ``>= 0``.
+
+    Examples:
+        >>> check_nonnegative(0, 'noise')
+        0.0
+        >>> check_nonnegative(-0.5, 'noise')
+        Traceback (most recent call last):
+            ...
+        ValueError: noise must be a finite number >= 0, got -0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_real(value: object, name: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """``value`` as a finite float in ``[low, high]``: ``TypeError`` for a non-number, else ``ValueError``.
+
+    Examples:
+        >>> check_real(0.5, 'noise', 0.0)
+        0.5
+        >>> check_real(2.0, 'rho', -1.0, 1.0)
+        Traceback (most recent call last):
+            ...
+        ValueError: rho must lie in [-1.0, 1.0], got 2.0
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
+    return value
+
+
+def check_seed(seed: object) -> int:
+    """A seed for numpy and the frameworks' global generators: an int in ``[0, 2**32)``.
+
+    Examples:
+        >>> check_seed(7)
+        7
+        >>> check_seed(2**32)
+        Traceback (most recent call last):
+            ...
+        ValueError: seed must be in [0, 2**32), got 4294967296
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    return int(seed)
+
+
+def as_generator(seed: np.random.Generator | int | None, name: str = "generator") -> np.random.Generator:
+    """A numpy Generator from a Generator (used as is), an int seed ``>= 0``, or None (fresh entropy).
+
+    The one place the package turns its ``seed`` / ``generator`` / ``rng``
+    arguments into a generator; ``name`` is the argument's name in messages.
+
+    Examples:
+        >>> import numpy as np
+        >>> as_generator(0).integers(10, size=3), as_generator(0).integers(10, size=3)  # a seed
+        (array([8, 6, 5]), array([8, 6, 5]))
+        >>> generator = np.random.default_rng(1)
+        >>> as_generator(generator) is generator
+        True
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a numpy Generator, an int seed or None, got {seed!r}")
+    return np.random.default_rng(positive_int(seed, name, minimum=0))
 
 
 def check_outputs(outputs: Mapping[str, int]) -> dict[str, int]:

@@ -30,6 +30,8 @@ from typing import Protocol, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from mtl_course.checks import positive_int
+
 __all__ = [
     "weighted_sum",
     "dominates",
@@ -197,10 +199,7 @@ def weight_grid(num: int) -> np.ndarray:
                [0.5, 0.5],
                [1. , 0. ]])
     """
-    if not isinstance(num, (int, np.integer)) or isinstance(num, bool):
-        raise TypeError(f"num must be an int, got {type(num).__name__}")
-    if num < 2:
-        raise ValueError(f"num must be at least 2 to include both ends, got {num}")
+    num = positive_int(num, "num (at least 2, to include both ends)", minimum=2)
     alpha = np.linspace(0.0, 1.0, int(num))
     return np.stack([alpha, 1.0 - alpha], axis=1)
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_course.core.methods import build_weighting
 from mtl_course.data.synthetic import gradnorm_toy
 from mtl_course.data.types import MultiTaskSplit, Splits
 
@@ -128,8 +129,6 @@ def make_weighting(name: str, task_names: list[str] | tuple[str, ...], framework
     """
     mtl = _backend(framework).mtl
     names = list(task_names)
-    if name == "equal":
-        return mtl.EqualWeighting(tasks=names)
     if name == "static":
         if initial_losses is None:
             raise ValueError("static weights need the initial losses (initial_losses=...)")
@@ -138,15 +137,10 @@ def make_weighting(name: str, task_names: list[str] | tuple[str, ...], framework
             raise ValueError(f"initial_losses must be {len(names)} positive finite numbers, got {initial_losses}")
         inverse = 1.0 / loss0
         return mtl.StaticWeighting(dict(zip(names, relative_weights(inverse).tolist())))
-    if name == "uncertainty":
-        return mtl.UncertaintyWeighting(names, kinds="regression")
-    if name == "gradnorm":
-        return mtl.GradNorm(alpha=alpha, lr=gradnorm_lr, tasks=names)
-    if name == "dwa":
-        return mtl.DWA(temperature=temperature, tasks=names)
-    if name == "rlw":
-        return mtl.RLW(generator=seed, tasks=names)
-    raise ValueError(f"unknown weighting {name!r}; use one of {METHODS}")
+    if name not in METHODS:
+        raise ValueError(f"unknown weighting {name!r}; use one of {METHODS}")
+    settings = {"gradnorm": {"alpha": alpha, "lr": gradnorm_lr}, "dwa": {"temperature": temperature}}.get(name, {})
+    return build_weighting(mtl.WEIGHTINGS, name, names, kinds="regression", seed=seed, **settings)
 
 
 @dataclass(frozen=True)

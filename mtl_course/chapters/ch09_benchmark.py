@@ -26,7 +26,6 @@ in both frameworks.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_course.core.methods import AGGREGATOR_NAMES, WEIGHTING_NAMES
 from mtl_course.core.tasks import Task
 from mtl_course.data.digits import multi_digits
 from mtl_course.data.synthetic import mmoe_synthetic
@@ -62,9 +62,9 @@ __all__ = [
     "train_once",
 ]
 
-WEIGHTING_METHODS = ("equal", "uncertainty", "gradnorm", "dwa", "rlw")
+WEIGHTING_METHODS = WEIGHTING_NAMES
 """The loss weightings of chapter 7, by their ``fit`` names."""
-AGGREGATOR_METHODS = ("mean", "mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad")
+AGGREGATOR_METHODS = AGGREGATOR_NAMES
 """The gradient aggregators of chapter 8, by their ``fit`` names."""
 ALL_METHODS = WEIGHTING_METHODS + AGGREGATOR_METHODS
 BASELINE = "equal"
@@ -213,20 +213,12 @@ def train_once(mtl: ModuleType, problem: Problem, method: str, seed: int, lr: fl
     model = build_model(mtl, problem, names)  # checks the task names
     specs = {t: problem.tasks[t] for t in names}
     start = time.perf_counter()
-    mtl.fit(model, problem.splits.train, specs, method=_seeded(mtl, method, seed), epochs=problem.epochs,
+    mtl.fit(model, problem.splits.train, specs, method=method, epochs=problem.epochs,
             batch_size=problem.batch_size, lr=lr, seed=seed, progress=False)
     seconds = time.perf_counter() - start
     return Run(method=method, lr=float(lr), seed=int(seed),
                val=mtl.evaluate(model, problem.splits.val, specs),
                test=mtl.evaluate(model, problem.splits.test, specs), seconds=seconds)
-
-
-def _seeded(mtl: ModuleType, method: str, seed: int) -> Any:
-    """``method`` as ``fit`` should get it: PCGrad draws random task orders, so it gets a
-    generator seeded with the run's seed (by name it would draw fresh entropy every run)."""
-    if method == "pcgrad":
-        return functools.partial(mtl.pcgrad, generator=np.random.default_rng(seed))
-    return method
 
 
 def _mean_scores(runs: Sequence[Run], split: str) -> dict[str, float]:

@@ -108,19 +108,3 @@ def check_tasks(
             )
         y_out.append(y)
     return X_out, y_out
-
-
-def check_nonnegative(value: float, name: str) -> float:
-    """Return ``value`` as a float, or raise ValueError if it is negative or not finite."""
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
-
-
-def check_positive(value: float, name: str) -> float:
-    """Return ``value`` as a float, or raise ValueError if it is not finite and > 0."""
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value

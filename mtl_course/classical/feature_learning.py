@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_course.classical._validation import check_nonnegative
+from mtl_course.checks import check_nonnegative
 from mtl_course.classical.base import IterativeSolverMixin, MultiTaskLinearModel
 from mtl_course.classical.proximal import prox_l21, prox_trace_norm, proximal_least_squares
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtl_course.checks import check_nonnegative
+
 
 def _check_prox(V: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
     """``V`` as a finite float64 matrix and ``tau`` as a finite number >= 0, or a clear error."""
@@ -27,9 +29,7 @@ def _check_prox(V: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
         raise ValueError(f"V must be a 2-D matrix (tasks x features), got shape {V.shape}")
     if not np.all(np.isfinite(V)):
         raise ValueError("V contains NaN or inf")
-    tau = float(tau)
-    if not np.isfinite(tau) or tau < 0:
-        raise ValueError(f"tau must be a finite number >= 0 (a proximal step), got {tau}")
+    tau = check_nonnegative(tau, "tau")
     return V, tau
 
 

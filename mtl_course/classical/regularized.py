@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.svm import SVC
 
-from mtl_course.classical._validation import check_nonnegative, check_positive, check_tasks, check_X_list
+from mtl_course.checks import check_nonnegative, check_rate
+from mtl_course.classical._validation import check_tasks, check_X_list
 from mtl_course.classical.base import MultiTaskLinearModel, solve_coupled_ridge
 
 
@@ -156,8 +157,8 @@ class MultiTaskSVM:
         self.tol = tol
 
     def _kernel_scales(self, num_tasks: int) -> tuple[float, float]:
-        lam1 = check_positive(self.lambda_task, "lambda_task")
-        lam2 = check_positive(self.lambda_shared, "lambda_shared")
+        lam1 = check_rate(self.lambda_task, "lambda_task")
+        lam2 = check_rate(self.lambda_shared, "lambda_shared")
         return 1.0 / (2.0 * lam2), num_tasks / (2.0 * lam1)
 
     def fit(self, X_list: Sequence[np.ndarray], y_list: Sequence[np.ndarray]) -> "MultiTaskSVM":

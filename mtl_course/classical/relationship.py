@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_course.classical._validation import check_nonnegative, check_positive
+from mtl_course.checks import check_nonnegative, check_rate
 from mtl_course.classical.base import IterativeSolverMixin, MultiTaskLinearModel, solve_coupled_ridge, squared_loss
 from mtl_course.classical.proximal import prox_squared_trace_norm, proximal_least_squares
 
@@ -99,10 +99,10 @@ class MultiTaskRelationshipLearning(IterativeSolverMixin, MultiTaskLinearModel):
 
     def _fit_coef(self, X_list, y_list):
         lambda_1 = check_nonnegative(self.lambda_1, "lambda_1")
-        lambda_2 = check_positive(self.lambda_2, "lambda_2")
+        lambda_2 = check_rate(self.lambda_2, "lambda_2")
         self._check_solver_options()
         if self.solver == "alternating":
-            W, root, n_iter, converged = self._alternate(X_list, y_list, lambda_1, lambda_2, check_positive(self.eps, "eps"))
+            W, root, n_iter, converged = self._alternate(X_list, y_list, lambda_1, lambda_2, check_rate(self.eps, "eps"))
         elif self.solver == "proximal":
             result = proximal_least_squares(
                 X_list,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_course.classical._validation import check_nonnegative
+from mtl_course.checks import check_nonnegative
 from mtl_course.classical.base import MultiTaskLinearModel, solve_coupled_ridge
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_course.classical._validation import check_positive
+from mtl_course.checks import check_rate
 from mtl_course.classical.base import IterativeSolverMixin, MultiTaskLinearModel, solve_psd, squared_loss
 
 
@@ -66,7 +66,7 @@ class SharedRepresentationMTL(IterativeSolverMixin, MultiTaskLinearModel):
         return 2.0 * float(self.alpha) * float(np.sum(np.linalg.svd(W, compute_uv=False)))
 
     def _fit_coef(self, X_list, y_list):
-        alpha = check_positive(self.alpha, "alpha")
+        alpha = check_rate(self.alpha, "alpha")
         self._check_solver_options()
         T, d = len(X_list), X_list[0].shape[1]
         k = int(self.n_components)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtl_course.checks import check_count, check_rate
+
 __all__ = [
     "MAX_GROUPING_TASKS",
     "AffinityTrace",
@@ -139,13 +141,11 @@ def check_affinity_arguments(epochs: object, lr: object, every: object) -> None:
         >>> check_affinity_arguments(epochs=1, lr=0.05, every=0)
         Traceback (most recent call last):
             ...
-        ValueError: every must be a positive int, got 0
+        ValueError: every must be an int >= 1, got 0
     """
-    for name, value in (("epochs", epochs), ("every", every)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    check_count(epochs, "epochs")
+    check_count(every, "every")
+    check_rate(lr, "lr")
 
 
 def set_partitions(n: int) -> Iterator[list[list[int]]]:
@@ -158,8 +158,7 @@ def set_partitions(n: int) -> Iterator[list[list[int]]]:
         >>> list(set_partitions(3))
         [[[0, 1, 2]], [[0, 1], [2]], [[0, 2], [1]], [[0], [1, 2]], [[0], [1], [2]]]
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_count(n, "n")
 
     def extend(k: int, groups: list[list[int]]) -> Iterator[list[list[int]]]:
         if k == n:
@@ -268,9 +267,8 @@ def group_tasks(affinity: np.ndarray, max_groups: int | None = None,
     T = len(z)
     if T > MAX_GROUPING_TASKS:
         raise ValueError(f"exhaustive grouping is limited to {MAX_GROUPING_TASKS} tasks, got {T}")
-    if max_groups is not None and (isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer))
-                                   or max_groups < 1):
-        raise ValueError(f"max_groups must be a positive int or None, got {max_groups!r}")
+    if max_groups is not None:
+        check_count(max_groups, "max_groups")
     if task_names is not None and len(task_names) != T:
         raise ValueError(f"{len(task_names)} task names for {T} tasks")
     best, best_score = None, -np.inf

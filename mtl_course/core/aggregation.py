@@ -47,6 +47,8 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize, nnls
 
+from mtl_course.checks import as_generator
+
 __all__ = [
     "gram_rtol",
     "mean_weights",
@@ -163,17 +165,6 @@ def _gram_factor(G: np.ndarray, rtol: float = 0.0) -> np.ndarray:
     eigenvalues, V = np.linalg.eigh(G)
     eigenvalues = np.where(eigenvalues > rtol * eigenvalues[-1], eigenvalues, 0.0)
     return np.sqrt(eigenvalues)[:, None] * V.T
-
-
-def _rng(generator: np.random.Generator | int | None) -> np.random.Generator:
-    if generator is None or isinstance(generator, (int, np.integer)):
-        return np.random.default_rng(generator)
-    if isinstance(generator, np.random.Generator):
-        return generator
-    raise TypeError(
-        "generator must be a numpy.random.Generator, an int seed or None, "
-        f"got {type(generator).__name__}"
-    )
 
 
 # -------------------------------------------------------------------- mean
@@ -359,7 +350,7 @@ def pcgrad_weights(
         array([1.5, 1.4])
     """
     G = _check_gram(G)
-    rng = _rng(generator)
+    rng = as_generator(generator)
     T = G.shape[0]
     weights = np.zeros(T)
     for i in range(T):

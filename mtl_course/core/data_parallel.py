@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtl_course.checks import check_count, check_rate
 from mtl_course.data.synthetic import mmoe_synthetic
 from mtl_course.data.types import MultiTaskSplit
 
@@ -60,12 +61,6 @@ Examples:
     >>> bool(abs(one - parallel) < ROUNDING)  # what the scripts print
     True
 """
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -104,11 +99,10 @@ class DistributedConfig:
         if not isinstance(self.method, str) or not self.method:
             raise ValueError(f"method must be a non-empty name, got {self.method!r}")
         for name in ("steps", "global_batch", "n", "dim", "hidden"):
-            _positive_int(name, getattr(self, name))
+            check_count(getattr(self, name), name)
         if self.global_batch > self.n:
             raise ValueError(f"global_batch ({self.global_batch}) is larger than n ({self.n})")
-        if not np.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        check_rate(self.lr, "lr")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
 
@@ -136,8 +130,7 @@ def global_batches(n: int, global_batch: int, steps: int, seed: int) -> list[np.
         >>> [len(b) for b in batches], len(set(batches[0]) | set(batches[1]))  # 2 batches per epoch, then a new one
         ([4, 4, 4], 8)
     """
-    n, global_batch, steps = (_positive_int(k, v) for k, v in
-                              (("n", n), ("global_batch", global_batch), ("steps", steps)))
+    n, global_batch, steps = (check_count(v, k) for k, v in (("n", n), ("global_batch", global_batch), ("steps", steps)))
     if global_batch > n:
         raise ValueError(f"global_batch ({global_batch}) is larger than n ({n})")
     rng = np.random.default_rng(seed)
@@ -157,7 +150,7 @@ def shard(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
         >>> shard(np.arange(8), rank=1, world_size=4)
         array([2, 3])
     """
-    world_size = _positive_int("world_size", world_size)
+    world_size = check_count(world_size, "world_size")
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an int in [0, {world_size}), got {rank!r}")
     if len(batch) % world_size:

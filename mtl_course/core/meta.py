@@ -17,13 +17,15 @@ the tests compare the twins with.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+import tqdm
 
-from mtl_course.checks import check_rate
+from mtl_course.checks import check_count, check_rate
 
-__all__ = ["check_examples", "reptile_update"]
+__all__ = ["check_examples", "reptile_loop", "reptile_update"]
 
 
 def check_examples(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
@@ -83,3 +85,26 @@ def reptile_update(theta: Sequence[np.ndarray], adapted: Sequence[Sequence[np.nd
             raise ValueError(f"adapted weights {i} do not have the shapes of theta")
     return [t + outer_lr * np.mean([np.asarray(phi[j], dtype=np.float64) - t for phi in adapted], axis=0)
             for j, t in enumerate(theta)]
+
+
+def reptile_loop(step: Callable[[list[Any]], float], sample_task: Callable[[np.random.Generator], Any],
+                 meta_steps: int, meta_batch_size: int = 1, seed: int = 0, progress: bool = True) -> np.ndarray:
+    """Both twins' ``reptile``: ``meta_steps`` calls of ``step`` on batches of tasks; their losses.
+
+    ``sample_task(rng)`` draws one task's examples from a numpy Generator
+    seeded with ``seed``; ``step(batch)`` is the twin's ``reptile_step`` on a
+    list of ``meta_batch_size`` of them, returning the pre-adaptation loss.
+
+    Examples:
+        >>> reptile_loop(lambda batch: float(sum(batch)), lambda rng: 1, meta_steps=3, meta_batch_size=2,
+        ...              progress=False)
+        array([2., 2., 2.])
+    """
+    meta_steps = check_count(meta_steps, "meta_steps", 0)
+    meta_batch_size = check_count(meta_batch_size, "meta_batch_size")
+    rng = np.random.default_rng(seed)
+    kwargs = {} if progress else {"disable": True}
+    losses = np.empty(meta_steps)
+    for index in tqdm.tqdm(range(meta_steps), desc="reptile", unit="step", **kwargs):
+        losses[index] = step([sample_task(rng) for _ in range(meta_batch_size)])
+    return losses

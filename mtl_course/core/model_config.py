@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mtl_course.checks import check_count, check_task_names, layer_sizes, positive_int
+from mtl_course.checks import check_count, check_mapping, check_real, check_task_names, layer_sizes, positive_int
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "identity")
 COUPLINGS = ("l2", "trace_norm", "weight_decay")
@@ -150,10 +150,7 @@ def cross_stitch_init(num_tasks: int, alpha_self: float) -> np.ndarray:
     num_tasks = positive_int(num_tasks, "number of tasks")
     if num_tasks < 2:
         raise ValueError("cross-stitch units need at least two tasks")
-    if isinstance(alpha_self, bool) or not isinstance(alpha_self, (int, float, np.floating)):
-        raise TypeError(f"alpha_self must be a number, got {alpha_self!r}")
-    if not 0.0 <= alpha_self <= 1.0:
-        raise ValueError(f"alpha_self must lie in [0, 1], got {alpha_self}")
+    alpha_self = check_real(alpha_self, "alpha_self", 0.0, 1.0)
     off = (1.0 - alpha_self) / (num_tasks - 1)
     matrix = np.full((num_tasks, num_tasks), off, dtype=np.float64)
     np.fill_diagonal(matrix, alpha_self)
@@ -162,6 +159,134 @@ def cross_stitch_init(num_tasks: int, alpha_self: float) -> np.ndarray:
 
 DENSE_TASKS = ("segmentation", "depth")
 """The tasks a dense prediction model can have a decoder for."""
+
+
+def check_heads(heads: Mapping[str, object] | None, task_names: Sequence[str]) -> dict:
+    """Optional task heads of a wrapped model: a mapping whose names are among ``task_names`` ({} for None).
+
+    Examples:
+        >>> check_heads({'price': 'head'}, ['price', 'kind'])
+        {'price': 'head'}
+        >>> check_heads({'size': 'head'}, ['price'])
+        Traceback (most recent call last):
+            ...
+        ValueError: heads names task(s) ['size'] that are not in tasks ['price']
+    """
+    if heads is None:
+        return {}
+    heads = check_mapping(heads, "heads")
+    unknown = [n for n in heads if n not in task_names]
+    if unknown:
+        raise ValueError(f"heads names task(s) {unknown} that are not in tasks {list(task_names)}")
+    return heads
+
+
+def cross_stitch_parts(towers: Mapping[str, object], heads: Mapping[str, object] | None, layer_type: type,
+                       kind: str) -> tuple[dict[str, list], dict | None, int]:
+    """A cross-stitch network's towers (lists of stages, all of one depth) and heads, checked.
+
+    ``layer_type`` is the framework's layer class, named ``kind`` in messages.
+    Returns ``(stages per task, heads or None, depth)``.
+
+    Examples:
+        >>> cross_stitch_parts({'a': [1, 2], 'b': [3, 4]}, None, int, 'int')
+        ({'a': [1, 2], 'b': [3, 4]}, None, 2)
+        >>> cross_stitch_parts({'a': [1, 2], 'b': [3]}, None, int, 'int')
+        Traceback (most recent call last):
+            ...
+        ValueError: every tower needs the same number of stages, got {'a': 2, 'b': 1}
+    """
+    names = list(towers)
+    columns = {}
+    for name, stages in towers.items():
+        try:
+            stages = list(stages)
+        except TypeError:  # a single layer that is not a container of stages
+            raise TypeError(f"towers[{name!r}] must be a list of {kind}s (the stages), "
+                            f"got a {type(stages).__name__}") from None
+        if not stages or not all(isinstance(s, layer_type) for s in stages):
+            raise TypeError(f"towers[{name!r}] must be a non-empty sequence of {kind} stages")
+        columns[name] = stages
+    depths = {name: len(stages) for name, stages in columns.items()}
+    if len(set(depths.values())) != 1:
+        raise ValueError(f"every tower needs the same number of stages, got {depths}")
+    if heads is not None:
+        heads = check_mapping(heads, "heads")
+        if list(heads) != names:
+            raise ValueError(f"heads must have the towers' tasks in the same order, got {list(heads)} vs {names}")
+        if not all(isinstance(h, layer_type) for h in heads.values()):
+            raise TypeError(f"every head must be a {kind}")
+    return columns, heads, depths[names[0]]
+
+
+def esmm_sizes(input_dim: int, bottom_hidden: int | Sequence[int],
+               tower_hidden: int | Sequence[int]) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    """ESMM's checked layer sizes: ``(input_dim, bottom mlp sizes, tower mlp sizes)`` (both towers alike).
+
+    Examples:
+        >>> esmm_sizes(6, bottom_hidden=8, tower_hidden=4)
+        (6, (6, 8), (8, 4, 1))
+    """
+    input_dim = positive_int(input_dim, "input_dim")
+    bottom = layer_sizes(bottom_hidden, "bottom_hidden", allow_empty=False)
+    tower = layer_sizes(tower_hidden, "tower_hidden")
+    return input_dim, (input_dim, *bottom), (bottom[-1], *tower, 1)
+
+
+def outputs_by_task(out: object, task_names: Sequence[str], is_tensor: bool) -> dict:
+    """A wrapped module's output as ``task name -> output``: from a dict (by name), a tuple or list
+    (in task order), or one tensor (``is_tensor``: the framework says so) for one task.
+
+    Examples:
+        >>> outputs_by_task(('p', 'k'), ['price', 'kind'], is_tensor=False)
+        {'price': 'p', 'kind': 'k'}
+        >>> outputs_by_task({'kind': 'k', 'price': 'p'}, ['price', 'kind'], is_tensor=False)
+        {'price': 'p', 'kind': 'k'}
+    """
+    if isinstance(out, Mapping):
+        missing = [n for n in task_names if n not in out]
+        if missing:
+            raise ValueError(f"the module's output dict has no task(s) {missing}")
+        return {n: out[n] for n in task_names}
+    if is_tensor:
+        out = (out,)
+    if not isinstance(out, (tuple, list)) or len(out) != len(task_names):
+        raise ValueError(f"the module returned {len(out) if isinstance(out, (tuple, list)) else type(out).__name__}"
+                         f" outputs for {len(task_names)} tasks {list(task_names)}: return one "
+                         "output per task, in that order")
+    return dict(zip(task_names, out))
+
+
+def mmoe_sizes(input_dim: int, num_experts: int, expert_hidden: int | Sequence[int], num_tasks: int,
+               num_gates: int | None) -> tuple[int, int, tuple[int, ...], int]:
+    """MMoE's checked sizes: ``(input_dim, num_experts, expert_hidden, num_gates)``; ``num_gates``
+    None means one gate per task (MMoE), 1 one gate for all (the one-gate MoE baseline).
+
+    Examples:
+        >>> mmoe_sizes(6, 3, 8, num_tasks=2, num_gates=None)
+        (6, 3, (8,), 2)
+    """
+    input_dim = positive_int(input_dim, "input_dim")
+    num_experts = positive_int(num_experts, "num_experts")
+    expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+    if num_gates is None:
+        num_gates = num_tasks
+    if num_gates not in (1, num_tasks):
+        raise ValueError(f"num_gates must be None, 1 or the number of tasks ({num_tasks}), got {num_gates}")
+    return input_dim, num_experts, expert_hidden, num_gates
+
+
+def ple_sizes(input_dim: int, num_shared_experts: int, num_task_experts: int, num_levels: int,
+              expert_hidden: int | Sequence[int]) -> tuple[int, int, int, int, tuple[int, ...]]:
+    """PLE's checked sizes: ``(input_dim, num_shared_experts, num_task_experts, num_levels, expert_hidden)``.
+
+    Examples:
+        >>> ple_sizes(6, 1, 2, 1, [16, 8])
+        (6, 1, 2, 1, (16, 8))
+    """
+    return (positive_int(input_dim, "input_dim"), positive_int(num_shared_experts, "num_shared_experts"),
+            positive_int(num_task_experts, "num_task_experts"), positive_int(num_levels, "num_levels"),
+            layer_sizes(expert_hidden, "expert_hidden", allow_empty=False))
 
 
 def check_dense_config(in_channels: int, num_classes: int, width: int, tasks: Sequence[str]) -> tuple[str, ...]:

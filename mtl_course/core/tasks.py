@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_course.checks import check_count
 from mtl_course.data.types import MultiTaskSplit
 
 LOSSES = ("mse", "cross_entropy", "bce")
@@ -463,9 +464,8 @@ class EarlyStopping:
     def __init__(self, monitor: str, patience: int | None, tasks: Mapping[str, Task]) -> None:
         if monitor != "loss" and monitor not in tasks:
             raise ValueError(f"monitor must be 'loss' or a task name {list(tasks)}, got {monitor!r}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))
-                                     or patience < 0):
-            raise ValueError(f"patience must be None or a non-negative int, got {patience!r}")
+        if patience is not None:
+            check_count(patience, "patience (None or an int)", minimum=0)
         self.monitor, self.patience = monitor, patience
         self.higher = monitor != "loss" and bool(tasks[monitor].higher_is_better)
         self.best: float | None = None
@@ -485,6 +485,126 @@ class EarlyStopping:
                 >= self.patience:
             self.should_stop = True
         return improved
+
+
+@dataclass
+class FitPlan:
+    """What both twins' ``fit`` reads from its arguments before training (see :func:`plan_fit`).
+
+    Examples:
+        >>> import numpy as np
+        >>> plan = plan_fit(None, (np.zeros((4, 2)), {"a": np.zeros(4)}), {"a": "mse"}, None,
+        ...                 epochs=1, patience=None, monitor="loss", clip_grad_norm=None)
+        >>> plan.specs["a"].metric, plan.val_data is None
+        ('mse', True)
+    """
+
+    loader: bool
+    """Whether the training data is a loader of batches (else arrays, in :attr:`split`)."""
+    split: MultiTaskSplit | None
+    """The training arrays; None for a loader."""
+    first_x: Any
+    """The inputs of a loader's first batch (to build the model on); None for arrays."""
+    specs: dict[str, Task]
+    """Task name -> :class:`Task`, in training order."""
+    val_data: MultiTaskSplit | None
+    """The validation data as arrays, or None."""
+    stopper: EarlyStopping
+    """Early stopping on :attr:`val_data`."""
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+
+def plan_fit(model: object, train_data: object, tasks: Mapping[str, Task | str], val_data: object,
+             epochs: int, patience: int | None, monitor: str, clip_grad_norm: float | None,
+             to_numpy: Callable[[Any], np.ndarray] = np.asanyarray) -> FitPlan:
+    """Check ``fit``'s arguments and resolve its tasks, the same way for both twins.
+
+    The tasks come from ``tasks``, matched against those of the data (a
+    loader's first batch, or the arrays) and the model's ``task_names``
+    (:func:`resolve_tasks`); ``val_data`` is read into arrays
+    (:func:`evaluation_split`, ``to_numpy`` for the framework's tensors).
+
+    Examples:
+        >>> import numpy as np
+        >>> plan = plan_fit(None, (np.zeros((4, 2)), {"a": np.zeros(4)}), {"a": "mse"}, None,
+        ...                 epochs=3, patience=None, monitor="loss", clip_grad_norm=None)
+        >>> plan.loader, plan.names, len(plan.split)
+        (False, ['a'], 4)
+    """
+    check_count(epochs, "epochs", minimum=0)
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
+    loader = is_loader(train_data)
+    split = first_x = None
+    if loader:
+        first_x, first_y = batch_pair(next(iter(train_data)))
+        data_tasks = tuple(first_y)
+    else:
+        split = training_split(train_data)
+        data_tasks = split.task_names
+    specs = resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
+    if val_data is not None:
+        val_data = evaluation_split(val_data, "validation", to_numpy)
+    if patience is not None and val_data is None:
+        raise ValueError("early stopping (patience=...) needs val_data")
+    return FitPlan(loader, split, first_x, specs, val_data, EarlyStopping(monitor, patience, specs))
+
+
+def evaluate_model(model: object, data: object, tasks: Mapping[str, Task | str], batch_size: int,
+                   return_losses: bool, predict: Callable[..., dict[str, np.ndarray]],
+                   loss: Callable[[str, Task, np.ndarray, np.ndarray, np.ndarray | None], float],
+                   to_numpy: Callable[[Any], np.ndarray] = np.asanyarray) -> Scores | tuple[Scores, dict[str, float]]:
+    """Both twins' ``evaluate``: each task's metric on ``data`` (and its mean loss with ``return_losses``).
+
+    ``predict(model, x, batch_size)`` is the twin's :func:`~mtl_course.torch.train.predict`;
+    ``loss(name, task, prediction, target, mask)`` its task loss on numpy
+    arrays, as a float. Metrics are computed once on all predictions, from
+    the raw outputs reshaped like the targets, on the labelled rows of each
+    task only (NaN for a task without any label).
+
+    Examples:
+        >>> import numpy as np
+        >>> def predict(model, x, batch_size):
+        ...     return {"a": x.sum(axis=1)}
+        >>> data = (np.ones((4, 2)), {"a": np.full(4, 3.0)})
+        >>> evaluate_model(None, data, {"a": "mse"}, 2, False, predict, None)
+        Scores(a: mse=1.0)
+    """
+    split = evaluation_split(data, "evaluation", to_numpy)
+    specs = resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
+    outputs = predict(model, split.x, batch_size)
+    targets, masks = prepare_targets(split, specs)
+    metrics, losses = {}, {}
+    for name, task in specs.items():
+        pred, y, mask = outputs[name], targets[name], masks[name]
+        if isinstance(task.loss, str):
+            pred = pred.reshape(aligned_shape(name, pred.shape, y.shape, task.loss))
+            if task.loss == "cross_entropy":
+                check_labels(name, task, y, mask, pred.shape[-1])
+        metrics[name] = task.score(pred, y, mask)
+        if return_losses:
+            losses[name] = loss(name, task, pred, y, mask)
+    scores = Scores(metrics, {n: metric_name(t) for n, t in specs.items()})
+    return (scores, losses) if return_losses else scores
+
+
+def epoch_mean_losses(names: Sequence[str], sums: np.ndarray, seen: np.ndarray) -> dict[str, float]:
+    """Each task's mean training loss over the batches of an epoch in which it had labels (NaN: none).
+
+    ``sums`` adds each batch's loss of the tasks labelled in it, ``seen`` counts those batches.
+
+    Examples:
+        >>> import numpy as np
+        >>> epoch_mean_losses(["a", "b"], np.array([3.0, 0.0]), np.array([2, 0]))
+        {'a': 1.5, 'b': nan}
+    """
+    if not np.any(seen):
+        raise ValueError("the training data yielded no batch")
+    with np.errstate(invalid="ignore"):
+        return dict(zip(names, (np.asarray(sums) / np.asarray(seen)).tolist()))
 
 
 def cast_targets(split: MultiTaskSplit, tasks: Mapping[str, Task]) -> dict[str, np.ndarray]:
@@ -519,8 +639,7 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> I
         >>> sorted(rows.tolist())  # each row once
         [0, 1, 2, 3, 4]
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_count(batch_size, "batch_size")
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, int(batch_size)):
         yield order[start:start + batch_size]

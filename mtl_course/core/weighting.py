@@ -6,6 +6,9 @@ that decides the weights ``w`` lives here, in numpy, once:
 
 * :class:`TaskOrder` puts task losses (a dict or a sequence) in task order and
   rejects wrong counts and unknown names;
+* :class:`WeightingBase` is the bookkeeping both twins' ``Weighting`` derive
+  from (task binding, logged weights, ``compute_weights``, state hooks), with
+  :class:`DWABase` and :class:`RLWBase` for the state of DWA and RLW;
 * :func:`dwa_weights` and :class:`EpochAverages` (Dynamic Weight Average), :func:`rlw_weights` (RLW),
   :func:`gradnorm_update` (GradNorm's weight step) and the uncertainty
   weighting helpers :func:`uncertainty_factors`,
@@ -18,10 +21,13 @@ problem (and the task, where there is one) instead of returning NaN.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from mtl_course.checks import as_generator
 
 KINDS = ("regression", "classification")
 """Task kinds understood by the uncertainty weighting."""
@@ -209,6 +215,109 @@ def static_weights(weights: Mapping[str, float] | Sequence[float]) -> tuple[tupl
     return names, w
 
 
+# ------------------------------------------------------- the weighting base
+class WeightingBase:
+    """The framework-free part of a loss weighting, shared by both twins' ``Weighting``.
+
+    :class:`mtl_course.torch.weighting.Weighting` (an ``nn.Module``) and
+    :class:`mtl_course.tf.weighting.Weighting` (a ``tf.Module``) derive from
+    it: it holds the task binding (a :class:`TaskOrder`), the logged weights
+    and the last loss values, and the hooks a subclass fills in
+    (:meth:`compute_weights`, :meth:`end_epoch`, ``_initial_weights``,
+    ``_core_state``). The twins add what needs their framework: stacking the
+    losses into a tensor and forming ``sum_i w_i L_i`` (``forward`` in
+    PyTorch, ``__call__`` in TensorFlow), and saving the state.
+
+    Examples:
+        >>> import numpy as np
+        >>> class InverseLoss(WeightingBase):
+        ...     def compute_weights(self, losses):
+        ...         return len(losses) * (1 / losses) / (1 / losses).sum()
+        >>> InverseLoss().compute_weights(np.array([1.0, 3.0]))
+        array([1.5, 0.5])
+    """
+
+    #: the twin's method that forms the total loss, named in messages
+    _total_method = "forward"
+
+    def _start(self, tasks: Sequence[str] | int | None) -> None:
+        """Set up the bookkeeping (the twin's ``__init__`` calls it after its framework's)."""
+        self._order = TaskOrder(tasks)
+        self._weights: np.ndarray | None = None
+        self._values: Sequence[float] | None = None  # the last loss values, task order
+
+    @property
+    def task_names(self) -> tuple[str, ...] | None:
+        return self._order.names
+
+    @property
+    def num_tasks(self) -> int | None:
+        return self._order.count
+
+    def bind(self, tasks: Sequence[str] | int) -> WeightingBase:
+        """Fix the tasks (a no-op if already bound to the same ones)."""
+        self._order.bind(tasks)
+        return self
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The current task weights (float64, task order); None before the tasks are known."""
+        if self._weights is None and self.num_tasks is not None:
+            self._weights = self._initial_weights(self.num_tasks)
+        return None if self._weights is None else self._weights.copy()
+
+    @weights.setter
+    def weights(self, value: np.ndarray) -> None:
+        """Set the logged weights (a custom total that computes its own weights sets them here)."""
+        self._weights = checked_weights(value, self.num_tasks)
+
+    def _initial_weights(self, num_tasks: int) -> np.ndarray:
+        return np.ones(num_tasks)
+
+    def compute_weights(self, losses: np.ndarray) -> np.ndarray:
+        """Your own weighting: return the weights ``w`` (one per task) from the loss values.
+
+        Override this in a subclass of a twin's ``Weighting`` and its default
+        total (``forward`` in PyTorch, ``__call__`` in TensorFlow) returns
+        ``sum_i w_i L_i`` and logs ``w`` (``.weights``, ``History.weights``);
+        ``losses`` are the current values (float64 numpy, task order). A
+        subclass that overrides the total instead (for learnable weights)
+        sets ``self.weights = w`` there to log them. (The twins' ``Weighting``
+        docstrings show a subclass at work.)
+        """
+        raise NotImplementedError(
+            f"a Weighting subclass overrides compute_weights(losses) -> weights (or {self._total_method})")
+
+    def _weights_from_losses(self) -> np.ndarray:
+        """:meth:`compute_weights` on the last loss values, checked and logged."""
+        self.weights = self.compute_weights(np.array(self._values, dtype=np.float64))
+        return self._weights
+
+    def _keep_values(self, values: Sequence[float]) -> None:
+        """Keep a step's loss values (task order) after checking that they are finite."""
+        if not all(map(math.isfinite, values)):
+            check_finite_losses(np.asarray(values, dtype=np.float64), self._order)
+        self._values = values
+
+    def end_epoch(self) -> None:
+        """Called by the training loop after each epoch (used by DWA)."""
+
+    # The state beyond the framework's variables, as plain values (str, numpy arrays) that both
+    # twins can store without pickle: the task binding and what _core_state adds.
+    def _core_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def _plain_state(self) -> dict[str, Any]:
+        return {**self._order.state(), **self._core_state()}
+
+    def _load_plain_state(self, state: Mapping[str, Any]) -> None:
+        self._order.load_state(state)
+        self._load_core_state(state)
+
+
 # --------------------------------------------------------------- small tools
 def softmax(x: np.ndarray) -> np.ndarray:
     """Numerically stable softmax of a 1-D array (float64).
@@ -223,24 +332,6 @@ def softmax(x: np.ndarray) -> np.ndarray:
     z = np.asarray(x, dtype=np.float64)
     z = np.exp(z - z.max())
     return z / z.sum()
-
-
-def as_generator(generator: np.random.Generator | int | None) -> np.random.Generator:
-    """A numpy Generator from a Generator (used as is), a seed, or None (fresh entropy).
-
-    Examples:
-        >>> import numpy as np
-        >>> as_generator(0).integers(10, size=3), as_generator(0).integers(10, size=3)  # a seed
-        (array([8, 6, 5]), array([8, 6, 5]))
-        >>> rng = np.random.default_rng(1)
-        >>> as_generator(rng) is rng
-        True
-    """
-    if isinstance(generator, np.random.Generator):
-        return generator
-    if generator is None or (isinstance(generator, (int, np.integer)) and not isinstance(generator, bool)):
-        return np.random.default_rng(generator)
-    raise TypeError(f"generator must be a numpy Generator, an int seed or None, got {generator!r}")
 
 
 def generator_state(generator: np.random.Generator) -> str:
@@ -358,6 +449,40 @@ class EpochAverages:
         self._sum = np.asarray(state["epoch_sum"], dtype=np.float64).copy() if self._steps else None
 
 
+class DWABase(WeightingBase):
+    """The framework-free part of both twins' ``DWA``: the epoch averages, the next weights, the state.
+
+    Examples:
+        >>> weighting = DWABase()
+        >>> weighting._start(["a", "b"])
+        >>> weighting._start_dwa(temperature=2.0)
+        >>> for losses in ([1.0, 1.0], [0.5, 1.0]):
+        ...     weighting._averages.add(losses)
+        ...     weighting.end_epoch()
+        >>> weighting.weights.round(4)
+        array([0.8756, 1.1244])
+    """
+
+    def _start_dwa(self, temperature: float) -> None:
+        if not temperature > 0:
+            raise ValueError(f"DWA temperature must be positive, got {temperature}")
+        self.temperature = float(temperature)
+        self._averages = EpochAverages()
+
+    def end_epoch(self) -> None:
+        """Close the epoch: store its average losses and compute the next weights."""
+        self._averages.end_epoch()
+        self._weights = dwa_weights(np.stack(self._averages.history[-2:]), self.temperature)
+
+    def _core_state(self) -> dict[str, Any]:
+        return self._averages.state(self.num_tasks or 0)
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        self._averages.load_state(state)
+        history = self._averages.history
+        self._weights = dwa_weights(np.stack(history[-2:]), self.temperature) if history else None
+
+
 # ----------------------------------------------------------------------- RLW
 RLW_DISTRIBUTIONS = ("normal", "uniform")
 
@@ -384,6 +509,44 @@ def rlw_weights(generator: np.random.Generator, num_tasks: int, distribution: st
     if distribution == "uniform":
         return softmax(generator.random(num_tasks))
     raise ValueError(f"unknown RLW distribution {distribution!r}; use one of {RLW_DISTRIBUTIONS}")
+
+
+class RLWBase(WeightingBase):
+    """The framework-free part of both twins' ``RLW``: the generator, the draws, the state.
+
+    Examples:
+        >>> weighting = RLWBase()
+        >>> weighting._start(["a", "b"])
+        >>> weighting._start_rlw("normal", generator=0)
+        >>> weighting.weights  # uniform before the first draw
+        array([0.5, 0.5])
+        >>> weighting._draw(2).round(4)
+        array([0.5641, 0.4359])
+    """
+
+    def _start_rlw(self, distribution: str, generator: np.random.Generator | int | None) -> None:
+        if distribution not in RLW_DISTRIBUTIONS:
+            raise ValueError(f"unknown RLW distribution {distribution!r}; use one of {RLW_DISTRIBUTIONS}")
+        self.distribution = distribution
+        self.generator = as_generator(generator)
+
+    def _initial_weights(self, num_tasks: int) -> np.ndarray:
+        return np.full(num_tasks, 1.0 / num_tasks)
+
+    def _draw(self, num_tasks: int) -> np.ndarray:
+        """New weights for ``num_tasks`` tasks (kept as the logged weights)."""
+        self._weights = rlw_weights(self.generator, num_tasks, self.distribution)
+        return self._weights
+
+    def _core_state(self) -> dict[str, Any]:
+        last = self.weights
+        return {"generator": generator_state(self.generator),
+                "last_weights": np.zeros(0) if last is None else last}
+
+    def _load_core_state(self, state: Mapping[str, Any]) -> None:
+        set_generator_state(self.generator, state["generator"])
+        last = np.asarray(state["last_weights"], dtype=np.float64)
+        self._weights = last if last.size else None
 
 
 # ------------------------------------------------------------------ GradNorm

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from mtl_course.data.synthetic import _check_int, _rng
+from mtl_course.checks import as_generator, positive_int
 from mtl_course.data.types import MultiTaskSplit, Splits
 
 __all__ = ["multi_digits", "POOL_FRACTIONS"]
@@ -82,12 +82,12 @@ def multi_digits(
         and ``"parity"`` (``(left + right) % 2``).
     """
     sizes = [
-        _check_int(name, value, 1)
+        positive_int(value, name)
         for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))
     ]
     if not isinstance(overlap, (bool, np.bool_)):
         raise TypeError(f"overlap must be a bool, got {overlap!r}")
-    rng = _rng(seed)
+    rng = as_generator(positive_int(seed, "seed", 0))
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)
     labels = digits.target.astype(np.int64)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtl_course.checks import check_count as _count
+from mtl_course.checks import as_generator, check_count, check_nonnegative
 from mtl_course.data.types import MultiTaskSplit
 
 __all__ = ["SineFamily", "SineTask"]
@@ -35,14 +35,6 @@ class SineTask:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The noiseless target at ``x`` (any shape), as float32."""
         return (self.amplitude * np.sin(np.asarray(x, dtype=np.float64) - self.phase)).astype(np.float32)
-
-
-def _generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {rng!r}")
 
 
 @dataclass(frozen=True)
@@ -67,29 +59,28 @@ class SineFamily:
             if not (np.isfinite(low) and np.isfinite(high) and low <= high):
                 raise ValueError(f"{name} must be a finite range (low, high) with low <= high, "
                                  f"got {getattr(self, name)!r}")
-        if not (np.isfinite(self.noise) and self.noise >= 0):
-            raise ValueError(f"noise must be a finite number >= 0, got {self.noise!r}")
+        check_nonnegative(self.noise, "noise")
 
     def sample_tasks(self, n_tasks: int, rng: np.random.Generator | int | None = None) -> list[SineTask]:
         """``n_tasks`` tasks with independent uniform amplitudes and phases."""
-        n_tasks, rng = _count(n_tasks, "n_tasks"), _generator(rng)
+        n_tasks, rng = check_count(n_tasks, "n_tasks"), as_generator(rng, "rng")
         amplitudes = rng.uniform(*self.amplitude, size=n_tasks)
         phases = rng.uniform(*self.phase, size=n_tasks)
         return [SineTask(float(a), float(p)) for a, p in zip(amplitudes, phases)]
 
     def sample_x(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """``n`` inputs drawn uniformly from :attr:`x_range`, shape ``(n, 1)``, float32."""
-        n, rng = _count(n, "n"), _generator(rng)
+        n, rng = check_count(n, "n"), as_generator(rng, "rng")
         return rng.uniform(*self.x_range, size=(n, 1)).astype(np.float32)
 
     def grid(self, n: int = 100) -> np.ndarray:
         """``n`` evenly spaced inputs over :attr:`x_range`, shape ``(n, 1)``, float32 (for test error and plots)."""
-        return np.linspace(*self.x_range, _count(n, "n", 2), dtype=np.float32)[:, None]
+        return np.linspace(*self.x_range, check_count(n, "n", 2), dtype=np.float32)[:, None]
 
     def sample(self, task: SineTask, n: int, rng: np.random.Generator | int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """``n`` examples ``(x, y)`` of ``task``, both of shape ``(n, 1)``; ``y`` carries the family's noise."""
-        rng = _generator(rng)
+        rng = as_generator(rng, "rng")
         x = self.sample_x(n, rng)
         y = task(x)
         if self.noise > 0:
@@ -105,7 +96,7 @@ class SineFamily:
         """
         if not tasks:
             raise ValueError("tasks is empty: a multi-task split needs at least one task")
-        rng = _generator(rng)
+        rng = as_generator(rng, "rng")
         x = self.sample_x(n, rng)
         width = len(str(len(tasks) - 1))
         ys = {}

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtl_course.data.synthetic import _as_float32, _check_int, _check_real, _rng
+from mtl_course.checks import as_generator, check_real, positive_int
+from mtl_course.data.synthetic import as_float32
 from mtl_course.data.types import MultiTaskSplit, Splits
 
 __all__ = ["GroupedRegression", "grouped_regression"]
@@ -69,14 +70,14 @@ def grouped_regression(group_sizes: Sequence[int] = (3, 3), n_train: int = 512, 
             "group_sizes must be a sequence with the number of tasks of each group, e.g. (3, 3), "
             f"got {group_sizes!r}"
         )
-    sizes = [_check_int("group size", s, 1) for s in group_sizes]
+    sizes = [positive_int(s, "group size") for s in group_sizes]
     if not 1 <= len(sizes) <= 26:
         raise ValueError(f"group_sizes must list between 1 and 26 groups, got {len(sizes)}")
-    n_train, n_val, n_test = (_check_int(k, v, 1) for k, v in
+    n_train, n_val, n_test = (positive_int(v, k) for k, v in
                               (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)))
-    dim = _check_int("dim", dim, 1)
-    hidden = _check_int("hidden", hidden, 1)
-    own = _check_real("own", own, 0.0)
+    dim = positive_int(dim, "dim")
+    hidden = positive_int(hidden, "hidden")
+    own = check_real(own, "own", 0.0)
     groups = [[f"{chr(ord('a') + g)}{k}" for k in range(size)] for g, size in enumerate(sizes)]
     names = [name for group in groups for name in group]
     sigmas = np.broadcast_to(np.asarray(noise, dtype=np.float64), (len(names),)) \
@@ -84,9 +85,9 @@ def grouped_regression(group_sizes: Sequence[int] = (3, 3), n_train: int = 512, 
     if sigmas.shape != (len(names),):
         raise ValueError(f"noise must be one number or one per task ({len(names)}), got {len(sigmas)}")
     for name, s in zip(names, sigmas):
-        _check_real(f"noise of task {name}", float(s), 0.0)
+        check_real(float(s), f"noise of task {name}", 0.0)
 
-    rng = _rng(seed)
+    rng = as_generator(positive_int(seed, "seed", 0))
     n = n_train + n_val + n_test
     x = rng.standard_normal((n, dim))
     y = {}
@@ -99,7 +100,7 @@ def grouped_regression(group_sizes: Sequence[int] = (3, 3), n_train: int = 512, 
             u = rng.standard_normal(dim)
             y[name] = f + own * (x @ u) / np.sqrt(dim)
     for name, s in zip(names, sigmas):
-        y[name] = _as_float32(f"with noise={s:g} and own={own:g}, the targets of {name}",
+        y[name] = as_float32(f"with noise={s:g} and own={own:g}, the targets of {name}",
                               y[name] + s * rng.standard_normal(n))
     x = x.astype(np.float32)
     cuts = [slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, n)]

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mtl_course.data.synthetic import _check_int, _check_real, _rng
+from mtl_course.checks import as_generator, check_real, positive_int
 from mtl_course.data.types import MultiTaskSplit
 
 __all__ = ["ClickConversion", "ClickConversionTruth", "click_conversion"]
@@ -114,13 +114,13 @@ def click_conversion(
         click_bias, conversion_bias: intercepts :math:`b_c, b_v` (set the
             click rate, about 20 % by default, and the conversion rate).
     """
-    n = _check_int("n", n, 1)
-    dim = _check_int("dim", dim, 2)
-    rho = _check_real("overlap", overlap, -1.0, 1.0)
-    signal = _check_real("signal", signal, 0.0)
-    click_bias = _check_real("click_bias", click_bias)
-    conversion_bias = _check_real("conversion_bias", conversion_bias)
-    rng = _rng(seed)
+    n = positive_int(n, "n")
+    dim = positive_int(dim, "dim", 2)
+    rho = check_real(overlap, "overlap", -1.0, 1.0)
+    signal = check_real(signal, "signal", 0.0)
+    click_bias = check_real(click_bias, "click_bias")
+    conversion_bias = check_real(conversion_bias, "conversion_bias")
+    rng = as_generator(positive_int(seed, "seed", 0))
 
     basis, _ = np.linalg.qr(rng.standard_normal((dim, 2)))
     a = basis[:, 0]

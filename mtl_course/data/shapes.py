@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mtl_course.checks import check_count, check_nonnegative
 from mtl_course.data.types import MultiTaskSplit, Splits
 
 __all__ = ["CLASSES", "shapes_scenes"]
@@ -31,12 +32,6 @@ CLASSES = ("background", "disc", "square", "triangle")
 
 _FAR, _NEAR = 4.0, 3.0  # background depth at the top and bottom rows
 _SHAPE_DEPTH = (1.2, 2.8)  # range of shape distances, all nearer than the background
-
-
-def _check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _shape_mask(kind: int, rows: np.ndarray, cols: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
@@ -88,14 +83,13 @@ def shapes_scenes(n_train: int = 600, n_val: int = 100, n_test: int = 200, size:
         :class:`~mtl_course.data.Splits` whose ``x`` is float32 ``(n, 1, size, size)`` and
         ``y = {"segmentation": int64 (n, size, size), "depth": float32 (n, size, size)}``.
     """
-    counts = [_check_positive_int(n, name) for n, name in ((n_train, "n_train"), (n_val, "n_val"), (n_test, "n_test"))]
-    size = _check_positive_int(size, "size", 16)
-    max_shapes = _check_positive_int(max_shapes, "max_shapes")
+    counts = [check_count(n, name) for n, name in ((n_train, "n_train"), (n_val, "n_val"), (n_test, "n_test"))]
+    size = check_count(size, "size", 16)
+    max_shapes = check_count(max_shapes, "max_shapes")
     focal = size / 4 if focal is None else float(focal)
     if not np.isfinite(focal) or focal <= 0 or 2 * focal / _SHAPE_DEPTH[0] >= size - 1:
         raise ValueError(f"focal must be positive and small enough for a shape to fit the image, got {focal}")
-    if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    noise = check_nonnegative(noise, "noise")
     rng = np.random.default_rng(seed)
     scenes = [_scene(rng, size, max_shapes, focal, float(noise)) for _ in range(sum(counts))]
     x = np.stack([s[0] for s in scenes])[:, None]

@@ -18,31 +18,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Sequence
 
 import numpy as np
 
+from mtl_course.checks import as_generator, check_real, positive_int
 from mtl_course.data.types import MultiTaskSplit, Splits, TaskData
 
 __all__ = ["RelatedRegression", "related_regression", "shared_subspace_regression", "mmoe_synthetic", "gradnorm_toy"]
 
 
 # --------------------------------------------------------------------------
-# argument checks (shared by the modules of mtl_course.data)
+# shared by the generators of mtl_course.data
 # --------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int, or a ValueError/TypeError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _as_float32(what: str, values: np.ndarray) -> np.ndarray:
+def as_float32(what: str, values: np.ndarray) -> np.ndarray:
     """``values`` (float64) as float32, or a clear error if they do not fit float32.
 
     A scale parameter can push a generator's outputs past float32's range
@@ -55,28 +46,6 @@ def _as_float32(what: str, values: np.ndarray) -> np.ndarray:
             f"{what} overflow float32 (largest |value| {largest:.3g}); use smaller scale parameters"
         )
     return values.astype(np.float32)
-
-
-def _check_real(
-    name: str,
-    value: object,
-    low: float = -math.inf,
-    high: float = math.inf,
-) -> float:
-    """``value`` as a finite float in ``[low, high]``, or a clear error."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
-    return value
-
-
-def _rng(seed: object) -> np.random.Generator:
-    """A fresh numpy generator for a non-negative integer ``seed``."""
-    return np.random.default_rng(_check_int("seed", seed, 0))
 
 
 # --------------------------------------------------------------------------
@@ -108,8 +77,8 @@ class RelatedRegression(TaskData):
         Use a seed different from the one that built the data set when you
         want test data independent of the training data.
         """
-        n = _check_int("n", n, 1)
-        return draw_linear_tasks(self.weights, n, self.noise, _rng(seed))
+        n = positive_int(n, "n")
+        return draw_linear_tasks(self.weights, n, self.noise, as_generator(positive_int(seed, "seed", 0)))
 
 
 def draw_linear_tasks(
@@ -164,12 +133,12 @@ def related_regression(
         noise: standard deviation of the label noise, ``>= 0``.
         seed: seed of the weights and of the training data.
     """
-    num_tasks = _check_int("num_tasks", num_tasks, 1)
-    n_per_task = _check_int("n_per_task", n_per_task, 1)
-    dim = _check_int("dim", dim, 1)
-    rho = _check_real("relatedness", relatedness, 0.0, 1.0)
-    noise = _check_real("noise", noise, 0.0)
-    rng = _rng(seed)
+    num_tasks = positive_int(num_tasks, "num_tasks")
+    n_per_task = positive_int(n_per_task, "n_per_task")
+    dim = positive_int(dim, "dim")
+    rho = check_real(relatedness, "relatedness", 0.0, 1.0)
+    noise = check_real(noise, "noise", 0.0)
+    rng = as_generator(positive_int(seed, "seed", 0))
 
     scale = 1.0 / math.sqrt(dim)
     w0 = scale * rng.standard_normal(dim)
@@ -207,14 +176,12 @@ def shared_subspace_regression(
     (``shared`` there is the zero vector: no single weight vector is common to
     the tasks, only a subspace).
     """
-    for name, value, minimum in (("num_tasks", num_tasks, 1), ("n_per_task", n_per_task, 1),
-                                 ("dim", dim, 1), ("rank", rank, 1)):
-        _check_int(name, value, minimum)
+    num_tasks, n_per_task = positive_int(num_tasks, "num_tasks"), positive_int(n_per_task, "n_per_task")
+    dim, rank = positive_int(dim, "dim"), positive_int(rank, "rank")
     if rank > dim:
         raise ValueError(f"rank ({rank}) cannot exceed dim ({dim})")
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
-    rng = _rng(seed)
+    noise = check_real(noise, "noise", 0.0)
+    rng = as_generator(positive_int(seed, "seed", 0))
 
     def basis() -> np.ndarray:  # k orthonormal rows in R^d
         q, _ = np.linalg.qr(rng.standard_normal((dim, rank)))
@@ -274,13 +241,13 @@ def mmoe_synthetic(
         ``MultiTaskSplit`` with ``x`` float32 ``(n, dim)`` and tasks ``"task1"``,
         ``"task2"``, float32 ``(n,)``.
     """
-    n = _check_int("n", n, 1)
-    dim = _check_int("dim", dim, 2)
-    p = _check_real("correlation", correlation, -1.0, 1.0)
-    num_sin = _check_int("num_sin", num_sin, 0)
-    scale = _check_real("scale", scale)
-    noise = _check_real("noise", noise, 0.0)
-    rng = _rng(seed)
+    n = positive_int(n, "n")
+    dim = positive_int(dim, "dim", 2)
+    p = check_real(correlation, "correlation", -1.0, 1.0)
+    num_sin = positive_int(num_sin, "num_sin", 0)
+    scale = check_real(scale, "scale")
+    noise = check_real(noise, "noise", 0.0)
+    rng = as_generator(positive_int(seed, "seed", 0))
 
     u, _ = np.linalg.qr(rng.standard_normal((dim, 2)))
     w1 = scale * u[:, 0]
@@ -294,7 +261,7 @@ def mmoe_synthetic(
     for name, w, e in (("task1", w1, eps[0]), ("task2", w2, eps[1])):
         z = x @ w
         waves = np.sin(np.outer(z, alpha) + beta).sum(axis=1)
-        targets[name] = _as_float32(f"with scale={scale} and noise={noise}, the targets of {name}",
+        targets[name] = as_float32(f"with scale={scale} and noise={noise}, the targets of {name}",
                                     z + waves + e)
     return MultiTaskSplit(x.astype(np.float32), targets)
 
@@ -348,10 +315,10 @@ def gradnorm_toy(
         ``Splits`` of ``MultiTaskSplit``: ``x`` float32 ``(m, input_dim)``,
         each task float32 ``(m, output_dim)``.
     """
-    num_tasks = _check_int("num_tasks", num_tasks, 1)
-    n = _check_int("n", n, 5)
-    input_dim = _check_int("input_dim", input_dim, 1)
-    output_dim = _check_int("output_dim", output_dim, 1)
+    num_tasks = positive_int(num_tasks, "num_tasks")
+    n = positive_int(n, "n", 5)
+    input_dim = positive_int(input_dim, "input_dim")
+    output_dim = positive_int(output_dim, "output_dim")
     if sigmas is None:
         sigmas = np.linspace(1.0, 100.0, num_tasks)
     sigmas = np.asarray(sigmas, dtype=np.float64)
@@ -359,13 +326,13 @@ def gradnorm_toy(
         raise ValueError(f"sigmas must have shape ({num_tasks},), got {sigmas.shape}")
     if not np.all(np.isfinite(sigmas)) or np.any(sigmas <= 0):
         raise ValueError(f"sigmas must be finite and positive, got {sigmas}")
-    rng = _rng(seed)
+    rng = as_generator(positive_int(seed, "seed", 0))
 
     B = math.sqrt(10.0) * rng.standard_normal((output_dim, input_dim))
     eps = math.sqrt(3.5) * rng.standard_normal((num_tasks, output_dim, input_dim))
     x = rng.standard_normal((n, input_dim))
     y = {
-        f"t{i}": _as_float32(f"with sigma={sigma:g}, the targets of t{i}", sigma * np.tanh(x @ (B + e).T))
+        f"t{i}": as_float32(f"with sigma={sigma:g}, the targets of t{i}", sigma * np.tanh(x @ (B + e).T))
         for i, (sigma, e) in enumerate(zip(sigmas, eps))
     }
     data = MultiTaskSplit(x.astype(np.float32), y)

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.optimize import brentq
 
-from mtl_course.data.synthetic import _check_int, _check_real
+from mtl_course.checks import check_real, positive_int
 
 __all__ = ["TwoObjectiveToy", "toy_two_objective"]
 
@@ -67,7 +67,7 @@ class TwoObjectiveToy:
     """Initial points of Navon et al. (2022)."""
 
     def __post_init__(self) -> None:
-        scale = _check_real("scale", self.scale)
+        scale = check_real(self.scale, "scale")
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
 
@@ -132,7 +132,7 @@ class TwoObjectiveToy:
         :math:`\lambda = (x_1 + 7)/14`; the second is then solved for
         :math:`x_2` by Brent's method. ``scale`` does not move the set.
         """
-        num = _check_int("num", num, 1)
+        num = positive_int(num, "num")
         x1s = np.linspace(-7.0, 7.0, num)
         points = np.empty((num, 2))
         for k, x1 in enumerate(x1s):

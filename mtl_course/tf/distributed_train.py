@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from mtl_course.checks import check_count
 from mtl_course.core.data_parallel import ROUNDING, DistributedConfig, global_batches, make_problem, shard
 
 __all__ = ["build_model", "main", "mirrors_agree", "split_cpu", "train", "weights_of"]
@@ -45,8 +46,7 @@ def split_cpu(num_devices: int) -> list[str]:
     Must run before TensorFlow initialises (before the first op); raises a
     ``RuntimeError`` that says so otherwise.
     """
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
-        raise ValueError(f"num_devices must be a positive int, got {num_devices!r}")
+    check_count(num_devices, "num_devices")
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(

@@ -20,10 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from mtl_course.core.methods import resolve_aggregator
+
 __all__ = ["jacobian", "representation_jacobian", "unflatten_gradients", "backward", "aggregator_weights"]
 
 
-def _loss_list(losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
+def loss_list(losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> list[tf.Tensor]:
+    """The losses as a list, checked to be scalar tensors (and, when eager, finite)."""
     names = list(losses.keys()) if isinstance(losses, Mapping) else None
     values = list(losses.values()) if isinstance(losses, Mapping) else list(losses)
     if not values:
@@ -70,7 +73,7 @@ def jacobian(
         array([[1., 1.],
                [2., 4.]], dtype=float32)
     """
-    values = _loss_list(losses)
+    values = loss_list(losses)
     variables = list(variables)
     if not variables:
         raise ValueError("variables is empty: pass the variables to differentiate with respect to")
@@ -213,17 +216,12 @@ def backward(
         >>> len(pairs), w.shape
         (6, (2,))
     """
-    if isinstance(aggregator, str):
-        from mtl_course.tf.aggregators import AGGREGATORS
+    from mtl_course.tf.aggregators import AGGREGATORS
 
-        if aggregator not in AGGREGATORS:
-            raise ValueError(f"unknown aggregator {aggregator!r}; use one of {sorted(AGGREGATORS)} or a function")
-        aggregator = AGGREGATORS[aggregator]
-    elif not callable(aggregator):
-        raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
+    aggregator = resolve_aggregator(aggregator, AGGREGATORS)
     if not tape._persistent:
         raise ValueError("backward needs the losses recorded on a tf.GradientTape(persistent=True)")
-    values = _loss_list(losses)
+    values = loss_list(losses)
     shared = list(shared_variables)
     if not shared:
         raise ValueError("shared_variables is empty: pass the variables every task shares")

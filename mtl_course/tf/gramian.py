@@ -139,9 +139,9 @@ class LayerGramian:
 
     def gramian(self, tape: tf.GradientTape, losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> tf.Tensor:
         """``G = J J^T`` (``T x T``) of the forward pass recorded on ``tape`` (persistent)."""
-        from mtl_course.tf.gradients import _loss_list, jacobian
+        from mtl_course.tf.gradients import loss_list, jacobian
 
-        values = _loss_list(losses)
+        values = loss_list(losses)
         T = len(values)
         dtype = values[0].dtype if values[0].dtype in (tf.float32, tf.float64) else tf.float32
         usable = []

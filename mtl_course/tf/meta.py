@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-import tqdm
 
 from mtl_course.checks import check_count, check_rate
+from mtl_course.core import meta as core_meta
 from mtl_course.core.meta import check_examples
 
 __all__ = ["adapt", "reptile", "reptile_step"]
@@ -175,15 +175,8 @@ def reptile(model: keras.Model, sample_task: Callable[[np.random.Generator], Exa
         >>> losses.shape
         (4,)
     """
-    meta_steps = check_count(meta_steps, "meta_steps", 0)
-    meta_batch_size = check_count(meta_batch_size, "meta_batch_size")
-    rng = np.random.default_rng(seed)
-    kwargs = {} if progress else {"disable": True}
-    losses = np.empty(meta_steps)
-    for step in tqdm.tqdm(range(meta_steps), desc="reptile", unit="step", **kwargs):
-        batch = [sample_task(rng) for _ in range(meta_batch_size)]
-        losses[step] = reptile_step(model, batch, inner_steps, inner_lr, outer_lr)
-    return losses
+    return core_meta.reptile_loop(lambda batch: reptile_step(model, batch, inner_steps, inner_lr, outer_lr),
+                                  sample_task, meta_steps, meta_batch_size, seed, progress)
 
 
 def adapt(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int = 32, lr: float = 0.02) -> keras.Model:

@@ -9,6 +9,8 @@ import random
 import numpy as np
 import tensorflow as tf
 
+from mtl_course.checks import check_seed
+
 
 def device() -> str:
     """The best available device as a TensorFlow device string.
@@ -52,11 +54,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     """
     import keras
 
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    seed = int(seed)
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from mtl_course.core import methods as core_methods
 from mtl_course.core import tasks as core_tasks
 from mtl_course.core.files import atomic_write
 from mtl_course.core.tasks import History, Task
@@ -83,27 +84,9 @@ def task_loss(name: str, task: Task, prediction: tf.Tensor, target: tf.Tensor,
 
 def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None = None) -> Weighting | Callable:
     """A weighting (bound to ``tasks``) or an aggregator function; see the PyTorch twin."""
-    names = list(tasks)
-    if isinstance(method, Weighting):
-        return method.bind(names)
-    if isinstance(method, str):
-        if method == "uncertainty":
-            return UncertaintyWeighting(names, kinds=[t.kind for t in tasks.values()])
-        if method == "rlw":
-            return RLW(generator=seed, tasks=names)
-        if method in WEIGHTINGS:
-            return WEIGHTINGS[method](tasks=names)
-        from mtl_course.tf.aggregators import AGGREGATORS
+    from mtl_course.tf.aggregators import AGGREGATORS
 
-        if method == "pcgrad":  # its random task order, seeded like RLW's draws
-            return functools.partial(AGGREGATORS["pcgrad"], generator=np.random.default_rng(seed))
-        if method in AGGREGATORS:
-            return AGGREGATORS[method]
-        raise ValueError(f"unknown method {method!r}; weightings: {sorted(WEIGHTINGS)}, "
-                         f"aggregators: {sorted(AGGREGATORS)}")
-    if callable(method):
-        return method
-    raise TypeError(f"method must be a Weighting, a name or an aggregator function, got {method!r}")
+    return core_methods.resolve_method(method, tasks, seed, Weighting, WEIGHTINGS, AGGREGATORS)
 
 
 def _optimizer(optimizer: keras.optimizers.Optimizer | str | None, lr: float) -> keras.optimizers.Optimizer:
@@ -343,26 +326,12 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
         >>> history.epochs, len(history.weights[-1])
         (2, 2)
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
     if scheduler is not None and not callable(scheduler):
         raise TypeError(f"scheduler must be a function (epoch, lr) -> lr, got {scheduler!r}")
-    loader = core_tasks.is_loader(train_data)
-    split = None if loader else core_tasks.training_split(train_data)
-    if loader:
-        first_x, first_y = core_tasks.batch_pair(next(iter(train_data)))
-        data_tasks = tuple(first_y)
-    else:
-        data_tasks = split.task_names
-    specs = core_tasks.resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
-    names = list(specs)
-    if val_data is not None:
-        val_data = core_tasks.evaluation_split(val_data, "validation", _numpy)
-    if patience is not None and val_data is None:
-        raise ValueError("early stopping (patience=...) needs val_data")
-    stopper = core_tasks.EarlyStopping(monitor, patience, specs)
+    plan = core_tasks.plan_fit(model, train_data, tasks, val_data, epochs, patience, monitor, clip_grad_norm,
+                               _numpy)
+    loader, split, specs, names = plan.loader, plan.split, plan.specs, plan.names
+    val_data, stopper = plan.val_data, plan.stopper
     resolved = resolve_method(method, specs, seed)
     is_weighting = isinstance(resolved, Weighting)
     needs_shared = not is_weighting or isinstance(resolved, GradNorm)
@@ -373,7 +342,7 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
 
     with tf.device(device or default_device()):
         if loader:
-            sample_x = first_x
+            sample_x = plan.first_x
             masked = set(names)  # not known in advance: every task may have missing labels
         else:
             targets, masks = core_tasks.prepare_targets(split, specs)
@@ -428,10 +397,7 @@ def fit(model: keras.Model, train_data: Data, tasks: Mapping[str, Task | str], m
                 last = summary or last
                 sums += np.where(present, values, 0.0)
                 seen += present
-            if not seen.any():
-                raise ValueError("the training data yielded no batch")
-            with np.errstate(invalid="ignore"):
-                mean_loss = dict(zip(names, (sums / seen).tolist()))
+            mean_loss = core_tasks.epoch_mean_losses(names, sums, seen)
             if is_weighting:
                 weights = resolved.weights
                 resolved.end_epoch()
@@ -505,23 +471,11 @@ def evaluate(model: keras.Model, data: Data, tasks: Mapping[str, Task | str], ba
         >>> evaluate(model, (np.ones((4, 3), np.float32), {"a": np.zeros(4)}), {"a": "mse"}).metrics
         {'a': 'mse'}
     """
-    split = core_tasks.evaluation_split(data, "evaluation", _numpy)
-    specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
-    outputs = predict(model, split.x, batch_size)
-    targets, masks = core_tasks.prepare_targets(split, specs)
-    metrics, losses = {}, {}
-    for name, task in specs.items():
-        pred, y, mask = outputs[name], targets[name], masks[name]
-        if isinstance(task.loss, str):
-            pred = pred.reshape(core_tasks.aligned_shape(name, pred.shape, y.shape, task.loss))
-            if task.loss == "cross_entropy":
-                core_tasks.check_labels(name, task, y, mask, pred.shape[-1])
-        metrics[name] = task.score(pred, y, mask)
-        if return_losses:
-            losses[name] = float(task_loss(name, task, tf.constant(pred), tf.constant(y),
-                                           None if mask is None else tf.constant(mask)))
-    scores = core_tasks.Scores(metrics, {n: core_tasks.metric_name(t) for n, t in specs.items()})
-    return (scores, losses) if return_losses else scores
+    def loss(name: str, task: Task, pred: np.ndarray, y: np.ndarray, mask: np.ndarray | None) -> float:
+        return float(task_loss(name, task, tf.constant(pred), tf.constant(y),
+                               None if mask is None else tf.constant(mask)))
+
+    return core_tasks.evaluate_model(model, data, tasks, batch_size, return_losses, predict, loss, _numpy)
 
 
 def save(path: str | Path, model: keras.Model, method: Weighting | None = None,

@@ -33,78 +33,42 @@ Losses = Mapping[str, tf.Tensor] | Sequence[tf.Tensor]
 Tasks = Sequence[str] | int | None
 
 
-class Weighting(tf.Module):
+class Weighting(core.WeightingBase, tf.Module):
     """Base class: orders and validates the task losses, holds the task binding.
+
+    The bookkeeping (``task_names``, ``num_tasks``, ``bind``, ``weights``,
+    ``compute_weights``, ``end_epoch``) is
+    :class:`~mtl_course.core.weighting.WeightingBase`'s, shared with the
+    PyTorch twin; this class adds the tensors. Your own weighting overrides
+    ``compute_weights(losses) -> weights`` (then ``__call__`` returns
+    ``sum_i w_i L_i`` and logs ``w``) or ``__call__`` (then it sets
+    ``self.weights = w`` to log them).
 
     Examples:
         >>> import tensorflow as tf
         >>> weighting = EqualWeighting(tasks=['a', 'b'])
         >>> weighting.stack({'b': tf.constant(2.0), 'a': tf.constant(1.0)}).numpy()
         array([1., 2.], dtype=float32)
+        >>> class InverseLoss(Weighting):
+        ...     def compute_weights(self, losses):
+        ...         return len(losses) * (1 / losses) / (1 / losses).sum()
+        >>> weighting = InverseLoss(tasks=["a", "b"])
+        >>> total = weighting({"a": tf.constant(1.0), "b": tf.constant(3.0)})
+        >>> weighting.weights
+        array([1.5, 0.5])
     """
+
+    _total_method = "__call__"
 
     def __init__(self, tasks: Tasks = None) -> None:
         super().__init__()
-        self._order = core.TaskOrder(tasks)
-        self._weights: np.ndarray | None = None
-        self._values: np.ndarray | None = None  # the last losses, float64, task order
-
-    @property
-    def task_names(self) -> tuple[str, ...] | None:
-        return self._order.names
-
-    @property
-    def num_tasks(self) -> int | None:
-        return self._order.count
-
-    def bind(self, tasks: Sequence[str] | int) -> "Weighting":
-        """Fix the tasks (a no-op if already bound to the same ones)."""
-        self._order.bind(tasks)
-        return self
-
-    @property
-    def weights(self) -> np.ndarray | None:
-        """The current task weights (float64, task order); None before the tasks are known."""
-        if self._weights is None and self.num_tasks is not None:
-            self._weights = self._initial_weights(self.num_tasks)
-        return None if self._weights is None else self._weights.copy()
-
-    @weights.setter
-    def weights(self, value: np.ndarray) -> None:
-        """Set the logged weights (a custom :meth:`__call__` that computes its own weights sets them here)."""
-        self._weights = core.checked_weights(value, self.num_tasks)
-
-    def _initial_weights(self, num_tasks: int) -> np.ndarray:
-        return np.ones(num_tasks)
-
-    def compute_weights(self, losses: np.ndarray) -> np.ndarray:
-        """Your own weighting: return the weights ``w`` (one per task) from the loss values.
-
-        Override this in a subclass and the default ``__call__`` returns
-        ``sum_i w_i L_i`` and logs ``w`` (``.weights``, ``History.weights``);
-        ``losses`` are the current values (float64 numpy, task order). A
-        subclass that overrides ``__call__`` instead (for learnable weights)
-        sets ``self.weights = w`` there to log them.
-
-        Examples:
-            >>> import numpy as np
-            >>> class InverseLoss(Weighting):
-            ...     def compute_weights(self, losses):
-            ...         return len(losses) * (1 / losses) / (1 / losses).sum()
-            >>> weighting = InverseLoss(tasks=["a", "b"])
-            >>> total = weighting({"a": tf.constant(1.0), "b": tf.constant(3.0)})
-            >>> weighting.weights
-            array([1.5, 0.5])
-        """
-        raise NotImplementedError(
-            "a Weighting subclass overrides compute_weights(losses) -> weights (or __call__)")
+        self._start(tasks)
 
     def __call__(self, losses: Losses) -> tf.Tensor:
         """``sum_i w_i L_i`` with ``w = compute_weights(loss values)`` (for subclasses that only
-        override :meth:`~mtl_course.tf.weighting.Weighting.compute_weights`)."""
+        override :meth:`~mtl_course.core.weighting.WeightingBase.compute_weights`)."""
         stacked = self.stack(losses)
-        self.weights = self.compute_weights(np.array(self._values, dtype=np.float64))
-        return self._weighted_sum(stacked, self._weights)
+        return self._weighted_sum(stacked, self._weights_from_losses())
 
     def stack(self, losses: Losses) -> tf.Tensor:
         """The losses as a 1-D tensor in task order, checked to be finite scalars."""
@@ -116,14 +80,8 @@ class Weighting(tf.Module):
                 raise ValueError(f"loss of task {self._order.label(i)} is not a scalar (shape {loss.shape})")
             tensors.append(tf.reshape(loss, []))
         stacked = tf.stack(tensors)
-        values = stacked.numpy().astype(np.float64)
-        if not np.all(np.isfinite(values)):
-            core.check_finite_losses(values, self._order)
-        self._values = values
+        self._keep_values(stacked.numpy().astype(np.float64))
         return stacked
-
-    def end_epoch(self) -> None:
-        """Called by the training loop after each epoch (used by :class:`DWA`)."""
 
     # The protocol of fit's compiled step (mtl_course.tf.train), which cannot run numpy inside the
     # graph: it takes _step_weights() as a tensor argument, builds the total with _graph_total
@@ -138,23 +96,15 @@ class Weighting(tf.Module):
 
     def _record(self, values: np.ndarray) -> None:
         """Keep a compiled step's losses (float64, task order) as an eager call would, after checking them."""
-        if not np.all(np.isfinite(values)):
-            core.check_finite_losses(values, self._order)
-        self._values = values
+        self._keep_values(values)
 
     def _weighted_sum(self, stacked: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
         return tf.reduce_sum(tf.constant(weights, dtype=stacked.dtype) * stacked)
 
-    def _core_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_core_state(self, state: Mapping[str, Any]) -> None:
-        pass
-
     def state_dict(self) -> dict[str, np.ndarray]:
         """Variables and numpy-side state as numpy arrays (strings as 0-d str arrays; no pickle needed)."""
         state = {f"variables/{v.name.split(':')[0]}": v.numpy() for v in self.trainable_variables}
-        for key, value in {**self._order.state(), **self._core_state()}.items():
+        for key, value in self._plain_state().items():
             state[key] = np.asarray(value)
         return state
 
@@ -168,8 +118,7 @@ class Weighting(tf.Module):
                 raise ValueError(f"{key}: saved shape {value.shape} != {tuple(v.shape)}")
             v.assign(value)
         plain = {k: (v.item() if np.asarray(v).dtype.kind in "US" else np.asarray(v)) for k, v in state.items()}
-        self._order.load_state(plain)
-        self._load_core_state(plain)
+        self._load_plain_state(plain)
 
 
 class EqualWeighting(Weighting):
@@ -257,8 +206,8 @@ class UncertaintyWeighting(Weighting):
         return tf.reduce_sum(c * tf.exp(-s) * stacked + 0.5 * s)
 
 
-class DWA(Weighting):
-    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019); call :meth:`end_epoch` after each epoch.
+class DWA(core.DWABase, Weighting):
+    """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019); call ``end_epoch()`` after each epoch.
 
     The epoch average is the plain mean over calls, as in the PyTorch twin
     (LibMTL's weights each batch by its size).
@@ -274,11 +223,8 @@ class DWA(Weighting):
     """
 
     def __init__(self, temperature: float = 2.0, tasks: Tasks = None) -> None:
-        if not temperature > 0:
-            raise ValueError(f"DWA temperature must be positive, got {temperature}")
         super().__init__(tasks)
-        self.temperature = float(temperature)
-        self._averages = core.EpochAverages()
+        self._start_dwa(temperature)
 
     def __call__(self, losses: Losses) -> tf.Tensor:
         stacked = self.stack(losses)
@@ -289,21 +235,8 @@ class DWA(Weighting):
         super()._record(values)
         self._averages.add(self._values)
 
-    def end_epoch(self) -> None:
-        """Close the epoch: store its average losses and compute the next weights."""
-        self._averages.end_epoch()
-        self._weights = core.dwa_weights(np.stack(self._averages.history[-2:]), self.temperature)
 
-    def _core_state(self) -> dict[str, Any]:
-        return self._averages.state(self.num_tasks or 0)
-
-    def _load_core_state(self, state: Mapping[str, Any]) -> None:
-        self._averages.load_state(state)
-        history = self._averages.history
-        self._weights = core.dwa_weights(np.stack(history[-2:]), self.temperature) if history else None
-
-
-class RLW(Weighting):
+class RLW(core.RLWBase, Weighting):
     """Random Loss Weighting (Lin et al., TMLR 2022): ``softmax(lambda)``, ``lambda ~ N(0, I)`` per call.
 
     ``generator``: a numpy Generator, an int seed or None, exactly as in the
@@ -320,33 +253,15 @@ class RLW(Weighting):
 
     def __init__(self, distribution: str = "normal", generator: np.random.Generator | int | None = None,
                  tasks: Tasks = None) -> None:
-        if distribution not in core.RLW_DISTRIBUTIONS:
-            raise ValueError(f"unknown RLW distribution {distribution!r}; use one of {core.RLW_DISTRIBUTIONS}")
         super().__init__(tasks)
-        self.distribution = distribution
-        self.generator = core.as_generator(generator)
-
-    def _initial_weights(self, num_tasks: int) -> np.ndarray:
-        return np.full(num_tasks, 1.0 / num_tasks)
+        self._start_rlw(distribution, generator)
 
     def __call__(self, losses: Losses) -> tf.Tensor:
         stacked = self.stack(losses)
-        self._weights = core.rlw_weights(self.generator, int(stacked.shape[0]), self.distribution)
-        return self._weighted_sum(stacked, self._weights)
+        return self._weighted_sum(stacked, self._draw(int(stacked.shape[0])))
 
     def _step_weights(self) -> np.ndarray:
-        self._weights = core.rlw_weights(self.generator, self.num_tasks, self.distribution)
-        return self._weights
-
-    def _core_state(self) -> dict[str, Any]:
-        last = self.weights
-        return {"generator": core.generator_state(self.generator),
-                "last_weights": np.zeros(0) if last is None else last}
-
-    def _load_core_state(self, state: Mapping[str, Any]) -> None:
-        core.set_generator_state(self.generator, state["generator"])
-        last = np.asarray(state["last_weights"], dtype=np.float64)
-        self._weights = last if last.size else None
+        return self._draw(self.num_tasks)
 
 
 class GradNorm(Weighting):

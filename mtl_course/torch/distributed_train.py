@@ -42,6 +42,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from mtl_course.checks import check_count
 from mtl_course.core.data_parallel import ROUNDING, DistributedConfig, global_batches, make_problem, shard
 from mtl_course.core.tasks import Task
 from mtl_course.torch.aggregators import AGGREGATORS
@@ -232,8 +233,7 @@ def launch(config: DistributedConfig, nproc: int = 2, out_dir: str | Path | None
     ``torch.multiprocessing.ProcessRaisedException`` with its traceback.
     """
     _check_method(config.method)
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc must be a positive int, got {nproc!r}")
+    check_count(nproc, "nproc")
     shard(np.arange(config.global_batch), 0, nproc)  # raises if the batch does not split evenly
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as rendezvous:
         target = str(out_dir if out_dir is not None else tmp)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from mtl_course.core.methods import resolve_aggregator
+
 __all__ = [
     "jacobian",
     "representation_jacobian",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-def _stack_losses(
+def stack_losses(
     losses: Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The losses as a list and stacked into a vector, after checking them."""
@@ -91,7 +93,7 @@ def jacobian(
         tensor([[1., 1.],
                 [2., 4.]])
     """
-    values, stacked = _stack_losses(losses)
+    values, stacked = stack_losses(losses)
     params = _param_list(params)
     T = len(values)
     try:
@@ -290,14 +292,9 @@ def backward(
         >>> w.shape, trunk.weight.grad.shape, heads[0].weight.grad is not None
         ((2,), torch.Size([4, 3]), True)
     """
-    if isinstance(aggregator, str):
-        from mtl_course.torch.aggregators import AGGREGATORS
+    from mtl_course.torch.aggregators import AGGREGATORS
 
-        if aggregator not in AGGREGATORS:
-            raise ValueError(f"unknown aggregator {aggregator!r}; use one of {sorted(AGGREGATORS)} or a function")
-        aggregator = AGGREGATORS[aggregator]
-    elif not callable(aggregator):
-        raise TypeError(f"aggregator must be a function J -> direction or a name, got {aggregator!r}")
+    aggregator = resolve_aggregator(aggregator, AGGREGATORS)
     shared = _param_list(shared_params)
     weights, J, direction = aggregate_backward(losses, shared, aggregator, retain_graph)
     return weights if weights is not None else aggregator_weights(J, direction)
@@ -323,7 +320,7 @@ def aggregate_backward(
     """
     from mtl_course.torch.gramian import gramian_weights
 
-    values, stacked = _stack_losses(losses)
+    values, stacked = stack_losses(losses)
     weights = J = direction = None
     if recorder is not None:
         G = recorder.gramian(values)

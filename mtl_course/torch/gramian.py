@@ -141,9 +141,9 @@ class LayerGramian:
         The autograd graph is kept for the backward pass of the weighted loss
         that usually follows (it is freed when the losses go out of scope).
         """
-        from mtl_course.torch.gradients import _stack_losses, jacobian
+        from mtl_course.torch.gradients import stack_losses, jacobian
 
-        values, stacked = _stack_losses(losses)
+        values, stacked = stack_losses(losses)
         T = len(values)
         dtype = stacked.dtype if stacked.dtype in (torch.float32, torch.float64) else torch.float32
         G = torch.zeros(T, T, dtype=dtype, device=stacked.device)

@@ -28,10 +28,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-import tqdm
 from torch import nn
 
 from mtl_course.checks import check_count, check_rate
+from mtl_course.core import meta as core_meta
 from mtl_course.core.meta import check_examples
 
 __all__ = ["adapt", "reptile", "reptile_step"]
@@ -161,15 +161,8 @@ def reptile(model: nn.Module, sample_task: Callable[[np.random.Generator], Examp
         >>> losses.shape
         (4,)
     """
-    meta_steps = check_count(meta_steps, "meta_steps", 0)
-    meta_batch_size = check_count(meta_batch_size, "meta_batch_size")
-    rng = np.random.default_rng(seed)
-    kwargs = {} if progress else {"disable": True}
-    losses = np.empty(meta_steps)
-    for step in tqdm.tqdm(range(meta_steps), desc="reptile", unit="step", **kwargs):
-        batch = [sample_task(rng) for _ in range(meta_batch_size)]
-        losses[step] = reptile_step(model, batch, inner_steps, inner_lr, outer_lr)
-    return losses
+    return core_meta.reptile_loop(lambda batch: reptile_step(model, batch, inner_steps, inner_lr, outer_lr),
+                                  sample_task, meta_steps, meta_batch_size, seed, progress)
 
 
 def adapt(model: nn.Module, x: np.ndarray, y: np.ndarray, steps: int = 32, lr: float = 0.02) -> nn.Module:

@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from mtl_course.checks import check_seed
+
 
 def device() -> torch.device:
     """The best available device: CUDA, then Apple MPS, then CPU.
@@ -56,11 +58,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         >>> torch.equal(a, torch.rand(2))
         True
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    seed = int(seed)
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device

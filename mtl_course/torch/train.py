@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
-
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 import tqdm
 from torch import nn
 
+from mtl_course.core import methods as core_methods
 from mtl_course.core import tasks as core_tasks
 from mtl_course.core.files import atomic_write
 from mtl_course.core.tasks import History, Task
@@ -34,7 +33,7 @@ from mtl_course.core.weighting import gradnorm_layer_index
 from mtl_course.data.types import MultiTaskSplit
 from mtl_course.torch.gradients import aggregate_backward, aggregator_weights
 from mtl_course.torch.runtime import device as default_device
-from mtl_course.torch.weighting import RLW, WEIGHTINGS, GradNorm, UncertaintyWeighting, Weighting
+from mtl_course.torch.weighting import WEIGHTINGS, GradNorm, Weighting
 
 Data = MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]
 Method = Weighting | str | Callable[[torch.Tensor], torch.Tensor]
@@ -97,29 +96,12 @@ def resolve_method(method: Method, tasks: Mapping[str, Task], seed: int | None =
     :data:`mtl_course.torch.aggregators.AGGREGATORS` ("mgda", "pcgrad", ...).
     "uncertainty" takes each task's kind from its loss; "rlw" and "pcgrad"
     draw their random weights / task orders from a generator seeded with
-    ``seed`` (an aggregator passed as a function is used as given).
+    ``seed`` (an aggregator passed as a function is used as given); the rule is
+    :func:`mtl_course.core.methods.resolve_method`'s.
     """
-    names = list(tasks)
-    if isinstance(method, Weighting):
-        return method.bind(names)
-    if isinstance(method, str):
-        if method == "uncertainty":
-            return UncertaintyWeighting(names, kinds=[t.kind for t in tasks.values()])
-        if method == "rlw":
-            return RLW(generator=seed, tasks=names)
-        if method in WEIGHTINGS:
-            return WEIGHTINGS[method](tasks=names)
-        from mtl_course.torch.aggregators import AGGREGATORS
+    from mtl_course.torch.aggregators import AGGREGATORS
 
-        if method == "pcgrad":  # its random task order, seeded like RLW's draws
-            return functools.partial(AGGREGATORS["pcgrad"], generator=np.random.default_rng(seed))
-        if method in AGGREGATORS:
-            return AGGREGATORS[method]
-        raise ValueError(f"unknown method {method!r}; weightings: {sorted(WEIGHTINGS)}, "
-                         f"aggregators: {sorted(AGGREGATORS)}")
-    if callable(method):
-        return method
-    raise TypeError(f"method must be a Weighting, a name or an aggregator function, got {method!r}")
+    return core_methods.resolve_method(method, tasks, seed, Weighting, WEIGHTINGS, AGGREGATORS)
 
 
 def _optimizer(optimizer: torch.optim.Optimizer | str | None, params: list[nn.Parameter], lr: float,
@@ -246,24 +228,10 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
         >>> history.epochs, len(history.weights[-1])
         (2, 2)
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be None or positive, got {clip_grad_norm!r}")
-    loader = core_tasks.is_loader(train_data)
-    split = None if loader else core_tasks.training_split(train_data)
-    if loader:
-        first_x, first_y = core_tasks.batch_pair(next(iter(train_data)))
-        data_tasks = tuple(first_y)
-    else:
-        data_tasks = split.task_names
-    specs = core_tasks.resolve_tasks(tasks, data_tasks, getattr(model, "task_names", None))
-    names = list(specs)
-    if val_data is not None:
-        val_data = core_tasks.evaluation_split(val_data, "validation", _numpy)
-    if patience is not None and val_data is None:
-        raise ValueError("early stopping (patience=...) needs val_data")
-    stopper = core_tasks.EarlyStopping(monitor, patience, specs)
+    plan = core_tasks.plan_fit(model, train_data, tasks, val_data, epochs, patience, monitor, clip_grad_norm,
+                               _numpy)
+    loader, split, specs, names = plan.loader, plan.split, plan.specs, plan.names
+    val_data, stopper = plan.val_data, plan.stopper
     resolved = resolve_method(method, specs, seed)
     is_weighting = isinstance(resolved, Weighting)
     dev = torch.device(device) if device is not None else default_device()
@@ -357,10 +325,7 @@ def fit(model: nn.Module, train_data: Data, tasks: Mapping[str, Task | str], met
             opt.step()
             sums += np.where(present, values, 0.0)
             seen += present
-        if not seen.any():
-            raise ValueError("the training data yielded no batch")
-        with np.errstate(invalid="ignore"):
-            mean_loss = dict(zip(names, (sums / seen).tolist()))
+        mean_loss = core_tasks.epoch_mean_losses(names, sums, seen)
         if is_weighting:
             weights = resolved.weights
             resolved.end_epoch()
@@ -484,24 +449,12 @@ def evaluate(model: nn.Module, data: Data, tasks: Mapping[str, Task | str], batc
         >>> scores.metrics
         {'a': 'mse'}
     """
-    split = core_tasks.evaluation_split(data, "evaluation", _numpy)
-    specs = core_tasks.resolve_tasks(tasks, split.task_names, getattr(model, "task_names", None))
-    outputs = predict(model, split.x, batch_size)
-    targets, masks = core_tasks.prepare_targets(split, specs)
-    metrics, losses = {}, {}
-    for name, task in specs.items():
-        pred, y, mask = outputs[name], targets[name], masks[name]
-        if isinstance(task.loss, str):
-            pred = pred.reshape(core_tasks.aligned_shape(name, pred.shape, y.shape, task.loss))
-            if task.loss == "cross_entropy":
-                core_tasks.check_labels(name, task, y, mask, pred.shape[-1])
-        metrics[name] = task.score(pred, y, mask)
-        if return_losses:
-            with torch.no_grad():
-                losses[name] = float(task_loss(name, task, torch.as_tensor(pred), torch.as_tensor(y),
-                                               None if mask is None else torch.as_tensor(mask)))
-    scores = core_tasks.Scores(metrics, {n: core_tasks.metric_name(t) for n, t in specs.items()})
-    return (scores, losses) if return_losses else scores
+    def loss(name: str, task: Task, pred: np.ndarray, y: np.ndarray, mask: np.ndarray | None) -> float:
+        with torch.no_grad():
+            return float(task_loss(name, task, torch.as_tensor(pred), torch.as_tensor(y),
+                                   None if mask is None else torch.as_tensor(mask)))
+
+    return core_tasks.evaluate_model(model, data, tasks, batch_size, return_losses, predict, loss, _numpy)
 
 
 def save(path: str | Path, model: nn.Module, method: Weighting | None = None,

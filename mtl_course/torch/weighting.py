@@ -14,7 +14,6 @@ shared with the TensorFlow twins in :mod:`mtl_course.tf.weighting`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,81 +27,43 @@ Losses = Mapping[str, torch.Tensor] | Sequence[torch.Tensor]
 Tasks = Sequence[str] | int | None
 
 
-class Weighting(nn.Module):
+class Weighting(core.WeightingBase, nn.Module):
     """Base class: orders and validates the task losses, holds the task binding.
 
     ``tasks`` (names or a count) may be given at construction or left to
-    :meth:`bind` (``fit`` calls it) or to the first call.
+    :meth:`~mtl_course.core.weighting.WeightingBase.bind` (``fit`` calls it) or to the first call. The bookkeeping
+    (``task_names``, ``num_tasks``, ``bind``, ``weights``, ``compute_weights``,
+    ``end_epoch``) is :class:`~mtl_course.core.weighting.WeightingBase`'s, shared
+    with the TensorFlow twin; this class adds the tensors.
+
+    Your own weighting: override ``compute_weights(losses) -> weights``
+    (numpy in, numpy out) and :meth:`forward` returns ``sum_i w_i L_i`` and
+    logs ``w``; a subclass that overrides :meth:`forward` instead (for
+    learnable weights) sets ``self.weights = w`` there to log them.
 
     Examples:
         >>> import torch
         >>> weighting = EqualWeighting(tasks=['a', 'b'])
         >>> weighting.stack({'b': torch.tensor(2.0), 'a': torch.tensor(1.0)})
         tensor([1., 2.])
+        >>> class InverseLoss(Weighting):
+        ...     def compute_weights(self, losses):
+        ...         return len(losses) * (1 / losses) / (1 / losses).sum()
+        >>> weighting = InverseLoss(tasks=["a", "b"])
+        >>> total = weighting({"a": torch.tensor(1.0), "b": torch.tensor(3.0)})
+        >>> weighting.weights
+        array([1.5, 0.5])
     """
 
     def __init__(self, tasks: Tasks = None) -> None:
         super().__init__()
-        self._order = core.TaskOrder(tasks)
-        self._weights: np.ndarray | None = None
-        self._values: list[float] | None = None  # the last loss values, task order
-
-    @property
-    def task_names(self) -> tuple[str, ...] | None:
-        return self._order.names
-
-    @property
-    def num_tasks(self) -> int | None:
-        return self._order.count
-
-    def bind(self, tasks: Sequence[str] | int) -> "Weighting":
-        """Fix the tasks (a no-op if already bound to the same ones)."""
-        self._order.bind(tasks)
-        return self
-
-    @property
-    def weights(self) -> np.ndarray | None:
-        """The current task weights (float64, task order); None before the tasks are known."""
-        if self._weights is None and self.num_tasks is not None:
-            self._weights = self._initial_weights(self.num_tasks)
-        return None if self._weights is None else self._weights.copy()
-
-    @weights.setter
-    def weights(self, value: np.ndarray) -> None:
-        """Set the logged weights (a custom :meth:`forward` that computes its own weights sets them here)."""
-        self._weights = core.checked_weights(value, self.num_tasks)
-
-    def _initial_weights(self, num_tasks: int) -> np.ndarray:
-        return np.ones(num_tasks)
-
-    def compute_weights(self, losses: np.ndarray) -> np.ndarray:
-        """Your own weighting: return the weights ``w`` (one per task) from the loss values.
-
-        Override this in a subclass and the default ``forward`` returns
-        ``sum_i w_i L_i`` and logs ``w`` (``.weights``, ``History.weights``);
-        ``losses`` are the current values (float64 numpy, task order). A
-        subclass that overrides ``forward`` instead (for learnable weights)
-        sets ``self.weights = w`` there to log them.
-
-        Examples:
-            >>> import numpy as np
-            >>> class InverseLoss(Weighting):
-            ...     def compute_weights(self, losses):
-            ...         return len(losses) * (1 / losses) / (1 / losses).sum()
-            >>> weighting = InverseLoss(tasks=["a", "b"])
-            >>> total = weighting({"a": torch.tensor(1.0), "b": torch.tensor(3.0)})
-            >>> weighting.weights
-            array([1.5, 0.5])
-        """
-        raise NotImplementedError(
-            "a Weighting subclass overrides compute_weights(losses) -> weights (or forward)")
+        self._start(tasks)
 
     def forward(self, losses: Losses) -> torch.Tensor:
         """``sum_i w_i L_i`` with ``w = compute_weights(loss values)`` (for subclasses that only
-        override :meth:`~mtl_course.torch.weighting.Weighting.compute_weights`)."""
+        override :meth:`~mtl_course.core.weighting.WeightingBase.compute_weights`)."""
         stacked = self.stack(losses)
-        self.weights = self.compute_weights(np.array(self._values, dtype=np.float64))
-        return self._weighted_sum(stacked, self._weights)
+        return self._weighted_sum(stacked, self._weights_from_losses())
 
     def stack(self, losses: Losses) -> torch.Tensor:
         """The losses as a 1-D tensor in task order, checked to be finite scalars."""
@@ -114,10 +75,7 @@ class Weighting(nn.Module):
         if stacked is None or stacked.dim() != 1:
             stacked = self._stack_checked(ordered)
         # tolist() is the cheapest way to read the values on CPU (a sync on GPU, as any check is).
-        values = stacked.detach().tolist()
-        if not all(map(math.isfinite, values)):
-            core.check_finite_losses(np.array(values), self._order)
-        self._values = values
+        self._keep_values(stacked.detach().tolist())
         return stacked
 
     def _stack_checked(self, ordered: list) -> torch.Tensor:
@@ -127,9 +85,6 @@ class Weighting(nn.Module):
             if loss.numel() != 1:
                 raise ValueError(f"loss of task {self._order.label(i)} is not a scalar (shape {tuple(loss.shape)})")
         return torch.stack([loss.reshape(()) for loss in ordered])
-
-    def end_epoch(self) -> None:
-        """Called by the training loop after each epoch (used by :class:`DWA`)."""
 
     def _weighted_sum(self, stacked: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
         # Weights that change rarely (static, DWA) are copied to the device once.
@@ -142,21 +97,13 @@ class Weighting(nn.Module):
 
     # Non-parameter state goes through torch's extra-state hook as plain values
     # (str, tensors), which torch.load(..., weights_only=True) accepts.
-    def _core_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_core_state(self, state: Mapping[str, Any]) -> None:
-        pass
-
     def get_extra_state(self) -> dict[str, Any]:
-        state = {**self._order.state(), **self._core_state()}
+        state = self._plain_state()
         return {k: torch.from_numpy(np.array(v)) if isinstance(v, (np.ndarray, np.generic)) else v
                 for k, v in state.items()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        state = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
-        self._order.load_state(state)
-        self._load_core_state(state)
+        self._load_plain_state({k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state.items()})
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names) if self.task_names else self.num_tasks}"
@@ -259,14 +206,14 @@ class UncertaintyWeighting(Weighting):
         return (self.factors.to(stacked.dtype) * torch.exp(-s) * stacked + 0.5 * s).sum()
 
 
-class DWA(Weighting):
+class DWA(core.DWABase, Weighting):
     """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019), see
     :func:`~mtl_course.core.weighting.dwa_weights`.
 
     ``w_k(t) = K softmax(r(t-1) / T)_k`` with ``r_k(t-1) = L_k(t-1) / L_k(t-2)``
     from epoch-average training losses; 1 for the first two epochs (as the
     paper and LibMTL's ``DWA``). Every call adds the loss values to the running
-    epoch average; the training loop must call :meth:`end_epoch` after each epoch.
+    epoch average; the training loop must call :meth:`~mtl_course.core.weighting.DWABase.end_epoch` after each epoch.
     The average is the plain mean over calls (LibMTL's weights each batch by its
     size, which differs only when batches differ in size).
 
@@ -281,11 +228,8 @@ class DWA(Weighting):
     """
 
     def __init__(self, temperature: float = 2.0, tasks: Tasks = None) -> None:
-        if not temperature > 0:
-            raise ValueError(f"DWA temperature must be positive, got {temperature}")
         super().__init__(tasks)
-        self.temperature = float(temperature)
-        self._averages = core.EpochAverages()
+        self._start_dwa(temperature)
 
     def forward(self, losses: Losses) -> torch.Tensor:
         stacked = self.stack(losses)
@@ -294,21 +238,8 @@ class DWA(Weighting):
             self._weights = self._initial_weights(stacked.shape[0])
         return self._weighted_sum(stacked, self._weights)
 
-    def end_epoch(self) -> None:
-        """Close the epoch: store its average losses and compute the next weights."""
-        self._averages.end_epoch()
-        self._weights = core.dwa_weights(np.stack(self._averages.history[-2:]), self.temperature)
 
-    def _core_state(self) -> dict[str, Any]:
-        return self._averages.state(self.num_tasks or 0)
-
-    def _load_core_state(self, state: Mapping[str, Any]) -> None:
-        self._averages.load_state(state)
-        history = self._averages.history
-        self._weights = core.dwa_weights(np.stack(history[-2:]), self.temperature) if history else None
-
-
-class RLW(Weighting):
+class RLW(core.RLWBase, Weighting):
     """Random Loss Weighting (Lin et al., TMLR 2022), see :func:`~mtl_course.core.weighting.rlw_weights`.
 
     Every call draws new weights ``softmax(lambda)``, ``lambda ~ N(0, I)``,
@@ -328,29 +259,12 @@ class RLW(Weighting):
 
     def __init__(self, distribution: str = "normal", generator: np.random.Generator | int | None = None,
                  tasks: Tasks = None) -> None:
-        if distribution not in core.RLW_DISTRIBUTIONS:
-            raise ValueError(f"unknown RLW distribution {distribution!r}; use one of {core.RLW_DISTRIBUTIONS}")
         super().__init__(tasks)
-        self.distribution = distribution
-        self.generator = core.as_generator(generator)
-
-    def _initial_weights(self, num_tasks: int) -> np.ndarray:
-        return np.full(num_tasks, 1.0 / num_tasks)
+        self._start_rlw(distribution, generator)
 
     def forward(self, losses: Losses) -> torch.Tensor:
         stacked = self.stack(losses)
-        self._weights = core.rlw_weights(self.generator, stacked.shape[0], self.distribution)
-        return self._weighted_sum(stacked, self._weights)
-
-    def _core_state(self) -> dict[str, Any]:
-        last = self.weights
-        return {"generator": core.generator_state(self.generator),
-                "last_weights": np.zeros(0) if last is None else last}
-
-    def _load_core_state(self, state: Mapping[str, Any]) -> None:
-        core.set_generator_state(self.generator, state["generator"])
-        last = np.asarray(state["last_weights"], dtype=np.float64)
-        self._weights = last if last.size else None
+        return self._weighted_sum(stacked, self._draw(stacked.shape[0]))
 
 
 class GradNorm(Weighting):

@@ -59,7 +59,7 @@ def test_set_partitions_are_the_bell_number_many_distinct_partitions(n):
         assert sorted(i for g in groups for i in g) == list(range(n))
         seen.add(tuple(tuple(g) for g in groups))
     assert len(seen) == BELL[n]
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="n must be an int >= 1, got 0"):
         next(set_partitions(0))
 
 

@@ -300,7 +300,7 @@ def test_cross_stitch_validates():
         CrossStitch({"a": [nn.Linear(2, 2)], "b": [nn.Linear(2, 2), nn.Linear(2, 2)]})
     with pytest.raises(ValueError, match="at least two tasks"):
         CrossStitch({"a": [nn.Linear(2, 2), nn.Linear(2, 2)]})
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(ValueError, match=r"alpha_self must lie in \[0.0, 1.0\]"):
         CrossStitch({n: [nn.Linear(2, 2), nn.Linear(2, 2)] for n in "ab"}, alpha_self=1.5)
     with pytest.raises(TypeError, match="non-empty sequence"):
         CrossStitch({"a": [], "b": []})

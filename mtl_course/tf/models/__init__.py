@@ -7,7 +7,8 @@ and splits its parameters into ``shared_parameters()`` and ``task_parameters(nam
 from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.models.base import MultiTaskModel, mlp
 from mtl_course.tf.models.cross_stitch import CrossStitch, CrossStitchUnit
-from mtl_course.tf.models.experts import ESMM, MMoE, PLE, CGCLayer, ctcvr_logit, mix_experts
+from mtl_course.tf.models.esmm import ESMM, ctcvr_logit
+from mtl_course.tf.models.experts import MMoE, PLE, CGCLayer, mix_experts
 from mtl_course.tf.models.sharing import HardSharing, SoftSharing
 from mtl_course.tf.models.wrapped import Wrapped, wrap
 

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from mtl_course.checks import check_mapping, check_task_names
-from mtl_course.core.model_config import cross_stitch_init
+from mtl_course.core.model_config import cross_stitch_init, cross_stitch_parts
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 
@@ -74,28 +74,9 @@ class CrossStitch(MultiTaskModel):
         towers = check_mapping(towers, "towers")
         names = check_task_names(list(towers), "towers")
         super().__init__(names, **kwargs)
-        columns = {}
-        for name, stages in towers.items():
-            if isinstance(stages, keras.layers.Layer):
-                raise TypeError(f"towers[{name!r}] must be a list of Keras layers (the stages), not one layer")
-            stages = list(stages)
-            if not stages or not all(isinstance(s, keras.layers.Layer) for s in stages):
-                raise TypeError(f"towers[{name!r}] must be a non-empty sequence of Keras layers")
-            columns[name] = stages
-        depths = {name: len(stages) for name, stages in columns.items()}
-        if len(set(depths.values())) != 1:
-            raise ValueError(f"every tower needs the same number of stages, got {depths}")
-        if heads is not None:
-            heads = check_mapping(heads, "heads")
-            if list(heads) != list(names):
-                raise ValueError(
-                    f"heads must have the towers' tasks in the same order, got {list(heads)} vs {list(names)}"
-                )
-            if not all(isinstance(h, keras.layers.Layer) for h in heads.values()):
-                raise TypeError("every head must be a Keras layer")
+        columns, heads, depth = cross_stitch_parts(towers, heads, keras.layers.Layer, "Keras layer")
         self.towers = columns
         self.heads = heads
-        depth = depths[names[0]]
         self.units = [CrossStitchUnit(len(names), alpha_self) for _ in range(depth - 1)]
 
     def call(self, x) -> dict[str, tf.Tensor]:

@@ -1,4 +1,4 @@
-"""Mixture-of-experts multi-task models (MMoE, PLE) and ESMM (Keras).
+"""Mixture-of-experts multi-task models (MMoE, PLE) (Keras); ESMM is in ``mtl_course.tf.models.esmm``.
 
 Twins of :mod:`mtl_course.torch.models.experts`, with the same arguments,
 outputs and parameter split; the docstrings there give formulas and papers.
@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.checks import layer_sizes, positive_int
-from mtl_course.core.model_config import tower_specs
+from mtl_course.core.model_config import mmoe_sizes, ple_sizes, tower_specs
 from mtl_course.tf.models.base import MultiTaskModel, check_input, dense, mlp, variables_of
 
 
@@ -71,13 +70,8 @@ class MMoE(MultiTaskModel):
     ) -> None:
         sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes), **kwargs)
-        self.input_dim = positive_int(input_dim, "input_dim")
-        num_experts = positive_int(num_experts, "num_experts")
-        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
-        if num_gates is None:
-            num_gates = len(sizes)
-        if num_gates not in (1, len(sizes)):
-            raise ValueError(f"num_gates must be None, 1 or the number of tasks ({len(sizes)}), got {num_gates}")
+        self.input_dim, num_experts, expert_hidden, num_gates = mmoe_sizes(
+            input_dim, num_experts, expert_hidden, len(sizes), num_gates)
         self.experts = _experts(num_experts, (self.input_dim, *expert_hidden), activation)
         self.gate_layers = [dense(self.input_dim, num_experts) for _ in range(num_gates)]
         self.towers = _towers(sizes, expert_hidden[-1], activation)
@@ -191,11 +185,8 @@ class PLE(MultiTaskModel):
     ) -> None:
         sizes = tower_specs(tasks, tower_hidden, _MODULE)
         super().__init__(list(sizes), **kwargs)
-        self.input_dim = positive_int(input_dim, "input_dim")
-        num_shared_experts = positive_int(num_shared_experts, "num_shared_experts")
-        num_task_experts = positive_int(num_task_experts, "num_task_experts")
-        num_levels = positive_int(num_levels, "num_levels")
-        expert_hidden = layer_sizes(expert_hidden, "expert_hidden", allow_empty=False)
+        self.input_dim, num_shared_experts, num_task_experts, num_levels, expert_hidden = ple_sizes(
+            input_dim, num_shared_experts, num_task_experts, num_levels, expert_hidden)
         self.levels = [
             CGCLayer(
                 self.task_names,
@@ -236,67 +227,3 @@ class PLE(MultiTaskModel):
     def shared_parameters(self) -> list:
         own = {id(v) for name in self.task_names for v in self.task_parameters(name)}
         return [v for v in self.trainable_variables if id(v) not in own]
-
-
-def ctcvr_logit(click_logit: tf.Tensor, cvr_logit: tf.Tensor) -> tf.Tensor:
-    """The logit of ``pCTCVR = sigmoid(a) * sigmoid(b)`` without overflow; twin of
-    :func:`mtl_course.torch.models.ctcvr_logit` (see there for the derivation).
-
-    Examples:
-        >>> import tensorflow as tf
-        >>> a, b = tf.constant([0.0, 100.0]), tf.constant([0.0, 100.0])
-        >>> p = tf.sigmoid(ctcvr_logit(a, b))
-        >>> p.numpy().tolist()  # 0.5 * 0.5, and no overflow for large logits
-        [0.25, 1.0]
-    """
-    log_p = tf.math.log_sigmoid(click_logit) + tf.math.log_sigmoid(cvr_logit)
-    not_click = tf.math.log_sigmoid(-click_logit)
-    click_not_cvr = tf.math.log_sigmoid(click_logit) + tf.math.log_sigmoid(-cvr_logit)
-    log_not_p = tf.reduce_logsumexp(tf.stack([not_click, click_not_cvr]), axis=0)
-    return log_p - log_not_p
-
-
-class ESMM(MultiTaskModel):
-    """Entire Space Multi-task Model (Ma et al., SIGIR 2018); twin of
-    :class:`mtl_course.torch.models.ESMM`: outputs ``"click"``, ``"conversion"``
-    (pCTCVR) and the non-task ``"cvr"``, all logits of shape ``(batch, 1)``.
-
-    Examples:
-        >>> import tensorflow as tf
-        >>> model = ESMM(6, bottom_hidden=8, tower_hidden=4)
-        >>> out = model(tf.ones((2, 6)))
-        >>> model.task_names, {k: tuple(v.shape) for k, v in out.items()}
-        (('click', 'conversion'), {'click': (2, 1), 'conversion': (2, 1), 'cvr': (2, 1)})
-        >>> p_ctcvr = tf.sigmoid(out['click']) * tf.sigmoid(out['cvr'])
-        >>> bool(tf.reduce_all(tf.abs(tf.sigmoid(out['conversion']) - p_ctcvr) < 1e-6))
-        True
-    """
-
-    def __init__(
-        self,
-        input_dim: int,
-        bottom_hidden: int | Sequence[int],
-        tower_hidden: int | Sequence[int] = (),
-        activation: str = "relu",
-        **kwargs,
-    ) -> None:
-        super().__init__(("click", "conversion"), **kwargs)
-        self.input_dim = positive_int(input_dim, "input_dim")
-        bottom_hidden = layer_sizes(bottom_hidden, "bottom_hidden", allow_empty=False)
-        tower_hidden = layer_sizes(tower_hidden, "tower_hidden")
-        self.bottom = mlp((self.input_dim, *bottom_hidden), activation, output_activation=True)
-        self.ctr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
-        self.cvr_tower = mlp((bottom_hidden[-1], *tower_hidden, 1), activation)
-
-    def call(self, x) -> dict[str, tf.Tensor]:
-        x = check_input(x, self.input_dim)
-        z = self.bottom(x)
-        click, cvr = self.ctr_tower(z), self.cvr_tower(z)
-        return {"click": click, "conversion": ctcvr_logit(click, cvr), "cvr": cvr}
-
-    def shared_parameters(self) -> list:
-        return variables_of([self.bottom, self.ctr_tower])
-
-    def task_parameters(self, name: str) -> list:
-        self._check_task(name)
-        return variables_of([self.cvr_tower]) if name == "conversion" else []

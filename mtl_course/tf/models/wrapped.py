@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_course.checks import check_mapping, check_task_names
+from mtl_course.checks import check_task_names
+from mtl_course.core.model_config import check_heads, outputs_by_task
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 
@@ -43,26 +44,12 @@ class Wrapped(MultiTaskModel):
         if not isinstance(module, keras.layers.Layer):
             raise TypeError(f"module must be a keras Layer or Model, got {type(module).__name__}")
         self.module = module
-        self._heads = check_mapping(heads, "heads") if heads is not None else {}
-        unknown = [n for n in self._heads if n not in self.task_names]
-        if unknown:
-            raise ValueError(f"heads names task(s) {unknown} that are not in tasks {list(self.task_names)}")
+        self._heads = check_heads(heads, self.task_names)
         self._shared = shared
 
     def call(self, x, training=None) -> dict[str, tf.Tensor]:
         out = self.module(x, training=training)
-        if isinstance(out, Mapping):
-            missing = [n for n in self.task_names if n not in out]
-            if missing:
-                raise ValueError(f"the module's output dict has no task(s) {missing}")
-            return {n: out[n] for n in self.task_names}
-        if tf.is_tensor(out):
-            out = (out,)
-        if not isinstance(out, (tuple, list)) or len(out) != len(self.task_names):
-            raise ValueError(f"the module returned {len(out) if isinstance(out, (tuple, list)) else type(out).__name__}"
-                             f" outputs for {len(self.task_names)} tasks {list(self.task_names)}: return one "
-                             "output per task, in that order")
-        return dict(zip(self.task_names, out))
+        return outputs_by_task(out, self.task_names, tf.is_tensor(out))
 
     def shared_parameters(self) -> list:
         owned = {id(v) for head in self._heads.values() for v in variables_of([head])}

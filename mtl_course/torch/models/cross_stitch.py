@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mtl_course.checks import check_mapping, check_task_names
-from mtl_course.core.model_config import cross_stitch_init
+from mtl_course.core.model_config import cross_stitch_init, cross_stitch_parts
 from mtl_course.torch.models.base import MultiTaskModel, parameters_of
 
 
@@ -83,26 +83,9 @@ class CrossStitch(MultiTaskModel):
         towers = check_mapping(towers, "towers")
         names = check_task_names(list(towers), "towers")
         super().__init__(names)
-        columns = {}
-        for name, stages in towers.items():
-            stages = list(stages)
-            if not stages or not all(isinstance(s, nn.Module) for s in stages):
-                raise TypeError(f"towers[{name!r}] must be a non-empty sequence of torch.nn.Module stages")
-            columns[name] = nn.ModuleList(stages)
-        depths = {name: len(stages) for name, stages in columns.items()}
-        if len(set(depths.values())) != 1:
-            raise ValueError(f"every tower needs the same number of stages, got {depths}")
-        if heads is not None:
-            heads = check_mapping(heads, "heads")
-            if list(heads) != list(names):
-                raise ValueError(
-                    f"heads must have the towers' tasks in the same order, got {list(heads)} vs {list(names)}"
-                )
-            if not all(isinstance(h, nn.Module) for h in heads.values()):
-                raise TypeError("every head must be a torch.nn.Module")
-        self.towers = nn.ModuleDict(columns)
+        columns, heads, depth = cross_stitch_parts(towers, heads, nn.Module, "torch.nn.Module")
+        self.towers = nn.ModuleDict({name: nn.ModuleList(stages) for name, stages in columns.items()})
         self.heads = nn.ModuleDict(heads) if heads is not None else None
-        depth = depths[names[0]]
         self.units = nn.ModuleList([CrossStitchUnit(len(names), alpha_self) for _ in range(depth - 1)])
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from mtl_course.checks import check_mapping, check_task_names
+from mtl_course.checks import check_task_names
+from mtl_course.core.model_config import check_heads, outputs_by_task
 from mtl_course.torch.models.base import MultiTaskModel
 
 
@@ -42,10 +43,7 @@ class Wrapped(MultiTaskModel):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
         self.module = module
-        self._heads = check_mapping(heads, "heads") if heads is not None else {}
-        unknown = [n for n in self._heads if n not in self.task_names]
-        if unknown:
-            raise ValueError(f"heads names task(s) {unknown} that are not in tasks {list(self.task_names)}")
+        self._heads = check_heads(heads, self.task_names)
         owned = {id(p) for head in self._heads.values() for p in head.parameters()}
         if shared is None:  # everything that no head owns
             self._shared = [p for p in module.parameters() if id(p) not in owned]
@@ -57,18 +55,7 @@ class Wrapped(MultiTaskModel):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.module(x)
-        if isinstance(out, Mapping):
-            missing = [n for n in self.task_names if n not in out]
-            if missing:
-                raise ValueError(f"the module's output dict has no task(s) {missing}")
-            return {n: out[n] for n in self.task_names}
-        if isinstance(out, torch.Tensor):
-            out = (out,)
-        if not isinstance(out, (tuple, list)) or len(out) != len(self.task_names):
-            raise ValueError(f"the module returned {len(out) if isinstance(out, (tuple, list)) else type(out).__name__}"
-                             f" outputs for {len(self.task_names)} tasks {list(self.task_names)}: return one "
-                             "output per task, in that order")
-        return dict(zip(self.task_names, out))
+        return outputs_by_task(out, self.task_names, isinstance(out, torch.Tensor))
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self._shared)
