@@ -181,10 +181,9 @@ def train_twins(kind: str, correlation: float, seed: int, epochs: int = 10, batc
     the last epoch's ``"train_loss"`` per task and, for MMoE/OMoE/PLE, the
     ``"gates"`` of :func:`mean_gate_weights`.
     """
-    from mtl_course.parity import copy_torch_to_tf
-
     import mtl_course.tf as mtl_tf
     import mtl_course.torch as mtl_torch
+    from mtl_course.parity import copy_torch_to_tf
 
     train, _, test = synthetic_splits(correlation, seed, n_train, 2, n_test, dim)
     frameworks = {"torch": mtl_torch, "tf": mtl_tf}

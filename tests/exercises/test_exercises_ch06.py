@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from mtl_course.exercises import ch06
 import mtl_course.torch as mtl_torch
 from mtl_course.chapters.ch06_experts import moe_model
+from mtl_course.exercises import ch06
 
 
 def n_params(model) -> int:
