@@ -70,6 +70,31 @@ def _check_framework(mtl: object) -> None:
         raise TypeError(f"mtl must be the module mtl_course.torch or mtl_course.tf, got {mtl!r}")
 
 
+def _precision(mtl: ModuleType, model: Any, float64: bool, seed: int) -> Any:
+    """The PyTorch ``model`` in float64 when asked, its weights drawn again by numpy.
+
+    PyTorch's own ``uniform_`` differs in the last bits between CPU kernels,
+    and a long training run can amplify that into a different result. So
+    every ``Linear`` layer is re-drawn from ``np.random.default_rng(seed)``
+    with PyTorch's default distribution, :math:`U(-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}})`
+    for weights and biases, which is the same on every machine.
+    """
+    if not (float64 and mtl.__name__ == "mtl_course.torch"):
+        return model
+    import torch
+
+    model = model.double()
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                bound = 1.0 / np.sqrt(module.in_features)
+                for param in (module.weight, module.bias):
+                    if param is not None:
+                        param.copy_(torch.from_numpy(rng.uniform(-bound, bound, size=tuple(param.shape))))
+    return model
+
+
 def moe_model(mtl: ModuleType, kind: str, input_dim: int, num_experts: int = 4, expert_hidden: int = 8,
               tower_hidden: int = 8, tasks: tuple[str, ...] = _TASKS) -> Any:
     """One of the models compared in the MMoE paper's synthetic experiment (plus PLE).
@@ -147,8 +172,8 @@ def relative_mse(predictions: dict[str, np.ndarray], test: MultiTaskSplit) -> di
 def train_on_synthetic(mtl: ModuleType, kind: str, correlation: float, seed: int, n_train: int = 2000,
                        n_val: int = 1000, n_test: int = 2000, dim: int = 16, max_epochs: int = 200,
                        patience: int | None = 10, batch_size: int = 500, lr: float = 2e-2, num_experts: int = 4,
-                       expert_hidden: int = 8, tower_hidden: int = 8,
-                       data_seed: int | None = None) -> tuple[Any, Any, MultiTaskSplit]:
+                       expert_hidden: int = 8, tower_hidden: int = 8, data_seed: int | None = None,
+                       float64: bool = True) -> tuple[Any, Any, MultiTaskSplit]:
     """Train one :func:`moe_model` on :func:`synthetic_splits` with Adam and equal weights.
 
     Training stops when the summed validation MSE has not improved for
@@ -156,13 +181,17 @@ def train_on_synthetic(mtl: ModuleType, kind: str, correlation: float, seed: int
     weights (``History.best_epoch``); ``patience=None`` trains all
     ``max_epochs``. ``data_seed`` (default: ``seed``) sets the data: the
     weight directions, the sines' parameters and the inputs. ``seed`` sets the
-    initialization and the batch order. Returns ``(model, history, test split)``.
+    initialization and the batch order. ``float64`` (PyTorch only; the
+    TensorFlow models stay float32) trains in double precision: a long run of
+    float32 Adam steps amplifies the last-bit differences between CPU kernels
+    into differences in the printed digits, double precision keeps them far
+    below. Returns ``(model, history, test split)``.
     """
     _check_framework(mtl)
     train, val, test = synthetic_splits(correlation, seed if data_seed is None else data_seed, n_train, n_val,
                                         n_test, dim)
     mtl.seed_everything(seed)
-    model = moe_model(mtl, kind, dim, num_experts, expert_hidden, tower_hidden)
+    model = _precision(mtl, moe_model(mtl, kind, dim, num_experts, expert_hidden, tower_hidden), float64, seed)
     history = mtl.fit(model, train, {t: "mse" for t in _TASKS}, epochs=max_epochs, batch_size=batch_size,
                       lr=lr, seed=seed, progress=False, val_data=val if patience is not None else None,
                       patience=patience)
@@ -274,7 +303,8 @@ def correlation_sweep(mtl: ModuleType, correlations: tuple[float, ...] = (1.0, 0
                       seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
                       models: tuple[str, ...] = ("shared-bottom", "OMoE", "MMoE", "PLE"), n_train: int = 2000,
                       n_val: int = 1000, n_test: int = 2000, dim: int = 16, max_epochs: int = 200,
-                      patience: int = 10, batch_size: int = 500, lr: float = 2e-2) -> CorrelationSweep:
+                      patience: int = 10, batch_size: int = 500, lr: float = 2e-2,
+                      float64: bool = True) -> CorrelationSweep:
     """Train every model on every correlation with every seed; score on test data.
 
     The MMoE paper's synthetic experiment at small scale: for each seed the
@@ -286,7 +316,7 @@ def correlation_sweep(mtl: ModuleType, correlations: tuple[float, ...] = (1.0, 0
     :func:`train_on_synthetic`. In PyTorch all runs of one model kind are
     trained at once by :func:`mtl_course.chapters.ch05_soft_sharing.fit_stacked`
     (``torch.func.vmap``; the same updates as ``mtl.fit``, model by model); in
-    TensorFlow one by one with ``mtl.fit``.
+    TensorFlow one by one with ``mtl.fit``. ``float64``: see :func:`train_on_synthetic`.
     """
     _check_framework(mtl)
     if not correlations or not seeds or not models:
@@ -305,10 +335,12 @@ def correlation_sweep(mtl: ModuleType, correlations: tuple[float, ...] = (1.0, 0
         nets = []
         for _, s in runs:
             mtl.seed_everything(s)
-            nets.append(moe_model(mtl, kind, dim))
+            nets.append(_precision(mtl, moe_model(mtl, kind, dim), float64, s))
         if mtl.__name__ == "mtl_course.torch":
             from mtl_course.chapters.ch05_soft_sharing import fit_stacked
 
+            if float64:  # fit_stacked feeds float32 inputs: cast them inside the model
+                nets = [_with_double_inputs(net) for net in nets]
             fitted = fit_stacked(nets, splits, [s for _, s in runs], lr=lr, batch_size=batch_size,
                                  max_epochs=max_epochs, patience=patience)
             relative[m] = fitted.test / variance
@@ -332,6 +364,21 @@ def correlation_sweep(mtl: ModuleType, correlations: tuple[float, ...] = (1.0, 0
     return CorrelationSweep(tuple(models), tuple(float(c) for c in correlations), tuple(int(s) for s in seeds),
                             relative.reshape(*shape, len(_TASKS)), padded.reshape(*shape, length),
                             best.reshape(shape), int(max_epochs))
+
+
+def _with_double_inputs(model: Any) -> Any:
+    """The float64 PyTorch ``model`` behind a module that casts its (float32) inputs to float64."""
+    import torch
+
+    class DoubleInputs(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.model = inner
+
+        def forward(self, x: Any) -> Any:
+            return self.model(x.double())
+
+    return DoubleInputs(model)
 
 
 @dataclass(frozen=True)
@@ -400,7 +447,7 @@ def gate_weights(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
 
         param = next(iter(model.parameters()))
         with torch.no_grad():
-            gates = model.gates(torch.as_tensor(x, device=param.device))
+            gates = model.gates(torch.as_tensor(x, device=param.device, dtype=param.dtype))
         return {name: g.double().cpu().numpy() for name, g in gates.items()}
     return {name: np.asarray(g, dtype=np.float64) for name, g in model.gates(x).items()}
 

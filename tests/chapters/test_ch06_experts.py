@@ -205,8 +205,37 @@ def test_correlation_sweep_runs_match_single_runs():
         for j, seed in enumerate((2, 3)):
             model, history, test = ex.train_on_synthetic(mtl, kind, 0.5, seed, patience=10, **TINY)
             scores = ex.relative_mse(mtl.predict(model, test.x), test)
-            np.testing.assert_allclose(sweep.relative_mse[m, 0, j], [scores["task1"], scores["task2"]], rtol=2e-4)
+            np.testing.assert_allclose(sweep.relative_mse[m, 0, j], [scores["task1"], scores["task2"]], rtol=1e-9)
             assert sweep.best_epoch[m, 0, j] == history.best_epoch + 1
+
+
+def test_torch_runs_train_in_float64_unless_told_otherwise():
+    model, _, test = ex.train_on_synthetic(mtl, "MMoE", 0.0, 0, **TINY)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    weights = ex.gate_weights(model, test.x)  # float32 inputs are cast to the model's dtype
+    np.testing.assert_allclose(weights["task1"].sum(axis=1), 1.0, atol=1e-12)
+    single, _, _ = ex.train_on_synthetic(mtl, "MMoE", 0.0, 0, float64=False, **TINY)
+    assert all(p.dtype == torch.float32 for p in single.parameters())
+    tf_model, _, _ = ex.train_on_synthetic(mtl_tf, "MMoE", 0.0, 0, **TINY)  # the Keras twin stays float32
+    assert all(v.dtype == "float32" for v in tf_model.trainable_variables)
+
+
+def test_torch_weights_are_drawn_by_numpy_within_the_default_bounds():
+    # numpy's generator gives the same numbers on every CPU; torch's uniform_ differs in the last bits
+    model, _, _ = ex.train_on_synthetic(mtl, "shared-bottom", 0.0, 7, **{**TINY, "max_epochs": 1})
+    fresh = ex._precision(mtl, ex.moe_model(mtl, "shared-bottom", TINY["dim"]), True, 7)
+    rng = np.random.default_rng(7)
+    linears = [m for m in fresh.modules() if isinstance(m, torch.nn.Linear)]
+    first = linears[0]
+    bound = 1 / np.sqrt(first.in_features)
+    np.testing.assert_array_equal(first.weight.detach().numpy(), rng.uniform(-bound, bound, size=tuple(first.weight.shape)))
+    for layer in linears:
+        b = 1 / np.sqrt(layer.in_features)
+        assert float(layer.weight.detach().abs().max()) <= b and float(layer.bias.detach().abs().max()) <= b
+    again = ex._precision(mtl, ex.moe_model(mtl, "shared-bottom", TINY["dim"]), True, 7)
+    for a, b in zip(fresh.parameters(), again.parameters()):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(fresh.parameters(), model.parameters()))  # it was trained
 
 
 def test_correlation_sweep_tf_matches_torch_bookkeeping():
