@@ -45,21 +45,31 @@ def learning_curve_grid(
     *,
     ncols: int = 2,
     ylabel: str = "test MSE (mean over tasks)",
+    spread: float = 0.12,
 ) -> Figure:
     """One panel per data set: mean (over seeds) test error of every method against samples per task, log-log.
 
     ``curves[data set][method]`` is an array ``(len(sample_sizes), n_seeds)``, as
-    returned by :func:`mtl_course.classical.comparison.learning_curves`. Baselines
+    returned by :func:`mtl_course.classical.comparison.learning_curves`. Each
+    point carries an error bar from the smallest to the largest error over the
+    seeds; the methods are shifted slightly along the x axis (by a factor of at
+    most ``1 +- spread / 2``) so that their bars do not hide each other. Baselines
     (names containing "ridge") are drawn dashed.
     """
     if not curves:
         raise ValueError("learning_curve_grid needs at least one data set")
     nrows = -(-len(curves) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.4 * nrows), squeeze=False, constrained_layout=True)
+    sizes = np.asarray(sample_sizes, dtype=np.float64)
     for ax, (title, methods) in zip(axes.flat, curves.items()):
-        for name, errors in methods.items():
+        shifts = np.linspace(-spread / 2, spread / 2, len(methods)) if len(methods) > 1 else [0.0]
+        for shift, (name, errors) in zip(shifts, methods.items()):
+            errors = np.asarray(errors, dtype=np.float64)
+            mean = errors.mean(axis=1)
+            bars = np.stack([mean - errors.min(axis=1), errors.max(axis=1) - mean])
             style = "--" if "ridge" in name else "-"
-            ax.plot(sample_sizes, np.asarray(errors).mean(axis=1), style, marker="o", markersize=3, label=name)
+            ax.errorbar(sizes * (1 + shift), mean, yerr=bars, fmt=style, marker="o", markersize=3, capsize=2,
+                        elinewidth=0.8, label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(list(sample_sizes), [str(n) for n in sample_sizes])

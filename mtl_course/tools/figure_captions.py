@@ -51,37 +51,46 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "losses, with the same coloured points spread along the whole front."),
     ("02_objective.ipynb", "510401a0"): Figure(
         "ch2-fig-pareto-concave",
-        "A concave Pareto front (Fonseca-Fleming). Left: the front, the chord between its ends, "
-        "and where gradient descent on a weighted sum ends; the middle of the front is never "
-        "reached. Right: the end point $u$ of each run against the weight $\\alpha$, for four "
-        "starts.",
-        "Left: a concave curved front bulging above a dashed chord; all runs end at one of the "
-        "two ends, and a red star marks the unreached middle. Right: for each of four starting "
-        "points, the end position jumps from -1 to +1 as alpha grows, at a threshold that "
-        "depends on the start."),
+        "A concave Pareto front (Fonseca-Fleming). Left: the front, the chord between its "
+        "ends, and where gradient descent on a weighted sum ends, one marker shape per "
+        "start (nested, so that coinciding runs stay visible); the middle of the front is "
+        "never reached. Right: the end point $u$ of each run against the weight $\\alpha$, "
+        "for four starts, drawn 0.03 apart because they coincide at the ends.",
+        "Left: a concave curved front bulging above a dashed chord; the runs of all four "
+        "starts, drawn as nested hollow circles, squares, triangles and diamonds, end at "
+        "one of the two ends, and a red star marks the unreached middle. Right: four "
+        "slightly offset step curves, one per start, jump from u = -1 to u = +1 as alpha "
+        "grows, at a threshold that depends on the start."),
     ("02_objective.ipynb", "42dda3ea"): Figure(
         "ch2-fig-rescaling",
-        "Multiplying the loss of task 2 by 1, 10 or 100 moves the equal-weights solution along "
-        "the Pareto front (dots); normalizing each loss by its initial value brings it back to "
-        "the same point (crosses).",
-        "The Pareto front in loss space. The dots of equal weighting move to the far right end "
-        "of the front as task 2's loss is scaled by 10 and 100, while the three crosses of the "
-        "normalized losses sit on top of each other at one point."),
+        "Multiplying the loss of task 2 by 1, 10 or 100 moves the equal-weights solution "
+        "along the Pareto front (squares); normalizing each loss by its initial value "
+        "brings it back to the same point (nested circles).",
+        "The Pareto front in loss space. The squares of equal weighting move to the far "
+        "right end of the front as task 2's loss is scaled by 10 and 100, while three "
+        "nested hollow circles of different sizes, the normalized runs, sit at one point "
+        "in the middle of the front, next to the square of scale 1."),
     ("02_objective.ipynb", "5aa15cbb"): Figure(
         "ch2-fig-grid-search",
-        "Grid search over the weight of task 1: validation and test loss of task 1 against "
-        "$\\alpha$ on one data set, the 25-75 % band of the test loss over 20 data sets, and "
-        "the weight chosen on validation (dotted).",
-        "Two U-shaped curves, validation and test loss, against alpha from 0 to 1, with a "
-        "shaded band around the test curve that widens at both ends and a vertical dotted line "
-        "near the bottom of the U where the weight was chosen."),
+        "Grid search over the weight of task 1. Left: validation and test loss of task 1 "
+        "against $\\alpha$ on one data set, the 25-75 % band of the test loss over 20 data "
+        "sets, and the weight chosen on validation (dotted). Right: how often each weight "
+        "was chosen over the 20 data sets.",
+        "Left: two U-shaped curves, validation (filled circles) and test (hollow squares, "
+        "dashed) loss, against alpha from 0 to 1, over a shaded band that widens at both "
+        "ends, and a vertical dotted line near the bottom of the U where the weight was "
+        "chosen. Right: a bar chart of the chosen alpha over 20 data sets, spread from 0 "
+        "to 0.9 around the dashed line of equal weights."),
     ("03_classical_mtl.ipynb", "2335b911"): Figure(
         "ch3-fig-regularization-path",
-        "Test error of regularized MTL along the penalty $\\lambda_1$ on the task offsets, "
-        "between independent ridge (small $\\lambda_1$) and pooled ridge (large $\\lambda_1$).",
-        "A log-log curve of test MSE against lambda_1 that starts at the level of independent "
-        "ridge, drops steeply, reaches its minimum near the pooled-ridge level, and rises "
-        "slightly to a plateau."),
+        "Test error of regularized MTL along the penalty $\\lambda_1$ on the task offsets "
+        "(mean and standard deviation over 10 draws), between independent ridge (small "
+        "$\\lambda_1$) and pooled ridge (large $\\lambda_1$); the baselines are tuned on "
+        "validation data, and the red triangles mark the $\\lambda_1$ that validation "
+        "chose, sized by the number of draws.",
+        "A log-log curve of test MSE against lambda_1 with error bars: it starts at the "
+        "level of independent ridge, drops steeply to the band of tuned pooled ridge near "
+        "lambda_1 = 100 and stays there; the independent-ridge band lies far above."),
     ("03_classical_mtl.ipynb", "ff0adac4"): Figure(
         "ch3-fig-shared-support",
         "Weights of the planted shared-support problem (tasks by features): the planted "
@@ -108,13 +117,15 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "same block pattern, with weaker and uneven values."),
     ("03_classical_mtl.ipynb", "3d6eeb1d"): Figure(
         "ch3-fig-learning-curves",
-        "Test error against training examples per task for every method on the four planted "
-        "structures; the baselines are dashed. Each structure is learned best by the method "
-        "built for it.",
-        "Four panels of test MSE against training samples per task. Shared mean: pooled ridge "
-        "and regularized MTL are lowest at small sizes. Shared support: L2,1 drops fastest. "
-        "Low rank: the shared representation and trace norm are lowest. Two anti-correlated "
-        "groups: pooled ridge stays high, and trace norm leads at 10 and 20 examples."),
+        "Test error against training examples per task for every method on the four "
+        "planted structures (mean over 5 draws; bars from the best to the worst draw; the "
+        "methods are shifted slightly sideways so that their bars stay visible); the "
+        "baselines are dashed. Each structure is learned best by the method built for it.",
+        "Four panels of test MSE against training samples per task. Shared mean: pooled "
+        "ridge and regularized MTL are lowest at small sizes. Shared support: L2,1 drops "
+        "fastest. Low rank: the shared representation and trace norm are lowest. Two "
+        "anti-correlated groups: pooled ridge stays high, and trace norm leads at 10 and "
+        "20 examples."),
     ("04_hard_sharing.ipynb", "5d66f3d4"): Figure(
         "ch4-fig-digit-pairs",
         "Six training examples of the two-digit task: each image holds a left and a right "
@@ -150,22 +161,24 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "to below 0.5 as lambda grows, alike for the three correlations."),
     ("06_mixture_of_experts.ipynb", "95dfe018"): Figure(
         "ch6-fig-correlation-sweep",
-        "Shared-bottom, OMoE and MMoE as the task correlation $p$ falls: relative test error "
-        "(mean, bar from minimum to maximum over seeds, left) and training curves at $p = 1$ "
-        "and $p = 0$ (right).",
-        "Left: on a log axis, shared-bottom has the highest error at every correlation, OMoE "
-        "rises as the correlation falls, and MMoE stays low. Right: training MSE falls for "
-        "all models; shared-bottom flattens highest, especially at p = 0, and OMoE at p = 0 "
-        "falls more slowly than MMoE."),
+        "The MMoE paper's synthetic experiment at small scale. Left: the relative test "
+        "MSE of every model on every seed (small markers, side by side) and its mean over "
+        "the five seeds (bar), at three task correlations. Right: each gated model's "
+        "paired difference from shared-bottom, with its 95 % interval over the seeds; an "
+        "interval that crosses zero establishes no difference.",
+        "Left: four groups of markers per correlation, one colour and shape per model, on "
+        "a log scale; each group has five seed markers and a bar at their mean. Right: "
+        "for OMoE, MMoE and PLE, a point with an error bar per correlation showing the "
+        "mean paired difference from shared-bottom, with a horizontal line at zero."),
     ("06_mixture_of_experts.ipynb", "00219c93"): Figure(
         "ch6-fig-gates",
-        "Gate weights of MMoE over four experts for 30 test inputs, per task, with identical "
-        "tasks ($p = 1$) and unrelated tasks ($p = 0$), and the mean gate weights of a one-level "
-        "PLE at $p = 0$.",
-        "Four heat maps of gate weight, inputs by experts: at p = 1 the two tasks' gates look "
-        "alike; at p = 0 they differ and some inputs put most weight on a single expert. A fifth "
-        "panel stacks PLE's mean gate weights per task: a fifth to a quarter on the task's "
-        "own expert and the rest on the two shared experts."),
+        "Gate weights of MMoE over four experts for 30 test inputs, per task, with "
+        "identical tasks ($p = 1$) and unrelated tasks ($p = 0$) (seed 0), and the mean "
+        "gate weights of a one-level PLE at $p = 0$.",
+        "Four heat maps of gate weight, inputs by experts: at p = 1 the two tasks' gates "
+        "look alike; at p = 0 they differ and some inputs put most weight on a single "
+        "expert. A fifth panel stacks PLE's mean gate weights per task: a fifth to a "
+        "quarter on the task's own expert and the rest on the two shared experts."),
     ("06_mixture_of_experts.ipynb", "fc63d8dd"): Figure(
         "ch6-fig-esmm-calibration",
         "Mean predicted conversion rate over all test impressions, per seed, for ESMM, a "

@@ -95,3 +95,38 @@ def test_chapter5_cross_stitch_forward_equals_the_package():
     expected = model(x)
     for g, name in zip(got, model.task_names):
         torch.testing.assert_close(g, expected[name])
+
+
+def _chapter6_mmoe_forward():
+    import ast
+
+    cells = nbformat.read(BOOK / "06_mixture_of_experts.ipynb", as_version=4).cells
+    sources = [c.source for c in cells if c.cell_type == "code" and "def mmoe_forward(" in c.source]
+    assert len(sources) == 1, "chapter 6 should define mmoe_forward in exactly one cell"
+    tree = ast.parse(sources[0])
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "mmoe_forward"]
+    namespace: dict = {"torch": torch}
+    exec(compile(ast.Module(body=functions, type_ignores=[]), "chapter6", "exec"), namespace)
+    return namespace["mmoe_forward"]
+
+
+@pytest.mark.parametrize("num_gates", [None, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chapter6_mmoe_forward_equals_the_package(num_gates, dtype):
+    mmoe_forward = _chapter6_mmoe_forward()
+    torch.manual_seed(3)
+    model = mtl.MMoE(7, num_experts=3, expert_hidden=5, tasks={"a": 1, "b": 2, "c": 1}, tower_hidden=4,
+                     num_gates=num_gates).to(dtype)
+    with torch.no_grad():  # sharper gates than at initialization, so that a wrong softmax axis shows
+        for layer in model.gate_layers:
+            layer.weight.mul_(5.0)
+    x = torch.randn(11, 7, dtype=dtype)
+    outputs, gates = mmoe_forward(model, x)
+    expected, expected_gates = model(x), model.gates(x)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    for task in ("a", "b", "c"):
+        torch.testing.assert_close(outputs[task], expected[task], atol=tol, rtol=tol)
+        torch.testing.assert_close(gates[task], expected_gates[task], atol=tol, rtol=tol)
+        torch.testing.assert_close(gates[task].sum(-1), torch.ones(11, dtype=dtype), atol=tol, rtol=tol)
+    if num_gates == 1:
+        torch.testing.assert_close(gates["a"], gates["b"])

@@ -143,3 +143,20 @@ def test_figures_have_one_panel_per_input():
     plt.close(fig)
     with pytest.raises(ValueError, match="at least one"):
         heatmaps({})
+
+
+def test_learning_curve_grid_bars_span_the_seeds_and_methods_do_not_overlap():
+    errors = {"a ridge": np.array([[1.0, 3.0, 2.0], [0.5, 0.5, 0.5]]), "b": np.array([[1.0, 2.0, 3.0], [0.2, 0.4, 0.3]])}
+    fig = learning_curve_grid({"s": errors}, [5, 10], ncols=1)
+    ax = fig.axes[0]
+    assert len(ax.containers) == 2
+    for container, (name, err) in zip(ax.containers, errors.items()):
+        line, _, (bars,) = container
+        np.testing.assert_allclose(line.get_ydata(), err.mean(axis=1))
+        segments = bars.get_segments()  # one vertical segment per sample size: min to max over seeds
+        np.testing.assert_allclose([seg[:, 1] for seg in segments], np.stack([err.min(1), err.max(1)], axis=1))
+        assert container.get_label() == name
+    x_a, x_b = (c[0].get_xdata() for c in ax.containers)
+    assert np.all(x_a < x_b) and np.allclose(x_a * 1.06 / 0.94, x_b)  # shifted apart, on both sides of n
+    assert ax.containers[0][0].get_linestyle() == "--" and ax.containers[1][0].get_linestyle() == "-"
+    plt.close(fig)

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from mtl_course.exercises import ch06
+import mtl_course.torch as mtl_torch
 from mtl_course.chapters.ch06_experts import moe_model
+from mtl_course.exercises import ch06
 
 
 def n_params(model) -> int:
@@ -19,9 +20,9 @@ def test_expected_counts_match_the_torch_models():
     expected = ch06.expected_parameter_counts(**s)
     args = (s["input_dim"], s["num_experts"], s["expert_hidden"], s["tower_hidden"])
     assert expected == {
-        "shared_bottom": n_params(moe_model("shared-bottom", *args)),
-        "omoe": n_params(moe_model("OMoE", *args)),
-        "mmoe": n_params(moe_model("MMoE", *args)),
+        "shared_bottom": n_params(moe_model(mtl_torch, "shared-bottom", *args)),
+        "omoe": n_params(moe_model(mtl_torch, "OMoE", *args)),
+        "mmoe": n_params(moe_model(mtl_torch, "MMoE", *args)),
     }
     # experts 3 (16 * 6 + 6) = 306, gate 16 * 3 + 3 = 51, tower (6 * 4 + 4) + 5 = 33, wide tower (18 * 4 + 4) + 5 = 81
     assert expected == {"shared_bottom": 306 + 2 * 81, "omoe": 306 + 51 + 2 * 33, "mmoe": 306 + 2 * 51 + 2 * 33}
