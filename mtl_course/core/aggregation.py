@@ -892,7 +892,12 @@ def upgrad_weights(G: np.ndarray, rtol: float | None = None) -> np.ndarray:
 TWO_TASK_METHODS: tuple[str, ...] = (
     "mean", "mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad",
 )
-"""The methods :func:`two_task_weights` computes in closed form for two tasks."""
+"""The methods :func:`two_task_weights` computes in closed form for two tasks.
+
+Examples:
+    >>> len(TWO_TASK_METHODS), "upgrad" in TWO_TASK_METHODS
+    (8, True)
+"""
 
 _RTOL_2 = gram_rtol(2)
 
