@@ -252,18 +252,23 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "different phases."),
     ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
         "ch11-fig-few-shot",
-        "Test error on new tasks against the number $K$ of their examples, for training from "
-        "scratch, transfer, multi-task representation and Reptile (mean and standard "
-        "deviation over seeds); dashed: predicting 0.",
-        "A log-log plot of test MSE against K = 2, 5, 10, 20. Reptile is lowest at 2 and 5 "
-        "examples; the multi-task representation falls fastest and is lowest from 10 on; "
-        "training from scratch improves least."),
+        "Test error on new tasks against the number $K$ of their examples, for the random, "
+        "pooled, multi-task and Reptile networks, adapted by a ridge head on the frozen hidden "
+        "representation (left) or by fine-tuning every weight (right); mean and standard "
+        "deviation over 5 seeds; dashed: predicting 0.",
+        "Two log-log plots of test MSE against K = 2, 5, 10, 20. Left, ridge head: every network "
+        "starts above or near the predict-0 line at K = 2 and falls steeply, the pooled and "
+        "multi-task networks lowest at K = 20. Right, fine-tuning: Reptile is lowest at 2, 5 and "
+        "10 examples and falls slowly; the random network improves least."),
     ("11_mtl_transfer_meta.ipynb", "543647e2"): Figure(
         "ch11-fig-five-examples",
-        "One new task learned from 5 examples by each approach (first seed).",
-        "The new task's sine curve in black with its five example points, and four fitted "
-        "curves: scratch is almost a straight line, while transfer, multi-task and Reptile "
-        "follow the sine's shape with different errors."),
+        "One new task learned from 5 examples by each network (first seed), with a ridge head "
+        "(left) and by fine-tuning (right).",
+        "Two panels, each with the new task's sine curve in black and its five example points, "
+        "and four fitted curves, one per network. Left, ridge heads: the curves pass near the "
+        "points but swing away between them. Right, fine-tuning: the random network's curve is "
+        "almost a straight line, while the other networks follow the sine's shape with "
+        "different errors."),
     ("12_applications.ipynb", "6b51fbbe"): Figure(
         "ch12-fig-dense-prediction",
         "Three test scenes: the input, the true classes, the classes predicted by the "
