@@ -271,12 +271,14 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "different errors."),
     ("12_applications.ipynb", "6b51fbbe"): Figure(
         "ch12-fig-dense-prediction",
-        "Three test scenes: the input, the true classes, the classes predicted by the "
-        "multi-task and the single-task network, the true depth and the multi-task depth.",
-        "Three rows of six small images. Each input is a noisy grey picture with one or two "
-        "bright shapes; the true class maps show each shape in one colour on the background; "
-        "both predicted class maps find the shapes but mix up their classes; the predicted "
-        "depth is a blurred version of the true depth."),
+        "Three test scenes and the networks of the first seed: the input, the true classes, the "
+        "classes predicted by the multi-task and the single-task network (colours in the class "
+        "legend), the true depth and the multi-task depth (colour bar).",
+        "Three rows of six small images. Each input is a noisy grey picture with one to three "
+        "bright shapes; the true class maps show each shape in its class colour (background, disc, "
+        "square, triangle, as in the legend below); both predicted class maps find the shapes but "
+        "label parts of some of them with the wrong class; the predicted depth is a blurred version "
+        "of the true depth, with a colour bar from near to far."),
 }
 
 
