@@ -269,6 +269,15 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "points but swing away between them. Right, fine-tuning: the random network's curve is "
         "almost a straight line, while the other networks follow the sine's shape with "
         "different errors."),
+    ("12_applications.ipynb", "cdef3b78"): Figure(
+        "ch12-fig-dense-seeds",
+        "The test scores of the single-task and the multi-task networks on five seeds, a line "
+        "joining the two networks of each seed, and each seed's $\\Delta_m$ of the multi-task "
+        "network against the single-task ones.",
+        "Four small panels, one per metric (mean IoU, pixel accuracy, abs-rel, RMSE), each with "
+        "five coloured lines from the single-task to the multi-task score of one seed; the lines "
+        "slope both ways. A fifth panel has one bar per seed for Delta_m, positive for some seeds "
+        "and negative for others."),
     ("12_applications.ipynb", "6b51fbbe"): Figure(
         "ch12-fig-dense-prediction",
         "Three test scenes and the networks of the first seed: the input, the true classes, the "
