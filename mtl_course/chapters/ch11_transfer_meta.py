@@ -2,25 +2,36 @@ r"""Multi-task learning, transfer and meta-learning on the same task family (cha
 
 One data set, a :class:`~mtl_course.data.families.SineFamily` split of
 ``n_train_tasks`` training tasks with ``n_per_task`` shared inputs each, is
-used in three ways to prepare for a *new* task of the family, which is then
-learned from ``K`` examples (its "shots"):
+used in three ways to prepare a network for a *new* task of the family, which
+is then learned from ``K`` examples (its "shots"). :func:`prepare_networks`
+returns four networks ``1 -> hidden -> hidden -> 1`` (ReLU), one per entry of
+:data:`APPROACHES`:
 
-* ``"multi-task"``: a hard-sharing network (one head per training task) is
-  trained jointly with :func:`mtl_course.torch.train.fit`; the new task gets a
-  new linear head on the frozen shared trunk, fitted in closed form by ridge
-  regression on the ``K`` examples.
-* ``"transfer"``: one network is pretrained on the pooled examples of all
-  training tasks (the targets of different tasks at the same ``x`` are
-  averaged away), then every weight is fine-tuned on the ``K`` examples.
-* ``"reptile"``: an initialisation is meta-learned with
-  :func:`mtl_course.torch.meta.reptile` on the same training tasks (each
-  inner loop sees ``K_inner`` of a training task's examples), then fine-tuned
-  on the ``K`` examples with :func:`mtl_course.torch.meta.adapt`.
-* ``"scratch"``: the baseline, a random initialisation fine-tuned the same way.
+* ``"random"``: the baseline, a random initialisation;
+* ``"pooled"``: pretrained with :func:`mtl_course.torch.train.fit` on the
+  pooled examples of all training tasks (transfer by pretraining);
+* ``"multi-task"``: a hard-sharing network (one linear head per training
+  task) trained jointly with :func:`~mtl_course.torch.train.fit`; its output
+  layer is the mean of the task heads;
+* ``"reptile"``: meta-learned with :func:`mtl_course.torch.meta.reptile` on the
+  same training tasks (each inner loop sees ``inner_shots`` of a training
+  task's examples).
 
-Fine-tuning is the same everywhere: ``adapt_steps`` full-batch SGD steps of
-size ``adapt_lr``. The score is the mean squared error of the adapted model
-on a 100-point grid of the new task, averaged over ``n_test_tasks`` new tasks.
+Every network is then adapted to the new task in both ways of
+:data:`ADAPTATIONS`, so that the comparison of the networks does not mix in a
+comparison of adaptations:
+
+* ``"ridge head"``: :class:`LinearHeadLearner`, a new linear head fitted in
+  closed form by ridge regression on the frozen hidden representation
+  (the network without its output layer);
+* ``"fine-tune"``: :class:`FineTuneLearner`, ``adapt_steps`` full-batch SGD
+  steps of size ``adapt_lr`` on every weight, from the network itself
+  (:func:`mtl_course.torch.meta.adapt`).
+
+The networks are float64 (tiny models: the printed errors then do not depend
+on the CPU's float32 kernels). The score is the mean squared error of the
+adapted model on a 100-point grid of the new task, averaged over
+``n_test_tasks`` new tasks.
 """
 
 from __future__ import annotations
@@ -40,16 +51,20 @@ from mtl_course.torch.models import HardSharing, mlp
 from mtl_course.torch.runtime import seed_everything
 from mtl_course.torch.train import fit
 
-__all__ = ["APPROACHES", "FineTuneLearner", "LinearHeadLearner", "compare_few_shot", "few_shot_errors",
-           "train_learners"]
+__all__ = ["ADAPTATIONS", "APPROACHES", "FineTuneLearner", "LinearHeadLearner", "compare_few_shot",
+           "few_shot_errors", "learners", "mean_linear", "prepare_networks", "train_learners"]
 
-#: The approaches of :func:`train_learners`, in the order of the chapter's table.
-APPROACHES = ("scratch", "transfer", "multi-task", "reptile")
+#: The networks of :func:`prepare_networks`, in the order of the chapter's table.
+APPROACHES = ("random", "pooled", "multi-task", "reptile")
+
+#: The two ways every network is adapted to a new task (see the module docstring).
+ADAPTATIONS = ("ridge head", "fine-tune")
 
 
 def _tensor(x: np.ndarray, model: nn.Module) -> torch.Tensor:
-    """``x`` as a float32 tensor on the device of ``model``'s parameters."""
-    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=next(model.parameters()).device)
+    """``x`` as a tensor in the dtype and on the device of ``model``'s parameters."""
+    param = next(model.parameters())
+    return torch.as_tensor(np.asarray(x, dtype=np.float64), device=param.device).to(param.dtype)
 
 
 @dataclass
@@ -90,35 +105,48 @@ class LinearHeadLearner:
         penalty = self.ridge * np.eye(F.shape[1])
         penalty[-1, -1] = 0.0
         w = np.linalg.solve(F.T @ F + penalty, F.T @ np.asarray(y, dtype=np.float64))
-        return (self.features(x_query) @ w).astype(np.float32)
+        return self.features(x_query) @ w
 
 
 def _net(hidden: int) -> nn.Sequential:
-    return mlp([1, hidden, hidden, 1])
+    return mlp([1, hidden, hidden, 1]).double()
 
 
-def train_learners(train: MultiTaskSplit, seed: int = 0, hidden: int = 40, epochs: int = 300,
-                   lr: float = 3e-3, meta_steps: int = 1000, inner_shots: int = 10, inner_steps: int = 5,
-                   inner_lr: float = 0.02, outer_lr: float = 0.5, adapt_steps: int = 32,
-                   adapt_lr: float = 0.01) -> dict[str, FineTuneLearner | LinearHeadLearner]:
-    """The four learners of :data:`APPROACHES`, each prepared on ``train`` (see the module docstring).
+def mean_linear(layers: Sequence[nn.Linear]) -> nn.Linear:
+    """A new linear layer whose weight and bias are the means of ``layers``' (all of one shape)."""
+    if not layers:
+        raise ValueError("layers is empty")
+    first = layers[0]
+    out = nn.Linear(first.in_features, first.out_features, bias=first.bias is not None).to(first.weight.dtype)
+    with torch.no_grad():
+        out.weight.copy_(torch.stack([layer.weight for layer in layers]).mean(0))
+        if first.bias is not None:
+            out.bias.copy_(torch.stack([layer.bias for layer in layers]).mean(0))
+    return out
+
+
+def prepare_networks(train: MultiTaskSplit, seed: int = 0, hidden: int = 40, epochs: int = 300,
+                     lr: float = 3e-3, meta_steps: int = 1000, inner_shots: int = 10, inner_steps: int = 5,
+                     inner_lr: float = 0.02, outer_lr: float = 0.5) -> dict[str, nn.Sequential]:
+    """The four float64 networks of :data:`APPROACHES`, each prepared on ``train`` (see the module docstring).
 
     ``epochs`` full-batch Adam epochs (rate ``lr``) train the multi-task and
     the pooled network; ``meta_steps`` Reptile steps, each on one training
     task drawn at random with ``inner_shots`` of its examples, train the
-    meta-learned initialisation. Every network is an MLP ``1-hidden-hidden-1``
-    with ReLU, initialised after ``seed_everything(seed)``.
+    meta-learned one. Every network is an MLP ``1-hidden-hidden-1`` with ReLU,
+    initialised after ``seed_everything(seed)``; ``net[:-1]`` is its hidden
+    representation. The multi-task network's output layer is the mean of its
+    ``n_train_tasks`` trained heads.
     """
     n = len(train)
     names = list(train.task_names)
     check_count(inner_shots, "inner_shots")
     if inner_shots > n:
         raise ValueError(f"inner_shots={inner_shots} is more than the {n} examples per training task")
-    check_rate(adapt_lr, "adapt_lr")
-    learners: dict[str, FineTuneLearner | LinearHeadLearner] = {}
+    nets: dict[str, nn.Sequential] = {}
 
     seed_everything(seed)
-    learners["scratch"] = FineTuneLearner(_net(hidden), adapt_steps, adapt_lr)
+    nets["random"] = _net(hidden)
 
     seed_everything(seed)
     pooled_net = _net(hidden)
@@ -127,14 +155,15 @@ def train_learners(train: MultiTaskSplit, seed: int = 0, hidden: int = 40, epoch
     y_pooled = np.concatenate([train.y[t] for t in names])
     fit(pooled, MultiTaskSplit(x_pooled, {"pooled": y_pooled}), {"pooled": "mse"}, epochs=epochs,
         batch_size=len(x_pooled), lr=lr, seed=seed, progress=False)
-    learners["transfer"] = FineTuneLearner(pooled_net, adapt_steps, adapt_lr)
+    nets["pooled"] = pooled_net
 
     seed_everything(seed)
-    trunk = mlp([1, hidden, hidden], output_activation=True)
-    joint = HardSharing(trunk, {t: nn.Linear(hidden, 1) for t in names})
+    trunk = mlp([1, hidden, hidden], output_activation=True).double()
+    heads = {t: nn.Linear(hidden, 1).double() for t in names}
+    joint = HardSharing(trunk, heads)
     fit(joint, train, {t: "mse" for t in names}, epochs=epochs, batch_size=n, lr=lr, seed=seed,
         progress=False)
-    learners["multi-task"] = LinearHeadLearner(trunk)
+    nets["multi-task"] = nn.Sequential(*trunk, mean_linear([heads[t] for t in names]))
 
     seed_everything(seed)
     meta_net = _net(hidden)
@@ -146,8 +175,26 @@ def train_learners(train: MultiTaskSplit, seed: int = 0, hidden: int = 40, epoch
 
     reptile(meta_net, sample_task, meta_steps, inner_steps=inner_steps, inner_lr=inner_lr,
             outer_lr=outer_lr, seed=seed, progress=False)
-    learners["reptile"] = FineTuneLearner(meta_net, adapt_steps, adapt_lr)
-    return learners
+    nets["reptile"] = meta_net
+    return nets
+
+
+def learners(nets: dict[str, nn.Sequential], adapt_steps: int = 32, adapt_lr: float = 0.01,
+             ridge: float = 1e-2) -> dict[tuple[str, str], FineTuneLearner | LinearHeadLearner]:
+    """Both adaptations of :data:`ADAPTATIONS` for every network: keys ``(approach, adaptation)``."""
+    check_count(adapt_steps, "adapt_steps", 0)  # 0: the network's own prediction, as meta.adapt allows
+    check_rate(adapt_lr, "adapt_lr")
+    out: dict[tuple[str, str], FineTuneLearner | LinearHeadLearner] = {}
+    for name, net in nets.items():
+        out[name, "ridge head"] = LinearHeadLearner(net[:-1], ridge)
+        out[name, "fine-tune"] = FineTuneLearner(net, adapt_steps, adapt_lr)
+    return out
+
+
+def train_learners(train: MultiTaskSplit, seed: int = 0, adapt_steps: int = 32, adapt_lr: float = 0.01,
+                   ridge: float = 1e-2, **kwargs) -> dict[tuple[str, str], FineTuneLearner | LinearHeadLearner]:
+    """:func:`learners` of :func:`prepare_networks` (``kwargs`` go to the latter)."""
+    return learners(prepare_networks(train, seed, **kwargs), adapt_steps, adapt_lr, ridge)
 
 
 def few_shot_errors(learners: dict, family: SineFamily, shots: Sequence[int], n_test_tasks: int = 10,
@@ -156,7 +203,8 @@ def few_shot_errors(learners: dict, family: SineFamily, shots: Sequence[int], n_
 
     Every learner sees the same new tasks and the same examples; the ``K``
     examples are the first ``K`` of ``max(shots)`` draws, so larger ``K``
-    adds examples to smaller ones.
+    adds examples to smaller ones. ``learners`` maps any key to an object
+    with ``predict(x, y, x_query)``.
     """
     shots = [check_count(k, "shots") for k in shots]
     if not shots:
@@ -175,10 +223,10 @@ def few_shot_errors(learners: dict, family: SineFamily, shots: Sequence[int], n_
     return errors
 
 
-def compare_few_shot(seeds: Sequence[int] = (0, 1, 2), shots: Sequence[int] = (2, 5, 10, 20),
+def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int] = (2, 5, 10, 20),
                      n_train_tasks: int = 20, n_per_task: int = 50, n_test_tasks: int = 10,
                      family: SineFamily | None = None, **kwargs) -> list[dict]:
-    """Rows ``{"seed", "approach", "shots", "mse"}``: :func:`few_shot_errors` of :func:`train_learners`, per seed.
+    """Rows ``{"seed", "approach", "adaptation", "shots", "mse"}``: :func:`few_shot_errors` of :func:`train_learners`.
 
     Each seed draws its own training tasks and data (a numpy Generator
     seeded with ``seed``), its own initialisations and its own new tasks.
@@ -192,6 +240,6 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2), shots: Sequence[int] = (2
         train = family.multitask_split(family.sample_tasks(n_train_tasks, rng), n_per_task, rng)
         learners = train_learners(train, seed=seed, **kwargs)
         errors = few_shot_errors(learners, family, shots, n_test_tasks, seed)
-        rows += [{"seed": seed, "approach": a, "shots": k, "mse": errors[a][k]}
-                 for a in APPROACHES for k in shots]
+        rows += [{"seed": seed, "approach": a, "adaptation": m, "shots": k, "mse": errors[a, m][k]}
+                 for a in APPROACHES for m in ADAPTATIONS for k in shots]
     return rows

@@ -14,7 +14,6 @@ loss (``dense.segmentation_loss``) with a callable metric (mean IoU).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -96,7 +95,10 @@ def dense_experiment(mtl: Any, splits: Splits, num_classes: int, width: int = 8,
         (number of parameters of the shared model and of the two single-task
         networks together)}.
     """
-    dense = importlib.import_module(f"{mtl.__name__}.dense")
+    dense = getattr(mtl, "dense", None)
+    if dense is None or not hasattr(dense, "dense_prediction_model"):
+        raise TypeError(f"mtl must be a framework module with a dense submodule (mtl_course.torch or "
+                        f"mtl_course.tf), got {getattr(mtl, '__name__', mtl)!r}")
     in_channels = splits.train.x.shape[1]
     models: dict[str, Any] = {}
     configurations = {"multi_task": DENSE_TASKS, "segmentation": ("segmentation",), "depth": ("depth",)}

@@ -272,26 +272,42 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "different phases."),
     ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
         "ch11-fig-few-shot",
-        "Test error on new tasks against the number $K$ of their examples, for training from "
-        "scratch, transfer, multi-task representation and Reptile (mean and standard "
-        "deviation over seeds); dashed: predicting 0.",
-        "A log-log plot of test MSE against K = 2, 5, 10, 20. Reptile is lowest at 2 and 5 "
-        "examples; the multi-task representation falls fastest and is lowest from 10 on; "
-        "training from scratch improves least."),
+        "Test error on new tasks against the number $K$ of their examples, for the random, "
+        "pooled, multi-task and Reptile networks, adapted by a ridge head on the frozen hidden "
+        "representation (left) or by fine-tuning every weight (right); mean and standard "
+        "deviation over 5 seeds; dashed: predicting 0.",
+        "Two log-log plots of test MSE against K = 2, 5, 10, 20. Left, ridge head: every network "
+        "starts above or near the predict-0 line at K = 2 and falls steeply, the pooled and "
+        "multi-task networks lowest at K = 20. Right, fine-tuning: Reptile is lowest at 2, 5 and "
+        "10 examples and falls slowly; the random network improves least."),
     ("11_mtl_transfer_meta.ipynb", "543647e2"): Figure(
         "ch11-fig-five-examples",
-        "One new task learned from 5 examples by each approach (first seed).",
-        "The new task's sine curve in black with its five example points, and four fitted "
-        "curves: scratch is almost a straight line, while transfer, multi-task and Reptile "
-        "follow the sine's shape with different errors."),
+        "One new task learned from 5 examples by each network (first seed), with a ridge head "
+        "(left) and by fine-tuning (right).",
+        "Two panels, each with the new task's sine curve in black and its five example points, "
+        "and four fitted curves, one per network. Left, ridge heads: the curves pass near the "
+        "points but swing away between them. Right, fine-tuning: the random network's curve is "
+        "almost a straight line, while the other networks follow the sine's shape with "
+        "different errors."),
+    ("12_applications.ipynb", "cdef3b78"): Figure(
+        "ch12-fig-dense-seeds",
+        "The test scores of the single-task and the multi-task networks on five seeds, a line "
+        "joining the two networks of each seed, and each seed's $\\Delta_m$ of the multi-task "
+        "network against the single-task ones.",
+        "Four small panels, one per metric (mean IoU, pixel accuracy, abs-rel, RMSE), each with "
+        "five coloured lines from the single-task to the multi-task score of one seed; the lines "
+        "slope both ways. A fifth panel has one bar per seed for Delta_m, positive for some seeds "
+        "and negative for others."),
     ("12_applications.ipynb", "6b51fbbe"): Figure(
         "ch12-fig-dense-prediction",
-        "Three test scenes: the input, the true classes, the classes predicted by the "
-        "multi-task and the single-task network, the true depth and the multi-task depth.",
-        "Three rows of six small images. Each input is a noisy grey picture with one or two "
-        "bright shapes; the true class maps show each shape in one colour on the background; "
-        "both predicted class maps find the shapes but mix up their classes; the predicted "
-        "depth is a blurred version of the true depth."),
+        "Three test scenes and the networks of the first seed: the input, the true classes, the "
+        "classes predicted by the multi-task and the single-task network (colours in the class "
+        "legend), the true depth and the multi-task depth (colour bar).",
+        "Three rows of six small images. Each input is a noisy grey picture with one to three "
+        "bright shapes; the true class maps show each shape in its class colour (background, disc, "
+        "square, triangle, as in the legend below); both predicted class maps find the shapes but "
+        "label parts of some of them with the wrong class; the predicted depth is a blurred version "
+        "of the true depth, with a colour bar from near to far."),
 }
 
 

@@ -40,9 +40,12 @@ Examples = tuple[np.ndarray, np.ndarray]
 
 
 def _tensors(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = check_examples(x, y)
-    dev = next(iter(model.parameters())).device
-    return torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev)
+    """The checked examples on the model's device, in the model's floating dtype (float32 or float64)."""
+    checked = check_examples(x, y)
+    param = next(iter(model.parameters()))
+    if param.dtype == torch.float64:  # not through float32: a float64 model gets its examples' full precision
+        return tuple(torch.as_tensor(np.asarray(a, dtype=np.float64), device=param.device) for a in (x, y))
+    return tuple(torch.as_tensor(a, device=param.device) for a in checked)
 
 
 def _mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

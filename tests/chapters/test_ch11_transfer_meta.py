@@ -9,10 +9,14 @@ from sklearn.linear_model import Ridge
 
 from mtl_course.data.families import SineFamily, SineTask
 from mtl_course.chapters.ch11_transfer_meta import (
+    ADAPTATIONS,
     APPROACHES,
     LinearHeadLearner,
     compare_few_shot,
     few_shot_errors,
+    learners,
+    mean_linear,
+    prepare_networks,
     train_learners,
 )
 from mtl_course.torch.models import mlp
@@ -93,7 +97,8 @@ SMALL = dict(hidden=16, epochs=40, meta_steps=40, adapt_steps=8)
 def test_comparison_rows_are_complete_finite_and_reproducible():
     kwargs = dict(seeds=(0,), shots=(2, 5), n_train_tasks=4, n_per_task=12, n_test_tasks=3, **SMALL)
     rows = compare_few_shot(**kwargs)
-    assert [(r["approach"], r["shots"]) for r in rows] == [(a, k) for a in APPROACHES for k in (2, 5)]
+    assert [(r["approach"], r["adaptation"], r["shots"]) for r in rows] == [
+        (a, m, k) for a in APPROACHES for m in ADAPTATIONS for k in (2, 5)]
     assert all(np.isfinite(r["mse"]) and r["mse"] >= 0 for r in rows)
     assert rows == compare_few_shot(**kwargs)
 
@@ -102,7 +107,44 @@ def test_few_shot_errors_give_every_learner_the_same_tasks():
     family = SineFamily()
     train = family.multitask_split(family.sample_tasks(3, 0), 10, 0)
     learners = train_learners(train, seed=0, **SMALL, inner_shots=5)
-    twice = few_shot_errors({"a": learners["scratch"], "b": learners["scratch"]}, family, (3,), 2, seed=5)
+    twice = few_shot_errors({"a": learners["random", "fine-tune"], "b": learners["random", "fine-tune"]},
+                            family, (3,), 2, seed=5)
     assert twice["a"] == twice["b"]
     with pytest.raises(ValueError, match="inner_shots"):
         train_learners(train, inner_shots=11)
+
+
+def test_every_network_gets_both_adaptations_on_the_same_float64_representation():
+    family = SineFamily()
+    train = family.multitask_split(family.sample_tasks(3, 0), 10, 0)
+    nets = prepare_networks(train, seed=0, hidden=8, epochs=5, meta_steps=3, inner_shots=5)
+    assert list(nets) == list(APPROACHES)
+    built = learners(nets, adapt_steps=0, ridge=0.5)
+    assert set(built) == {(a, m) for a in APPROACHES for m in ADAPTATIONS}
+    x = np.linspace(-4, 4, 6, dtype=np.float32)[:, None]
+    for a, net in nets.items():
+        assert all(p.dtype == torch.float64 for p in net.parameters())
+        head, tune = built[a, "ridge head"], built[a, "fine-tune"]
+        assert head.trunk is not None and list(head.trunk) == list(net)[:-1]  # the network without its output layer
+        with torch.no_grad():  # zero fine-tuning steps: the network's own prediction
+            np.testing.assert_array_equal(tune.predict(x, x, x), net(torch.as_tensor(x, dtype=torch.float64)).numpy())
+    assert nets["multi-task"][-1].weight.shape == (1, 8)
+
+
+def test_mean_linear_by_hand():
+    a, b = torch.nn.Linear(2, 1).double(), torch.nn.Linear(2, 1).double()
+    with torch.no_grad():
+        a.weight.copy_(torch.tensor([[1.0, 2.0]])), a.bias.fill_(3.0)
+        b.weight.copy_(torch.tensor([[3.0, -2.0]])), b.bias.fill_(-1.0)
+    mean = mean_linear([a, b])
+    assert mean.weight.tolist() == [[2.0, 0.0]] and mean.bias.tolist() == [1.0]
+    assert mean.weight.dtype == torch.float64 and mean is not a and mean is not b
+    with pytest.raises(ValueError, match="empty"):
+        mean_linear([])
+
+
+def test_prepare_networks_refuses_too_many_inner_shots():
+    family = SineFamily()
+    train = family.multitask_split(family.sample_tasks(2, 0), 4, 0)
+    with pytest.raises(ValueError, match="inner_shots"):
+        prepare_networks(train, inner_shots=5)

@@ -170,3 +170,20 @@ def test_twins_have_the_same_signatures():
         t_params = inspect.signature(getattr(tdense, name)).parameters.values()
         k_params = inspect.signature(getattr(kdense, name)).parameters.values()
         assert [(p.name, p.default) for p in t_params] == [(p.name, p.default) for p in k_params]
+
+
+def test_dense_experiment_uses_the_framework_modules_dense_attribute():
+    import types
+
+    from mtl_course import torch as mtl
+
+    # a framework module is used through its attributes, not re-imported by name: a wrapper with another
+    # __name__ works (the old importlib lookup of f"{mtl.__name__}.dense" failed on it) ...
+    wrapped = types.SimpleNamespace(__name__="wrapped", dense=mtl.dense, seed_everything=mtl.seed_everything,
+                                    fit=mtl.fit, predict=mtl.predict)
+    splits = shapes_scenes(n_train=8, n_val=1, n_test=2, size=16, seed=0)
+    run = dense_experiment(wrapped, splits, 4, width=2, epochs=1, batch_size=8)
+    assert run["scores"] == dense_experiment(mtl, splits, 4, width=2, epochs=1, batch_size=8)["scores"]
+    # ... and a module without one is refused with a message that names the problem
+    with pytest.raises(TypeError, match="dense submodule"):
+        dense_experiment(types.SimpleNamespace(__name__="numpy"), splits, 4)

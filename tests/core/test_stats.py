@@ -178,3 +178,15 @@ def test_subnormal_differences_give_a_finite_interval() -> None:
     v = paired_verdict([0.0, 0.0], [0.0, 5e-324])
     assert math.isfinite(v.low) and math.isfinite(v.high)
     assert not v.established
+
+
+def test_rounded_line_keeps_the_digits_the_spread_justifies():
+    wide = paired_verdict([1.31, 1.52, 1.18, 1.44, 1.29], [1.0, 1.1, 1.05, 1.2, 0.98], names=("b0", "a0"))
+    assert wide.rounded_line() == "a0 beats b0: mean difference 0.3, 95% CI [0.1, 0.4], b0 better on 0 of 5 seeds"
+    # an established interval whose lower bound would round to 0 gets one more decimal
+    near = paired_verdict([0.0104, 0.0121, 0.0139, 0.0131], [0.0, 0.0, 0.0, 0.0], names=("a", "b"),
+                          lower_is_better=False)
+    assert near.established
+    low, high = near.rounded_line().split("CI [")[1].split("]")[0].split(", ")
+    assert float(low) > 0 and float(high) > 0
+    assert paired_verdict([1.0, 2.0], [1.0, 2.0]).rounded_line().startswith("A vs B: no difference established")

@@ -106,6 +106,18 @@ def test_adapt_leaves_the_model_alone_and_fits_the_examples():
     assert loss < 0.05 * start
 
 
+def test_a_float64_model_adapts_and_meta_trains_in_float64():
+    # x = 1, y = 1 from w = b = 0 as in test_reptile_step_by_hand, but with a float64 model: the
+    # examples follow the model's dtype (before, they were always float32 and the model raised).
+    model = _linear(0.0, 0.0).double()
+    loss = meta.reptile_step(model, [(np.ones((1, 1)), np.ones((1, 1)))], inner_steps=1, inner_lr=0.5, outer_lr=0.5)
+    assert loss == 1.0 and model.weight.dtype == torch.float64 and model.weight.item() == 0.5
+    x = np.array([[0.1], [0.7]])
+    tuned = meta.adapt(_linear(0.0, 0.0).double(), x, 3 * x, steps=3, lr=0.3)
+    np.testing.assert_allclose([tuned.weight.item(), tuned.bias.item()],
+                               _numpy_sgd(0.0, 0.0, x[:, 0], 3 * x[:, 0], 3, 0.3), rtol=1e-13)
+
+
 def test_meta_learned_init_adapts_better_than_a_random_init():
     family = SineFamily()
     seed_everything(0)
