@@ -66,8 +66,8 @@ QUOTES: list[tuple[str, str, str]] = [
     ("03_classical_mtl", "regularized MTL beats pooled ridge: mean difference -123, 95% CI [-190, -56], "
      "regularized MTL better on 16 of 20 seeds", "and pooled ones (better on 16)"),
     ("03_classical_mtl", "regularized MTL vs pooled ridge: no difference established at 10 seeds",
-     "pooled ridge did as well as regularized MTL with 8 samples per task (no difference\nestablished)"),
-    ("03_classical_mtl", "5 samples, shared mean: pooled ridge beats regularized MTL:", "and better with 5"),
+     "no difference was established between pooled ridge and regularized MTL with 8 samples per task"),
+    ("03_classical_mtl", "5 samples, shared mean: pooled ridge beats regularized MTL:", "and pooled ridge was better with 5"),
     # Chapter 4: the two-digit task. Its result cells are not compared by nbval (their last digits move
     # with the CPU's float kernels), so chapter 14 quotes the verdicts, at the precision they print.
     ("04_hard_sharing", "delta_m: hard, same budget beats separate: mean difference 1.1, 95% CI [0.5, 1.8], "
@@ -177,7 +177,7 @@ QUOTES: list[tuple[str, str, str]] = [
     ("11_mtl_transfer_meta", "multi-task ridge head beats reptile fine-tune:",
      "a ridge head on the multi-task network beat Reptile\nfine-tuned"),
     ("11_mtl_transfer_meta", "pooled ridge head vs multi-task ridge head: no difference established at 5 seeds",
-     "a ridge head on the pooled network did as well as the multi-task one (no difference\nestablished)"),
+     "between ridge heads on the pooled and on the multi-task network no difference was established"),
     ("11_mtl_transfer_meta", "K = 20: random ridge head beats random fine-tune:",
      "the ridge head beat\nfine-tuning on the random, the pooled and the Reptile network"),
     ("11_mtl_transfer_meta", "K = 20: pooled ridge head beats pooled fine-tune:",
