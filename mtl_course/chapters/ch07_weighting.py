@@ -335,7 +335,7 @@ def _linear_stack(layers: list[Any], dtype: Any) -> tuple[Any, Any]:
 def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float]], splits: Splits,
                   seeds: Sequence[int], lrs: Sequence[float] = (4e-3,), max_epochs: int = 400,
                   patience: int | None = 20, batch_size: int = 100, hidden: int = 32, depth: int = 3,
-                  alpha: float = 1.5, gradnorm_lr: float = 0.025, weighting_lr: float = 0.1,
+                  alpha: float = 1.5, gradnorm_lr: float | None = 0.025, weighting_lr: float = 0.1,
                   temperature: float = 2.0, dtype: str = "float64") -> StackedRuns:
     """Train :func:`toy_model` for every method, learning rate and seed at once (PyTorch).
 
@@ -348,7 +348,8 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
     package's rules (:mod:`mtl_course.core.weighting`): equal, static ``1 / L_i(0)``,
     uncertainty (regression form, log-variances with Adam at ``weighting_lr``), GradNorm
     (gradient norms at the last shared layer, :func:`~mtl_course.core.weighting.gradnorm_update`
-    with its own Adam at ``gradnorm_lr``), DWA (``temperature``) and RLW (draws seeded by ``s``);
+    with its own Adam at ``gradnorm_lr``; None: the run's learning rate, as LibMTL, which
+    steps the weights with the training optimizer), DWA (``temperature``) and RLW (draws seeded by ``s``);
     ``tests/chapters`` checks each against ``fit`` with the package's classes.
     ``methods`` may also be a mapping ``label -> fixed weights`` (static weights of your choice).
 
@@ -521,7 +522,8 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
                 for r in gradnorm_now:
                     i = position[r]
                     weights[r] = core.gradnorm_update(weights[r], norms[i], values[i], initial[r], alpha,
-                                                      gradnorm_lr, optimizer=gradnorm_adams[r])
+                                                      configs[r][1] if gradnorm_lr is None else gradnorm_lr,
+                                                      optimizer=gradnorm_adams[r])
             grads = torch.autograd.grad(total, params + [log_vars], allow_unused=True)
             step += 1
             with torch.no_grad():
