@@ -390,7 +390,8 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
     configs = [(m, lr, s) for m in labels for lr in lrs for s in seeds]  # run r = configs[r]
     big_m = len(configs)
     seed_of = np.array([seeds.index(s) for _, _, s in configs])
-    lr_run = torch.tensor([lr for _, lr, _ in configs], dtype=tdtype)
+    dev = mtl.device()
+    lr_run = torch.tensor([lr for _, lr, _ in configs], dtype=tdtype, device=dev)
 
     # initial weights: one model per seed, copied to every run of that seed
     d_in, d_out = splits.train.x.shape[1], splits.train.y[names[0]].shape[1]
@@ -408,10 +409,10 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
                  for i in seed_of]
         w, b = _linear_stack(heads, tdtype)
         params += [w, b]
-    params = [p.clone().requires_grad_(True) for p in params]
+    params = [p.to(dev).clone().requires_grad_(True) for p in params]
 
     def as_tensor(a: np.ndarray) -> Any:
-        return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=tdtype)
+        return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=tdtype, device=dev)
 
     data = {part: (as_tensor(getattr(splits, part).x),
                    torch.stack([as_tensor(getattr(splits, part).y[t]) for t in names]))  # (K, N, out)
@@ -437,7 +438,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         d_out = 2 * (out - y) / (out.shape[2] * out.shape[3])  # (M, K, B, out)
         d_z = torch.einsum("mkbo,mkho->mkbh", d_out, heads_w) * (z > 0)[:, None]
         grads = torch.einsum("mbi,mkbh->mkih", h, d_z)
-        return torch.linalg.vector_norm(grads.double(), dim=(2, 3)).numpy()  # (M, K)
+        return torch.linalg.vector_norm(grads.double(), dim=(2, 3)).cpu().numpy()  # (M, K)
 
     def task_mse(p: list, part: str) -> Any:  # (M, K), whole split, no graph
         x, y = data[part]
@@ -452,10 +453,10 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
             out = forward(p, x.expand(p[0].shape[0], *x.shape))
             mse = ((out - y[None]) ** 2).mean(dim=(2, 3))
             var = ((y - y.mean(dim=(1, 2), keepdim=True)) ** 2).mean(dim=(1, 2))  # np.var of each task's y
-        return (mse / var).double().numpy()
+        return (mse / var).double().cpu().numpy()
 
     kind_run = np.array([kinds[m] for m, _, _ in configs])
-    initial = task_mse(params, "train").double().numpy()
+    initial = task_mse(params, "train").double().cpu().numpy()
     weights = np.ones((big_m, k))
     for r, (label, _, _) in enumerate(configs):
         if kinds[label] == "fixed":
@@ -480,7 +481,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
 
     # The stack holds the active runs only (run ids `active`): a run that stops early leaves it.
     active = np.arange(big_m)
-    log_vars = torch.zeros(big_m, k, dtype=tdtype, requires_grad=True)
+    log_vars = torch.zeros(big_m, k, dtype=tdtype, device=dev, requires_grad=True)
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     s_moments = (torch.zeros_like(log_vars), torch.zeros_like(log_vars))
     best_val = np.full(big_m, np.inf)
@@ -493,24 +494,24 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
     x_train, y_train = data["train"]
     step, epochs_run = 0, 0
     for epoch in range(1, max_epochs + 1):
-        uncertainty = torch.as_tensor(kind_run[active] == "uncertainty")
+        uncertainty = torch.as_tensor(kind_run[active] == "uncertainty", device=dev)
         lr_shape = [lr_run[active].view(-1, *([1] * (p.dim() - 1))) for p in params]
         orders = np.stack([rng.permutation(n) for rng in rngs])  # (S, n), as fit draws them
         epoch_loss = np.zeros((big_m, k))
         for start in range(0, n, batch_size):
-            index = torch.as_tensor(orders[seed_of[active], start:start + batch_size])  # (M, B)
+            index = torch.as_tensor(orders[seed_of[active], start:start + batch_size], device=dev)  # (M, B)
             x = x_train[index]  # (M, B, in)
             y = y_train[:, index].permute(1, 0, 2, 3)  # (M, K, B, out)
             kept: list = []
             out = forward(params, x, kept)
             losses = ((out - y) ** 2).mean(dim=(2, 3))  # (M, K)
-            values = losses.detach().double().numpy()
+            values = losses.detach().double().cpu().numpy()
             epoch_loss[active] += values
             position = {r: i for i, r in enumerate(active)}
             for r, generator in rlw_generators.items():
                 if r in position:
                     weights[r] = core.rlw_weights(generator, k)
-            w_now = torch.as_tensor(weights[active], dtype=tdtype)
+            w_now = torch.as_tensor(weights[active], dtype=tdtype, device=dev)
             total = (w_now * losses).sum()
             if uncertainty.any():
                 s_term = 0.5 * torch.exp(-log_vars) * losses + 0.5 * log_vars
@@ -534,7 +535,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         logged = trajectory[-1].copy()  # the weights this epoch used (as History.weights)
         logged[active] = weights[active]
         u = kind_run[active] == "uncertainty"
-        logged[active[u]] = 0.5 * np.exp(-log_vars.detach().double().numpy()[u])
+        logged[active[u]] = 0.5 * np.exp(-log_vars.detach().double().cpu().numpy()[u])
         trajectory.append(logged)
         epoch_loss /= n // batch_size
         dwa_history.append(epoch_loss)
@@ -550,7 +551,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         better = score < best_val[active]
         if better.any():
             where = np.flatnonzero(better)
-            runs_better = torch.as_tensor(active[where])
+            runs_better = torch.as_tensor(active[where], device=dev)
             for keep, p in zip(best_params, params):
                 keep[runs_better] = p.detach()[where]
             best_log_vars[runs_better] = log_vars.detach()[where]
@@ -559,7 +560,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         done = epoch - best_epoch[active] >= patience
         if done.any():
             stopped_epoch[active[done]] = epoch
-            stay = torch.as_tensor(np.flatnonzero(~done))
+            stay = torch.as_tensor(np.flatnonzero(~done), device=dev)
             active = active[~done]
             if active.size == 0:
                 break
@@ -576,14 +577,14 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
     shape = (len(labels), len(lrs), len(seeds))
     trajectory = np.stack(trajectory, axis=1)  # (M, epochs + 1, K)
     weights_out = trajectory.reshape(*shape, epochs_run + 1, k)
-    s_out = best_log_vars.double().numpy().copy()
+    s_out = best_log_vars.double().cpu().numpy().copy()
     s_out[~uncertainty] = np.nan
     return StackedRuns(
         methods=labels, lrs=tuple(float(v) for v in lrs), seeds=tuple(int(s) for s in seeds), task_names=names,
         val_error=rel_error(best_params, "val").reshape(*shape, k),
         test_error=rel_error(best_params, "test").reshape(*shape, k),
         weights=weights_out, best_epoch=best_epoch.reshape(shape), stopped_epoch=stopped_epoch.reshape(shape),
-        log_vars=s_out.reshape(*shape, k), final_train_loss=task_mse(best_params, "train").double().numpy()
+        log_vars=s_out.reshape(*shape, k), final_train_loss=task_mse(best_params, "train").double().cpu().numpy()
         .reshape(*shape, k))
 
 
