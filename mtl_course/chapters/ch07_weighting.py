@@ -336,7 +336,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
                   seeds: Sequence[int], lrs: Sequence[float] = (4e-3,), max_epochs: int = 400,
                   patience: int | None = 20, batch_size: int = 100, hidden: int = 32, depth: int = 3,
                   alpha: float = 1.5, gradnorm_lr: float | None = 0.025, weighting_lr: float = 0.1,
-                  temperature: float = 2.0, dtype: str = "float64") -> StackedRuns:
+                  temperature: float = 2.0, dtype: str = "float64", min_delta: float = 1e-4) -> StackedRuns:
     """Train :func:`toy_model` for every method, learning rate and seed at once (PyTorch).
 
     Every run is an independent network; the runs are stacked along a leading axis and
@@ -355,7 +355,9 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
 
     Early stopping: after each epoch every run is scored by its mean :func:`relative_error`
     on ``splits.val`` (scale free, so a large-scale task does not decide alone); a run stops
-    after ``patience`` epochs without improvement and keeps its best epoch's parameters.
+    after ``patience`` epochs without an improvement of more than ``min_delta`` and keeps its
+    best epoch's parameters. (On a plateau the error changes in its last digits from epoch to
+    epoch; without ``min_delta`` the CPU's rounding would decide which epoch is kept.)
     ``patience=None`` trains every run ``max_epochs`` epochs and keeps the last parameters.
     """
     import torch
@@ -548,7 +550,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         if patience is None:
             continue
         score = rel_error(params, "val").mean(axis=1)  # active runs
-        better = score < best_val[active]
+        better = score < best_val[active] - min_delta
         if better.any():
             where = np.flatnonzero(better)
             runs_better = torch.as_tensor(active[where], device=dev)
