@@ -407,7 +407,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         w, b = _linear_stack([trunk_layers[i][layer] for i in seed_of], tdtype)
         params += [w, b]
     for name in names:
-        heads = [[mod for mod in per_seed[i].heads[name].modules() if isinstance(mod, torch.nn.Linear)][0]
+        heads = [next(mod for mod in per_seed[i].heads[name].modules() if isinstance(mod, torch.nn.Linear))
                  for i in seed_of]
         w, b = _linear_stack(heads, tdtype)
         params += [w, b]
