@@ -91,7 +91,8 @@ def _precision(mtl: ModuleType, model: Any, float64: bool, seed: int) -> Any:
                 bound = 1.0 / np.sqrt(module.in_features)
                 for param in (module.weight, module.bias):
                     if param is not None:
-                        param.copy_(torch.from_numpy(rng.uniform(-bound, bound, size=tuple(param.shape))))
+                        param.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(param.shape)),
+                                                    device=param.device))
     return model
 
 

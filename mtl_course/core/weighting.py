@@ -10,7 +10,8 @@ that decides the weights ``w`` lives here, in numpy, once:
   from (task binding, logged weights, ``compute_weights``, state hooks), with
   :class:`DWABase` and :class:`RLWBase` for the state of DWA and RLW;
 * :func:`dwa_weights` and :class:`EpochAverages` (Dynamic Weight Average), :func:`rlw_weights` (RLW),
-  :func:`gradnorm_update` (GradNorm's weight step) and the uncertainty
+  :func:`gradnorm_gradient` and :func:`gradnorm_update` (GradNorm's weight step, with
+  :class:`Adam`) and the uncertainty
   weighting helpers :func:`uncertainty_factors`,
   :func:`uncertainty_multipliers` and :func:`uncertainty_optimum`.
 
@@ -550,9 +551,9 @@ class RLWBase(WeightingBase):
 
 
 # ------------------------------------------------------------------ GradNorm
-def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndarray,
-                    initial_losses: np.ndarray, alpha: float = 1.5, lr: float = 0.025) -> np.ndarray:
-    """One GradNorm step on the task weights.
+def gradnorm_gradient(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndarray,
+                      initial_losses: np.ndarray, alpha: float = 1.5) -> np.ndarray:
+    """The gradient of GradNorm's loss with respect to the task weights.
 
     Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization
     for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018::
@@ -563,30 +564,27 @@ def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndar
 
     with the target ``mean(G) r_i^alpha`` held constant (eq. 2 of the paper).
     Because ``G_i`` is linear in ``w_i``, ``dL_grad/dw_i = sign(G_i - target_i) n_i``
-    in closed form, so the step needs only the numbers ``n_i``. One gradient
-    descent step ``w <- w - lr dL_grad/dw`` follows, then the weights are
-    renormalised to sum to the number of tasks K (the paper's renormalisation).
-    A weight pushed to zero or below is clipped to a small positive floor
-    (1e-6 of the mean weight) before renormalising, so it can recover later.
+    in closed form, so the gradient needs only the numbers ``n_i``.
 
     Args:
-        weights: current ``w`` (K,), positive, summing to K.
+        weights: current ``w`` (K,), positive.
         grad_norms: ``n_i`` (K,), non-negative.
         losses: ``L_i(t)`` (K,), non-negative; initial_losses: ``L_i(0)`` (K,), positive.
     Returns:
-        the new weights (K,), float64.
+        ``dL_grad/dw`` (K,), float64.
 
     Examples:
         >>> import numpy as np
-        >>> norms, losses = np.array([1.0, 3.0]), np.ones(2)
-        >>> w = gradnorm_update(np.ones(2), grad_norms=norms, losses=losses, initial_losses=losses)
-        >>> w.round(4)  # the task with the larger gradient loses weight; the sum stays 2
-        array([1.0513, 0.9487])
+        >>> norms, losses = np.array([1.0, 3.0]), np.ones(2)  # G = (1, 3), target mean(G) = 2
+        >>> gradnorm_gradient(np.ones(2), grad_norms=norms, losses=losses, initial_losses=losses)
+        array([-1.,  3.])
     """
     w = np.asarray(weights, dtype=np.float64)
     n = np.asarray(grad_norms, dtype=np.float64)
     loss = np.asarray(losses, dtype=np.float64)
     loss0 = np.asarray(initial_losses, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)):
+        raise ValueError(f"weights must be a non-empty finite vector, got {w.tolist()}")
     k = w.shape[0]
     for name, a in (("grad_norms", n), ("losses", loss), ("initial_losses", loss0)):
         if a.shape != (k,):
@@ -610,10 +608,102 @@ def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndar
     rate = ratio / mean_ratio if mean_ratio > 0 else np.ones(k)
     g = w * n
     target = g.mean() * rate ** alpha
-    step = np.sign(g - target) * n
-    new = w - lr * step
+    return np.sign(g - target) * n
+
+
+class Adam:
+    """Adam (Kingma and Ba, ICLR 2015) on one small float64 vector, in numpy.
+
+    GradNorm's weights are trained by an optimizer on ``dL_grad/dw``; doing
+    it here, in numpy, gives both twins the same weights to rounding::
+
+        m <- b1 m + (1 - b1) g,        v <- b2 v + (1 - b2) g^2,
+        x <- x - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    The step is about ``lr`` per coordinate whatever the scale of ``g``
+    (the first step is exactly ``lr sign(g)`` up to ``eps``).
+
+    Examples:
+        >>> import numpy as np
+        >>> adam = Adam()
+        >>> adam.step(np.zeros(2), np.array([-3.0, 1e4]), lr=0.1).round(6)  # the first step: lr sign(g)
+        array([ 0.1, -0.1])
+    """
+
+    def __init__(self, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        b1, b2 = (float(b) for b in betas)
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {betas}")
+        if not eps > 0:
+            raise ValueError(f"Adam eps must be positive, got {eps}")
+        self.betas, self.eps = (b1, b2), float(eps)
+        self.m: np.ndarray | None = None
+        self.v: np.ndarray | None = None
+        self.t = 0
+
+    def step(self, x: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
+        """The new ``x`` after one Adam step on the gradient ``grad``."""
+        x = np.asarray(x, dtype=np.float64)
+        g = np.asarray(grad, dtype=np.float64)
+        if g.shape != x.shape:
+            raise ValueError(f"gradient shape {g.shape} does not match the parameter shape {x.shape}")
+        if self.m is None or self.m.shape != x.shape:
+            self.m, self.v, self.t = np.zeros_like(x), np.zeros_like(x), 0
+        b1, b2 = self.betas
+        self.t += 1
+        self.m = b1 * self.m + (1 - b1) * g
+        self.v = b2 * self.v + (1 - b2) * g * g
+        m_hat = self.m / (1 - b1 ** self.t)
+        v_hat = self.v / (1 - b2 ** self.t)
+        return x - lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state(self, size: int) -> dict[str, np.ndarray]:
+        empty = np.zeros(size)
+        return {"adam_m": empty if self.m is None else self.m.copy(),
+                "adam_v": empty if self.v is None else self.v.copy(),
+                "adam_t": np.int64(self.t)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.t = int(state.get("adam_t", 0))
+        if self.t == 0:
+            self.m = self.v = None
+        else:
+            self.m = np.asarray(state["adam_m"], dtype=np.float64).copy()
+            self.v = np.asarray(state["adam_v"], dtype=np.float64).copy()
+
+
+def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndarray,
+                    initial_losses: np.ndarray, alpha: float = 1.5, lr: float = 0.025, *,
+                    optimizer: Adam) -> np.ndarray:
+    """One GradNorm step on the task weights: an Adam step on :func:`gradnorm_gradient`, then renormalise.
+
+    The paper applies ``dL_grad/dw`` "via standard update rules" and then
+    renormalises the weights so that ``sum_i w_i = K`` (Chen et al. 2018,
+    section 3.2 and Algorithm 1); LibMTL hands the weights to the training
+    optimizer. Here ``optimizer`` is an :class:`Adam` that lives as long as
+    the weighting: its step is about ``lr`` whatever the tasks' loss scale,
+    which a plain step ``lr * sign(...) * n_i`` is not (it grows with the
+    gradient norms). A weight pushed to zero or below is clipped to a small
+    positive floor (1e-6 of the mean weight) before renormalising, so it can
+    recover later.
+
+    Returns:
+        the new weights (K,), float64, summing to K.
+
+    Examples:
+        >>> import numpy as np
+        >>> norms, losses = np.array([1.0, 3.0]), np.ones(2)
+        >>> w = gradnorm_update(np.ones(2), norms, losses, losses, lr=0.025, optimizer=Adam())
+        >>> w.round(4)  # the first Adam step is lr sign(grad): (1.025, 0.975), already summing to 2
+        array([1.025, 0.975])
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if not lr > 0 or not np.isfinite(lr):
+        raise ValueError(f"GradNorm lr must be positive and finite, got {lr}")
+    grad = gradnorm_gradient(w, grad_norms, losses, initial_losses, alpha)
+    new = optimizer.step(w, grad, lr)
     new = np.maximum(new, 1e-6 * w.mean())
-    return k * new / new.sum()
+    return w.shape[0] * new / new.sum()
 
 
 def gradnorm_layer_index(shapes: Sequence[Sequence[int]]) -> int:

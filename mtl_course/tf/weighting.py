@@ -277,6 +277,9 @@ class GradNorm(Weighting):
         gradnorm.update(losses, shared_variables, tape)     # w(t) -> w(t+1)
         grads = tape.gradient(total, variables)
 
+    The update is the PyTorch twin's: an Adam step (:class:`~mtl_course.core.weighting.Adam`)
+    of size ``lr`` on ``dL_grad/dw``, then renormalisation to sum K.
+
     Examples:
         >>> import tensorflow as tf
         >>> W = tf.Variable([1.0, 1.0])
@@ -285,7 +288,7 @@ class GradNorm(Weighting):
         >>> gradnorm = GradNorm(alpha=1.5, lr=0.025)
         >>> total = gradnorm(losses)  # w = (1, 1) at first
         >>> gradnorm.update(losses, [W], tape).round(4)  # a's weight grows, b's shrinks; the sum stays 2
-        array([1.0733, 0.9267])
+        array([1.025, 0.975])
     """
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025, tasks: Tasks = None) -> None:
@@ -296,6 +299,7 @@ class GradNorm(Weighting):
         super().__init__(tasks)
         self.alpha, self.lr = float(alpha), float(lr)
         self._initial_losses: np.ndarray | None = None
+        self._adam = core.Adam()
 
     def __call__(self, losses: Losses) -> tf.Tensor:
         stacked = self.stack(losses)
@@ -314,20 +318,22 @@ class GradNorm(Weighting):
             raise ValueError("call the GradNorm weighting on the losses before update()")
         norms = np.array([_grad_norm(tape, loss, variables) for loss in ordered])
         self._weights = core.gradnorm_update(self.weights, norms, self._values, self._initial_losses,
-                                             self.alpha, self.lr)
+                                             self.alpha, self.lr, optimizer=self._adam)
         return self.weights
 
     def _core_state(self) -> dict[str, Any]:
         k = self.num_tasks or 0
         init = self._initial_losses
         return {"task_weights": self.weights if k else np.zeros(0),
-                "initial_losses": np.full(k, np.nan) if init is None else init}
+                "initial_losses": np.full(k, np.nan) if init is None else init,
+                **self._adam.state(k)}
 
     def _load_core_state(self, state: Mapping[str, Any]) -> None:
         w = np.asarray(state["task_weights"], dtype=np.float64)
         self._weights = w if w.size else None
         init = np.asarray(state["initial_losses"], dtype=np.float64)
         self._initial_losses = None if init.size == 0 or np.isnan(init).all() else init
+        self._adam.load_state(state)
 
 
 def _grad_norm(tape: tf.GradientTape, loss: tf.Tensor, variables: list[tf.Variable]) -> float:

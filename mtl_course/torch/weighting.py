@@ -281,25 +281,27 @@ class GradNorm(Weighting):
     passes the last shared weight matrix, :func:`~mtl_course.core.weighting.gradnorm_layer_index`)
     and the graph of the losses (it differentiates each ``L_i`` w.r.t. ``W``
     with ``retain_graph=True``: one extra backward per task to ``W``). It
-    takes one gradient step of size ``lr`` on
-    ``L_grad = sum_i |G_i - mean(G) r_i^alpha|`` and renormalises the weights
-    to sum to the number of tasks. ``L_i(0)`` is the loss at the first call
+    takes one Adam step of size ``lr`` on the gradient of
+    ``L_grad = sum_i |G_i - mean(G) r_i^alpha|`` (:func:`~mtl_course.core.weighting.gradnorm_gradient`,
+    the target held constant) and renormalises the weights to sum to the
+    number of tasks, as the paper's Algorithm 1. ``L_i(0)`` is the loss at the first call
     (LibMTL's: the average over the first epoch, trained with equal weights).
     The TensorFlow twin's ``update(losses, shared_variables, tape)`` also takes
     the (persistent) tape.
 
-    The weights have their own plain gradient-descent step (not the model's
-    optimizer), so they are not ``nn.Parameter``s and travel as extra state.
-    (LibMTL's ``GradNorm`` differs in two conventions: it parameterises the
-    weights as ``K softmax(logits)`` instead of renormalising, and takes the
+    The weights have their own Adam (:class:`~mtl_course.core.weighting.Adam`,
+    in numpy so both twins take the same steps), not the model's optimizer, so
+    they are not ``nn.Parameter``s and travel, with Adam's moments, as extra
+    state. (LibMTL's ``GradNorm`` differs in three conventions: it
+    parameterises the weights as ``K softmax(logits)`` instead of
+    renormalising, steps them with the training optimizer, and takes the
     gradient norms over all shared parameters rather than the last layer.)
 
     Args:
         alpha: the asymmetry ``alpha`` (larger pulls training rates together harder).
-        lr: step size of the weight update. The step is ``lr * dL_grad/dw_i``,
-            which grows with the gradient norms, so the right value depends on
-            the problem's loss scale: if the weights jump between the floor
-            and their maximum from step to step, lower it (chapter 7 uses 1e-3).
+        lr: Adam's step size for the weights. Adam's step is about ``lr``
+            per step whatever the loss scale, so the weights move smoothly; a
+            weight can travel at most about ``lr`` times the number of steps.
 
     Examples:
         >>> import torch
@@ -308,7 +310,7 @@ class GradNorm(Weighting):
         >>> gradnorm = GradNorm(alpha=1.5, lr=0.025)
         >>> total = gradnorm(losses)  # w = (1, 1) at first
         >>> gradnorm.update(losses, [W]).round(4)  # a's weight grows, b's shrinks; the sum stays 2
-        array([1.0733, 0.9267])
+        array([1.025, 0.975])
     """
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025, tasks: Tasks = None) -> None:
@@ -319,6 +321,7 @@ class GradNorm(Weighting):
         super().__init__(tasks)
         self.alpha, self.lr = float(alpha), float(lr)
         self._initial_losses: np.ndarray | None = None
+        self._adam = core.Adam()
 
     def forward(self, losses: Losses) -> torch.Tensor:
         stacked = self.stack(losses)
@@ -336,20 +339,22 @@ class GradNorm(Weighting):
             raise ValueError("call the GradNorm weighting on the losses before update()")
         norms = torch.stack([_grad_norm(loss, params) for loss in stacked]).cpu().numpy()
         self._weights = core.gradnorm_update(self.weights, norms, np.array(self._values),
-                                             self._initial_losses, self.alpha, self.lr)
+                                             self._initial_losses, self.alpha, self.lr, optimizer=self._adam)
         return self.weights
 
     def _core_state(self) -> dict[str, Any]:
         k = self.num_tasks or 0
         init = self._initial_losses
         return {"task_weights": self.weights if k else np.zeros(0),
-                "initial_losses": np.full(k, np.nan) if init is None else init}
+                "initial_losses": np.full(k, np.nan) if init is None else init,
+                **self._adam.state(k)}
 
     def _load_core_state(self, state: Mapping[str, Any]) -> None:
         w = np.asarray(state["task_weights"], dtype=np.float64)
         self._weights = w if w.size else None
         init = np.asarray(state["initial_losses"], dtype=np.float64)
         self._initial_losses = None if init.size == 0 or np.isnan(init).all() else init
+        self._adam.load_state(state)
 
 
 def _grad_norm(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:

@@ -79,16 +79,18 @@ def test_weightings_agree_between_torch_and_tf(name):
         assert not np.allclose(torch_weights, 1.0)
 
 
-def test_gradnorm_agrees_between_torch_and_tf():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradnorm_agrees_between_torch_and_tf(dtype):
+    """Same losses and shared kernel in both twins: the same Adam steps on the weights."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(5, 3)).astype(np.float32)
-    w_shared = rng.normal(size=(3, 4)).astype(np.float32)
-    heads = [rng.normal(size=(4, 1)).astype(np.float32) for _ in range(2)]
-    targets = [np.ones((5, 1), np.float32), -np.ones((5, 1), np.float32)]
+    x = rng.normal(size=(5, 3)).astype(dtype)
+    w_shared = rng.normal(size=(3, 4)).astype(dtype)
+    heads = [rng.normal(size=(4, 1)).astype(dtype) for _ in range(2)]
+    targets = [np.ones((5, 1), dtype), -np.ones((5, 1), dtype)]
 
     torch_weighting, tf_weighting = tw.GradNorm(alpha=1.0, lr=0.1), tfw.GradNorm(alpha=1.0, lr=0.1)
-    for step in range(3):
-        scale = np.float32(1.0 - 0.2 * step)
+    for step in range(5):
+        scale = dtype(1.0 - 0.2 * step)
         kernel_t = torch.tensor(w_shared * scale, requires_grad=True)
         z = torch.tensor(x) @ kernel_t
         losses_t = [((z @ torch.tensor(h) - torch.tensor(t)) ** 2).mean() for h, t in zip(heads, targets)]
