@@ -33,7 +33,7 @@ __all__ = [
     "expected_hard_sharing_delta_m",
 ]
 
-#: Exercise ch14-ex-deltam: mean test accuracies over three seeds of a chapter 4 style experiment
+#: Exercise ch14-ex-deltam: mean test accuracies over three seeds of a chapter 4 style experiment (made-up numbers)
 #: ("separate" and "hard, same width" on the two-digit task), as the exercise states them.
 CH4_MEAN_ACCURACY = {
     "separate": {"left": 0.918, "right": 0.930, "parity": 0.794},
