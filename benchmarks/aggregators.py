@@ -21,8 +21,8 @@ import time
 import warnings
 
 import torch
-from _threads import parse_threads  # benchmarks/_threads.py (scripts run from benchmarks/)
 import torchjd.aggregation as A
+from _threads import parse_threads  # benchmarks/_threads.py (scripts run from benchmarks/)
 
 from mtl_course.torch import aggregators as agg
 

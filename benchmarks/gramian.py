@@ -74,15 +74,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from _threads import parse_threads  # benchmarks/_threads.py (scripts run from benchmarks/)
 from torch import nn
 
 from mtl_course.core.aggregation import mgda_weights
 from mtl_course.torch.aggregators import upgrad
-from mtl_course.torch.gramian import LayerGramian
 from mtl_course.torch.gradients import aggregate_backward, representation_jacobian, set_gradients
+from mtl_course.torch.gramian import LayerGramian
 from mtl_course.torch.models import HardSharing
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -223,8 +223,8 @@ Examples:
 # Delta_m
 # --------------------------------------------------------------------------
 
-Score = Union[float, Mapping[str, float]]
-Direction = Union[bool, Mapping[str, bool]]
+Score = float | Mapping[str, float]
+Direction = bool | Mapping[str, bool]
 
 
 def _relative_gains(

@@ -24,8 +24,9 @@ All losses are minimized: a smaller loss vector is a better one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike

@@ -105,3 +105,13 @@ def test_a_planted_violation_is_caught(where, line):
     path = PACKAGE / where
     files[path] = files.get(path, "") + line
     assert len(violations(files)) == 1
+
+
+def test_ruff_is_clean():
+    """The linter configured in pyproject.toml ([tool.ruff]) finds nothing, in the package, tests and notebooks."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."],
+                            cwd=PACKAGE.parent, capture_output=True, text=True)
+    assert result.returncode == 0, "ruff finds problems (run `python -m ruff check . --fix`):\n" + result.stdout

@@ -71,7 +71,7 @@ def drop_type_docstring(app: Sphinx, what: str, name: str, obj: Any, options: An
 
 
 def _union(left: Any, right: Any) -> Any:
-    return typing.Union[left, right]
+    return typing.Union[left, right]  # noqa: UP007 (mocks do not support the | operator)
 
 
 def setup(app: Sphinx) -> dict:

@@ -21,8 +21,8 @@ Numpy only; no deep-learning framework is imported.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from mtl_course.checks import check_outputs, layer_sizes, positive_int
-from mtl_course.metrics import count_parameters, delta_m
 from mtl_course.data.types import MultiTaskSplit, Splits
+from mtl_course.metrics import count_parameters, delta_m
 from mtl_course.stats import Verdict, paired_verdict
 
 __all__ = [

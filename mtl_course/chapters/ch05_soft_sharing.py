@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from mtl_course.core.tasks import batch_indices
-from mtl_course.data.types import Splits
-from mtl_course.data.synthetic import mmoe_synthetic
 from mtl_course.chapters.ch04_hard_sharing import build_sharing_model
+from mtl_course.core.tasks import batch_indices
+from mtl_course.data.synthetic import mmoe_synthetic
+from mtl_course.data.types import Splits
 from mtl_course.metrics import count_parameters
 from mtl_course.stats import Verdict, paired_verdict
 
@@ -363,7 +363,7 @@ def relatedness_sweep(correlations: Sequence[float], seeds: Sequence[int], metho
         values = (None,) if grid is None else tuple(grid)
         runs = [(p, s, v) for p in correlations for s in seeds for v in values]
         models = []
-        for p, s, v in runs:
+        for _, s, v in runs:
             mtl.seed_everything(s)
             models.append(build_method(mtl, method, dim, hidden, v))
         parameters[method] = count_parameters(models[0])

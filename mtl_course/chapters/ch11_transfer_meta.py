@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from mtl_course.checks import check_count, check_rate
-from mtl_course.data.types import MultiTaskSplit
 from mtl_course.data.families import SineFamily
+from mtl_course.data.types import MultiTaskSplit
 from mtl_course.torch.meta import adapt, reptile
 from mtl_course.torch.models import HardSharing, mlp
 from mtl_course.torch.runtime import seed_everything

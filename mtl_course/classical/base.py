@@ -100,7 +100,7 @@ class MultiTaskLinearModel:
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------
-    def fit(self, X_list: Sequence[np.ndarray], y_list: Sequence[np.ndarray]) -> "MultiTaskLinearModel":
+    def fit(self, X_list: Sequence[np.ndarray], y_list: Sequence[np.ndarray]) -> MultiTaskLinearModel:
         """Fit all tasks jointly. ``X_list[t]``: ``(n_t, d)``; ``y_list[t]``: ``(n_t,)``."""
         X_list, y_list = check_tasks(X_list, y_list)
         x_means, y_means = self._offsets(X_list, y_list)

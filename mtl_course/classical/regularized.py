@@ -161,7 +161,7 @@ class MultiTaskSVM:
         lam2 = check_rate(self.lambda_shared, "lambda_shared")
         return 1.0 / (2.0 * lam2), num_tasks / (2.0 * lam1)
 
-    def fit(self, X_list: Sequence[np.ndarray], y_list: Sequence[np.ndarray]) -> "MultiTaskSVM":
+    def fit(self, X_list: Sequence[np.ndarray], y_list: Sequence[np.ndarray]) -> MultiTaskSVM:
         X_list, y_list = check_tasks(X_list, y_list)
         labels = np.concatenate(y_list)
         if not np.all(np.isin(labels, (-1.0, 1.0))):

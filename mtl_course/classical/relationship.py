@@ -129,7 +129,7 @@ class MultiTaskRelationshipLearning(IterativeSolverMixin, MultiTaskLinearModel):
         eye = np.eye(T)
         omega = eye / T
         previous, converged = np.inf, False
-        for iteration in range(1, int(self.max_iter) + 1):
+        for iteration in range(1, int(self.max_iter) + 1):  # noqa: B007 (the count is returned after the loop)
             W = solve_coupled_ridge(X_list, y_list, lambda_1 * eye + lambda_2 * np.linalg.inv(omega))
             root = _matrix_sqrt_psd(W @ W.T + eps * eye)
             omega = root / np.trace(root)

@@ -84,7 +84,7 @@ class SharedRepresentationMTL(IterativeSolverMixin, MultiTaskLinearModel):
             return squared_loss(X_list, y_list, A @ C, np.zeros(T)) + alpha * (np.sum(A**2) + np.sum(C**2))
 
         previous, converged = objective(A, C), False
-        for iteration in range(1, int(self.max_iter) + 1):
+        for iteration in range(1, int(self.max_iter) + 1):  # noqa: B007 (the count is returned after the loop)
             # Task step: ridge of y_t on the shared features X_t C'.
             task_grams = np.einsum("ia,tab,jb->tij", C, grams, C) + alpha * np.eye(k)
             A = np.linalg.solve(task_grams, (correlations @ C.T)[:, :, None])[:, :, 0]

@@ -17,8 +17,8 @@ other modules of :mod:`mtl_course.data`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

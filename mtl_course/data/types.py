@@ -56,7 +56,7 @@ class MultiTaskSplit:
     def __len__(self) -> int:
         return len(self.x)
 
-    def subset(self, index: np.ndarray | slice) -> "MultiTaskSplit":
+    def subset(self, index: np.ndarray | slice) -> MultiTaskSplit:
         """The rows ``index`` of the inputs and of every task's targets."""
         return MultiTaskSplit(self.x[index], {k: v[index] for k, v in self.y.items()})
 

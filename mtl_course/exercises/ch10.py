@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from mtl_course.core.affinity import group_tasks, grouping_score, lookahead_affinity
 from mtl_course.exercises.grading import (
     CLOSE_MESSAGE,
     as_number,
@@ -21,8 +22,6 @@ from mtl_course.exercises.grading import (
     matches,
     not_answered,
 )
-
-from mtl_course.core.affinity import group_tasks, grouping_score, lookahead_affinity
 
 __all__ = ["LOSS_BEFORE", "LOSS_AFTER", "Z4", "check_affinity", "check_affinity_function", "check_grouping"]
 

@@ -233,8 +233,9 @@ def _to_framework(array: np.ndarray, framework: str) -> Any:
 
         return torch.tensor(array, dtype=torch.float32 if is_float else torch.int64)
     if framework == "tf":
-        import mtl_course.tf  # noqa: F401  (before tensorflow: it silences TensorFlow's start-up logs)
         import tensorflow as tf
+
+        import mtl_course.tf  # noqa: F401  (before tensorflow: it silences TensorFlow's start-up logs)
 
         return tf.constant(array, dtype=tf.float32 if is_float else tf.int64)
     raise ValueError(f"framework must be 'numpy', 'torch' or 'tf', got {framework!r}")

@@ -4,21 +4,10 @@ Importing this subpackage first quiets TensorFlow's C++ start-up logging (see
 :mod:`mtl_course.tf._environment`), so import it before ``tensorflow`` itself.
 """
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from mtl_course.core.tasks import History, Task
 from mtl_course.core.weighting import uncertainty_optimum
-from mtl_course.tf.train import evaluate, fit, load, predict, save
-from mtl_course.tf.weighting import (
-    DWA,
-    RLW,
-    WEIGHTINGS,
-    EqualWeighting,
-    GradNorm,
-    StaticWeighting,
-    UncertaintyWeighting,
-    Weighting,
-)
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
+from mtl_course.tf.affinity import task_affinity
 from mtl_course.tf.aggregators import (
     AGGREGATORS,
     aligned_mtl,
@@ -31,7 +20,6 @@ from mtl_course.tf.aggregators import (
     upgrad,
 )
 from mtl_course.tf.dense import dense_prediction_model, segmentation_loss
-from mtl_course.tf.gramian import LayerGramian, gramian_weights
 from mtl_course.tf.gradients import (
     aggregator_weights,
     backward,
@@ -39,17 +27,17 @@ from mtl_course.tf.gradients import (
     representation_jacobian,
     unflatten_gradients,
 )
-from mtl_course.tf.affinity import task_affinity
+from mtl_course.tf.gramian import LayerGramian, gramian_weights
 from mtl_course.tf.meta import adapt, reptile, reptile_step
 from mtl_course.tf.models import (
+    ESMM,
+    PLE,
     CGCLayer,
     CrossStitch,
     CrossStitchUnit,
-    ESMM,
     HardSharing,
     MMoE,
     MultiTaskModel,
-    PLE,
     SoftSharing,
     Wrapped,
     ctcvr_logit,
@@ -58,6 +46,17 @@ from mtl_course.tf.models import (
     wrap,
 )
 from mtl_course.tf.runtime import device, seed_everything
+from mtl_course.tf.train import evaluate, fit, load, predict, save
+from mtl_course.tf.weighting import (
+    DWA,
+    RLW,
+    WEIGHTINGS,
+    EqualWeighting,
+    GradNorm,
+    StaticWeighting,
+    UncertaintyWeighting,
+    Weighting,
+)
 
 __all__ = [
     "adapt",

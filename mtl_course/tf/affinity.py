@@ -8,8 +8,6 @@ NeurIPS 2021).
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Mapping
 
 import keras
@@ -19,6 +17,7 @@ import tensorflow as tf
 from mtl_course.core import tasks as core_tasks
 from mtl_course.core.affinity import AffinityTrace, check_affinity_arguments, lookahead_affinity
 from mtl_course.core.tasks import Task
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.train import Data, task_loss
 
 __all__ = ["task_affinity"]

@@ -29,14 +29,13 @@ names the problem. With
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from mtl_course.core import aggregation as core
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 __all__ = [
     "mean",

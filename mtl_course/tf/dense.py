@@ -14,8 +14,6 @@ stored ``(kh, kw, in, out)`` in Keras and ``(out, in, kh, kw)`` in torch;
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_course.core.model_config import DENSE_TASKS, check_dense_config
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.models.sharing import HardSharing
 
 __all__ = ["copy_dense_torch_to_tf", "dense_prediction_model", "segmentation_loss"]

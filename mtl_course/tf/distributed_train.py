@@ -22,8 +22,6 @@ same weights.
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 import argparse
 import sys
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ import tensorflow as tf
 
 from mtl_course.checks import check_count
 from mtl_course.core.data_parallel import ROUNDING, DistributedConfig, global_batches, make_problem, shard
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 __all__ = ["build_model", "main", "mirrors_agree", "split_cpu", "train", "weights_of"]
 

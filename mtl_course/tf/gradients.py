@@ -12,8 +12,6 @@ task instead (measured about 20x faster for 3 tasks on CPU).
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
@@ -21,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_course.core.methods import resolve_aggregator
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 __all__ = ["jacobian", "representation_jacobian", "unflatten_gradients", "backward", "aggregator_weights"]
 

@@ -26,8 +26,6 @@ It works eagerly and inside ``tf.function`` (fit's compiled step uses it).
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import keras
@@ -36,6 +34,7 @@ import tensorflow as tf
 
 from mtl_course.core import gramian as core
 from mtl_course.core.aggregation import gram_rtol
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 __all__ = ["LayerGramian", "gramian_weights"]
 
@@ -106,7 +105,7 @@ class LayerGramian:
         self._records: dict[int, list] = {}
         self._originals: dict[int, tuple] = {}
 
-    def __enter__(self) -> "LayerGramian":
+    def __enter__(self) -> LayerGramian:
         self._records = {id(layer): [] for layer in self.layers}
         for layer in self.layers:
             self._wrap(layer)
@@ -139,7 +138,7 @@ class LayerGramian:
 
     def gramian(self, tape: tf.GradientTape, losses: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> tf.Tensor:
         """``G = J J^T`` (``T x T``) of the forward pass recorded on ``tape`` (persistent)."""
-        from mtl_course.tf.gradients import loss_list, jacobian
+        from mtl_course.tf.gradients import jacobian, loss_list
 
         values = loss_list(losses)
         T = len(values)

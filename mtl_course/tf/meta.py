@@ -17,8 +17,6 @@ so they must be Sequential or functional models (as
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 import math
 import weakref
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ import tensorflow as tf
 from mtl_course.checks import check_count, check_rate
 from mtl_course.core import meta as core_meta
 from mtl_course.core.meta import check_examples
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 __all__ = ["adapt", "reptile", "reptile_step"]
 

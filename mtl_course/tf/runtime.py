@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 import random
 
 import numpy as np
 import tensorflow as tf
 
 from mtl_course.checks import check_seed
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 
 def device() -> str:

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,9 +30,18 @@ from mtl_course.core.files import atomic_write
 from mtl_course.core.tasks import History, Task
 from mtl_course.core.weighting import gradnorm_layer_index
 from mtl_course.data.types import MultiTaskSplit
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.runtime import device as default_device
-from mtl_course.tf.weighting import (DWA, RLW, WEIGHTINGS, EqualWeighting, GradNorm, StaticWeighting,
-                                     UncertaintyWeighting, Weighting)
+from mtl_course.tf.weighting import (
+    DWA,
+    RLW,
+    WEIGHTINGS,
+    EqualWeighting,
+    GradNorm,
+    StaticWeighting,
+    UncertaintyWeighting,
+    Weighting,
+)
 
 Data = MultiTaskSplit | tuple[np.ndarray, Mapping[str, np.ndarray]]
 Method = Weighting | str | Callable[[tf.Tensor], tf.Tensor]

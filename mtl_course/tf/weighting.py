@@ -19,8 +19,6 @@ subclasses of your own run eagerly).
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_course.core import weighting as core
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 Losses = Mapping[str, tf.Tensor] | Sequence[tf.Tensor]
 Tasks = Sequence[str] | int | None

@@ -5,17 +5,7 @@ The public names here are mirrored one for one by :mod:`mtl_course.tf`.
 
 from mtl_course.core.tasks import History, Task
 from mtl_course.core.weighting import uncertainty_optimum
-from mtl_course.torch.train import evaluate, fit, load, predict, save
-from mtl_course.torch.weighting import (
-    DWA,
-    RLW,
-    WEIGHTINGS,
-    EqualWeighting,
-    GradNorm,
-    StaticWeighting,
-    UncertaintyWeighting,
-    Weighting,
-)
+from mtl_course.torch.affinity import task_affinity
 from mtl_course.torch.aggregators import (
     AGGREGATORS,
     aligned_mtl,
@@ -28,7 +18,6 @@ from mtl_course.torch.aggregators import (
     upgrad,
 )
 from mtl_course.torch.dense import dense_prediction_model, segmentation_loss
-from mtl_course.torch.gramian import LayerGramian, gramian_weights
 from mtl_course.torch.gradients import (
     aggregator_weights,
     backward,
@@ -37,17 +26,17 @@ from mtl_course.torch.gradients import (
     set_gradients,
     unflatten_gradients,
 )
-from mtl_course.torch.affinity import task_affinity
+from mtl_course.torch.gramian import LayerGramian, gramian_weights
 from mtl_course.torch.meta import adapt, reptile, reptile_step
 from mtl_course.torch.models import (
+    ESMM,
+    PLE,
     CGCLayer,
     CrossStitch,
     CrossStitchUnit,
-    ESMM,
     HardSharing,
     MMoE,
     MultiTaskModel,
-    PLE,
     SoftSharing,
     Wrapped,
     ctcvr_logit,
@@ -56,6 +45,17 @@ from mtl_course.torch.models import (
     wrap,
 )
 from mtl_course.torch.runtime import device, seed_everything
+from mtl_course.torch.train import evaluate, fit, load, predict, save
+from mtl_course.torch.weighting import (
+    DWA,
+    RLW,
+    WEIGHTINGS,
+    EqualWeighting,
+    GradNorm,
+    StaticWeighting,
+    UncertaintyWeighting,
+    Weighting,
+)
 
 __all__ = [
     "adapt",

@@ -109,7 +109,7 @@ class LayerGramian:
         self._records: dict[int, list] = {}
         self._handles: list = []
 
-    def __enter__(self) -> "LayerGramian":
+    def __enter__(self) -> LayerGramian:
         self._records = {id(m): [] for m in self.layers}
         self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
         return self
@@ -141,7 +141,7 @@ class LayerGramian:
         The autograd graph is kept for the backward pass of the weighted loss
         that usually follows (it is freed when the losses go out of scope).
         """
-        from mtl_course.torch.gradients import stack_losses, jacobian
+        from mtl_course.torch.gradients import jacobian, stack_losses
 
         values, stacked = stack_losses(losses)
         T = len(values)

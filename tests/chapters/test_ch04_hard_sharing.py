@@ -1,16 +1,18 @@
 """Tests of mtl_course.chapters.ch04_hard_sharing (chapter 4's driver) and of the parameter counts in mtl_course.metrics."""
 
+import mtl_course.tf as mtl_tf  # before tensorflow
+
+# isort: split
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mtl_course.tf as mtl_tf  # before tensorflow
 from mtl_course import metrics
 from mtl_course import torch as mtl_torch
-from mtl_course.data import multi_digits
 from mtl_course.chapters import ch04_hard_sharing as S
+from mtl_course.data import multi_digits
 
 OUTPUTS = {"a": 3, "b": 2}
 FRAMEWORKS = [mtl_torch, mtl_tf]

@@ -6,12 +6,11 @@ shapes, determinism, parity and the bookkeeping, not the chapter's findings.
 
 from __future__ import annotations
 
-import mtl_course.tf as mtl_tf  # first: it quiets TensorFlow before TensorFlow is imported
-
 import numpy as np
 import pytest
 import torch
 
+import mtl_course.tf as mtl_tf  # first: it quiets TensorFlow before TensorFlow is imported
 import mtl_course.torch as mtl
 from mtl_course.chapters import ch06_experts as ex
 from mtl_course.data.types import MultiTaskSplit

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mtl_course import torch as mtl
-from mtl_course.data.types import MultiTaskSplit
 from mtl_course.chapters import ch07_weighting as W
+from mtl_course.data.types import MultiTaskSplit
 
 TINY = dict(num_tasks=3, sigmas=(1.0, 10.0, 100.0), n=100, input_dim=6, output_dim=2, seed=0)
 RUN = dict(epochs=2, batch_size=30, hidden=8, depth=2)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from mtl_course import torch as mtl
-from mtl_course.data import MultiTaskSplit
 from mtl_course.chapters.ch08_conflict import conflict_during_training, cosine_matrix
+from mtl_course.data import MultiTaskSplit
 
 
 def test_cosine_matrix_by_hand():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from mtl_course.chapters import ch08_toy as tt
 from mtl_course.core import aggregation as core
 from mtl_course.data import toy_two_objective
 from mtl_course.data.toy import LOWER
-from mtl_course.chapters import ch08_toy as tt
 
 
 def _papers_toy(x, scale):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_course.data.groups import grouped_regression
 from mtl_course.chapters.ch10_relationships import bottleneck_model, main_task_transfer
+from mtl_course.data.groups import grouped_regression
 
 
 def test_bottleneck_model_shapes():

@@ -7,7 +7,6 @@ import pytest
 import torch
 from sklearn.linear_model import Ridge
 
-from mtl_course.data.families import SineFamily, SineTask
 from mtl_course.chapters.ch11_transfer_meta import (
     ADAPTATIONS,
     APPROACHES,
@@ -19,9 +18,9 @@ from mtl_course.chapters.ch11_transfer_meta import (
     prepare_networks,
     train_learners,
 )
+from mtl_course.data.families import SineFamily, SineTask
 from mtl_course.torch.models import mlp
 from mtl_course.torch.runtime import seed_everything
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import jaccard_score
 
-from mtl_course.data.shapes import shapes_scenes
 from mtl_course.chapters.ch12_dense import (
     HIGHER_IS_BETTER,
     dense_experiment,
@@ -18,9 +17,9 @@ from mtl_course.chapters.ch12_dense import (
     mean_iou,
     pixel_accuracy,
 )
+from mtl_course.data.shapes import shapes_scenes
 from mtl_course.torch import dense as tdense
 from mtl_course.torch.runtime import seed_everything
-
 
 # ---- metrics, hand-checked -------------------------------------------------------------------
 
@@ -103,9 +102,10 @@ def test_dense_model_bad_arguments(kwargs, match):
 # ---- parity torch vs tf -------------------------------------------------------------------------
 
 def test_parity_torch_tf_with_copied_weights():
+    import tensorflow as tf
+
     from mtl_course.tf import dense as kdense
     from mtl_course.tf.runtime import seed_everything as tf_seed
-    import tensorflow as tf
 
     seed_everything(1)
     tf_seed(1)

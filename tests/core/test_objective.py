@@ -150,7 +150,7 @@ def test_least_squares_jacobian_matches_finite_differences():
     problem = two_regressions()
     theta = np.array([0.3, -0.2, 0.7])
     for t in range(2):
-        numeric = approx_fprime(theta, lambda v: problem.losses(v)[t], 1e-7)
+        numeric = approx_fprime(theta, lambda v, t=t: problem.losses(v)[t], 1e-7)
         np.testing.assert_allclose(problem.jacobian(theta)[t], numeric, atol=1e-5)
 
 
@@ -213,7 +213,7 @@ def test_fonseca_fleming_jacobian_matches_finite_differences(dim):
     problem = FonsecaFleming(dim)
     theta = np.linspace(-0.4, 0.6, dim)
     for t in range(2):
-        numeric = approx_fprime(theta, lambda v: problem.losses(v)[t], 1e-7)
+        numeric = approx_fprime(theta, lambda v, t=t: problem.losses(v)[t], 1e-7)
         np.testing.assert_allclose(problem.jacobian(theta)[t], numeric, atol=1e-6)
 
 
@@ -237,7 +237,7 @@ def test_fonseca_fleming_scalarization_reaches_only_the_ends():
 def test_fonseca_fleming_minimizer_of_weighted_sum_found_by_scipy_is_near_an_end():
     problem = FonsecaFleming(2)
     for alpha in (0.3, 0.5, 0.7):
-        objective = lambda v: np.array([alpha, 1 - alpha]) @ problem.losses(v)  # noqa: E731
+        objective = lambda v, alpha=alpha: np.array([alpha, 1 - alpha]) @ problem.losses(v)  # noqa: E731
         best = min((minimize(objective, x0) for x0 in ([0.5, 0.5], [-0.5, -0.5])), key=lambda r: r.fun)
         losses = problem.losses(best.x)
         assert min(losses) < 0.05 and max(losses) > 0.9

@@ -8,9 +8,6 @@ import pytest
 from mtl_course.exercises import ch01, ch02
 from mtl_course.objective import linear_scalarization_reach, non_dominated_mask, weight_grid
 
-
-
-
 # ---------------------------------------------------------------- chapter 1
 
 

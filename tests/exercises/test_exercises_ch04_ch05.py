@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from mtl_course.exercises import ch04, ch05
-from mtl_course.chapters.ch04_hard_sharing import build_sharing_model
-from mtl_course.metrics import count_parameters
 from mtl_course import torch as mtl
+from mtl_course.chapters.ch04_hard_sharing import build_sharing_model
+from mtl_course.exercises import ch04, ch05
+from mtl_course.metrics import count_parameters
 
 
 def test_parameter_counts_right_and_wrong(capsys):

@@ -47,8 +47,9 @@ def test_as_number_rejects_what_is_not_one_finite_number(value):
 
 
 def test_as_number_reads_tensorflow_tensors():
-    import mtl_course.tf  # noqa: F401
     import tensorflow as tf
+
+    import mtl_course.tf  # noqa: F401
 
     assert grading.as_number(tf.constant(-1.4)) == pytest.approx(-1.4)
     assert grading.as_number(tf.Variable([2.5])) == pytest.approx(2.5)
@@ -220,8 +221,9 @@ def _as(value, kind: str):
     if kind == "one_element":  # scalars as [x]
         return array.reshape(1) if array.ndim == 0 else array
     if kind == "tf":
-        import mtl_course.tf  # noqa: F401
         import tensorflow as tf
+
+        import mtl_course.tf  # noqa: F401
 
         return tf.constant(array)
     raise ValueError(kind)

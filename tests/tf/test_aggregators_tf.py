@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import mtl_course.tf  # noqa: F401  (quiets TensorFlow: import it before tensorflow)
+
+# isort: split
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 
-import mtl_course.tf  # noqa: F401  (quiets TensorFlow: import it before tensorflow)
-import tensorflow as tf
 from mtl_course.tf import aggregators as tf_agg
 from mtl_course.tf.gradients import jacobian, representation_jacobian, unflatten_gradients
 from mtl_course.torch import aggregators as torch_agg

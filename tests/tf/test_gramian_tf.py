@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mtl_course.tf  # noqa: F401  (quiets TensorFlow: import it before tensorflow)
 
+# isort: split
 import keras
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ import torch
 
 from mtl_course.parity import copy_torch_to_tf
 from mtl_course.tf import aggregators as tf_agg
-from mtl_course.tf.gramian import LayerGramian, gramian_weights
 from mtl_course.tf.gradients import jacobian
+from mtl_course.tf.gramian import LayerGramian, gramian_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 

@@ -9,8 +9,6 @@ by O(0.1).
 
 from __future__ import annotations
 
-import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
-
 import keras
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ import tensorflow as tf
 import torch
 from torch import nn
 
+import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
 from mtl_course import parity
 from mtl_course.core.model_config import cross_stitch_init
 from mtl_course.tf import models as km

@@ -3,8 +3,6 @@ missing labels, ``wrap``, ``backward``, tf.data input, training hooks, bad input
 
 from __future__ import annotations
 
-import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
-
 import os
 
 import keras
@@ -13,6 +11,7 @@ import pytest
 import tensorflow as tf
 import torch
 
+import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
 from mtl_course import tf as mtl
 from mtl_course import torch as mtl_torch
 from mtl_course.core.tasks import Task
@@ -227,7 +226,9 @@ def test_backward_matches_the_torch_twin():
                      for n in TASKS]
     pairs, w_tf = mtl.backward(tape, tf_losses, tf_model.shared_parameters(), "upgrad")
     np.testing.assert_allclose(w_tf, w_torch, rtol=1e-4)
-    raw = lambda v: getattr(v, "_value", v)  # the tape hands back the tf.Variables inside Keras variables
+    def raw(v):  # the tape hands back the tf.Variables inside Keras variables
+        return getattr(v, "_value", v)
+
     grads = {id(raw(v)): g for g, v in pairs}
     assert len(pairs) == len(tf_model.trainable_variables)
     # the first shared kernel (Keras stores it transposed) and the 5-class head's kernel

@@ -8,13 +8,12 @@ slowly with the steps (rtol 1e-5 over 5 steps).
 
 from __future__ import annotations
 
-import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
-
 import keras
 import numpy as np
 import pytest
 import torch
 
+import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
 import mtl_course.tf.train as tf_train
 import mtl_course.torch.train as torch_train
 from mtl_course.core.tasks import History, Task

@@ -7,8 +7,6 @@ losses and gradient norms fed in); totals are float32 sums, compared at rtol 1e-
 
 from __future__ import annotations
 
-import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
-
 import math
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 import tensorflow as tf
 import torch
 
+import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
 import mtl_course.tf.weighting as tfw
 import mtl_course.torch.weighting as tw
 

@@ -12,8 +12,8 @@ from torch import nn
 from mtl_course.core import aggregation
 from mtl_course.core.gramian import GRAM_RULES, gram_rule, linear_layer_costs
 from mtl_course.torch import aggregators as torch_agg
-from mtl_course.torch.gramian import LayerGramian, gramian_weights
 from mtl_course.torch.gradients import jacobian
+from mtl_course.torch.gramian import LayerGramian, gramian_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 

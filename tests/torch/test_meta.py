@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import mtl_course.tf  # noqa: F401  (before tensorflow: quiets its start-up logs)
+
+# isort: split
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mtl_course.tf  # noqa: F401  (before tensorflow: quiets its start-up logs)
 from mtl_course import parity
 from mtl_course.core.meta import check_examples, reptile_update
 from mtl_course.data.families import SineFamily
@@ -17,7 +19,6 @@ from mtl_course.tf.models import mlp as tf_mlp
 from mtl_course.torch import meta
 from mtl_course.torch.models import mlp
 from mtl_course.torch.runtime import seed_everything
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 

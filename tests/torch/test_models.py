@@ -167,8 +167,8 @@ def test_penalty_matches_scipy_and_numpy(coupling):
     expected = 0.0
     for position in zip(*[t.parameters() for t in towers.values()]):
         m = np.stack([p.detach().double().numpy().ravel() for p in position])
-        expected += {"l2": lambda: pdist(m, "sqeuclidean").sum(), "trace_norm": lambda: np.linalg.norm(m, "nuc"),
-                     "weight_decay": lambda: np.sum(m ** 2)}[coupling]()
+        expected += {"l2": lambda m=m: pdist(m, "sqeuclidean").sum(), "trace_norm": lambda m=m: np.linalg.norm(m, "nuc"),
+                     "weight_decay": lambda m=m: np.sum(m ** 2)}[coupling]()
     assert model.penalty().item() == pytest.approx(0.3 * expected, rel=1e-5)
 
 

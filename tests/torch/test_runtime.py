@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-
 # ---------------------------------------------------------------- PyTorch
 
 def _torch_training_run(seed: int) -> tuple[np.ndarray, list[float]]:
@@ -90,10 +89,10 @@ def test_torch_training_runs_on_cuda():
 # ------------------------------------------------------------- TensorFlow
 
 def _tf_training_run(seed: int) -> tuple[np.ndarray, list[float]]:
-    from mtl_course.tf import seed_everything
-
     import keras
     import tensorflow as tf
+
+    from mtl_course.tf import seed_everything
 
     seed_everything(seed)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
@@ -112,9 +111,9 @@ def _tf_training_run(seed: int) -> tuple[np.ndarray, list[float]]:
 
 
 def test_tf_device_is_a_device_string():
-    from mtl_course.tf import device
-
     import tensorflow as tf
+
+    from mtl_course.tf import device
 
     dev = device()
     assert dev in {"/GPU:0", "/CPU:0"}
@@ -126,9 +125,9 @@ def test_tf_device_is_a_device_string():
 def test_tf_seed_everything_repeats_random_draws():
     import random
 
-    from mtl_course.tf import seed_everything
-
     import tensorflow as tf
+
+    from mtl_course.tf import seed_everything
 
     def draws():
         seed_everything(123)

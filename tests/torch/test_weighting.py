@@ -90,7 +90,7 @@ def test_uncertainty_optimum_is_a_stationary_minimum(loss, kind):
     assert weighting.weights[0] == pytest.approx(1.0 / (2.0 * loss), rel=1e-5)
     for shift in (-0.1, 0.1):
         c = 0.5 if kind == "regression" else 1.0
-        value = lambda s: c * math.exp(-s) * loss + s / 2  # noqa: E731
+        value = lambda s, c=c: c * math.exp(-s) * loss + s / 2  # noqa: E731
         assert value(s_star + shift) > value(s_star)
 
 

@@ -11,16 +11,18 @@ conditioned, matches the float64 answer to 1e-3 of the largest gradient norm.
 
 from __future__ import annotations
 
+import mtl_course.tf  # noqa: F401  (quiets TensorFlow: import it before tensorflow)
+
+# isort: split
 import warnings
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mtl_course.tf  # noqa: F401  (quiets TensorFlow: import it before tensorflow)
-import tensorflow as tf
 from mtl_course.core import aggregation as core
 from mtl_course.tf import aggregators as tf_agg
 from mtl_course.torch import aggregators as torch_agg

@@ -8,7 +8,7 @@ from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflo
 from mtl_course.tf.models.base import MultiTaskModel, mlp
 from mtl_course.tf.models.cross_stitch import CrossStitch, CrossStitchUnit
 from mtl_course.tf.models.esmm import ESMM, ctcvr_logit
-from mtl_course.tf.models.experts import MMoE, PLE, CGCLayer, mix_experts
+from mtl_course.tf.models.experts import PLE, CGCLayer, MMoE, mix_experts
 from mtl_course.tf.models.sharing import HardSharing, SoftSharing
 from mtl_course.tf.models.wrapped import Wrapped, wrap
 

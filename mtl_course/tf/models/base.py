@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Iterable, Sequence
 
 import keras
@@ -11,6 +9,7 @@ import tensorflow as tf
 
 from mtl_course.checks import check_task_names, layer_sizes
 from mtl_course.core.model_config import check_activation
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 
 
 def mlp(sizes: Sequence[int], activation: str | None = "relu", output_activation: bool = False) -> keras.Sequential:

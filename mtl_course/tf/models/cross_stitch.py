@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -11,6 +9,7 @@ import tensorflow as tf
 
 from mtl_course.checks import check_mapping, check_task_names
 from mtl_course.core.model_config import cross_stitch_init, cross_stitch_parts
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 

@@ -6,13 +6,12 @@ and parameter split; the docstrings there give formulas and the paper.
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Sequence
 
 import tensorflow as tf
 
 from mtl_course.core.model_config import esmm_sizes
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.models.base import MultiTaskModel, check_input, mlp, variables_of
 
 __all__ = ["ESMM", "ctcvr_logit"]

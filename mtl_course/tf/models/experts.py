@@ -6,16 +6,14 @@ outputs and parameter split; the docstrings there give formulas and papers.
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
 
 from mtl_course.core.model_config import mmoe_sizes, ple_sizes, tower_specs
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.models.base import MultiTaskModel, check_input, dense, mlp, variables_of
-
 
 _MODULE = keras.layers.Layer
 

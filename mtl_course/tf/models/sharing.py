@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
-
 from collections.abc import Mapping
 
 import keras
@@ -11,6 +9,7 @@ import tensorflow as tf
 
 from mtl_course.checks import check_mapping
 from mtl_course.core.model_config import check_coupling, check_same_shapes, check_strength
+from mtl_course.tf import _environment  # noqa: F401  (must run before tensorflow)
 from mtl_course.tf.models.base import MultiTaskModel, variables_of
 
 

@@ -7,7 +7,7 @@ and splits its parameters into ``shared_parameters()`` and ``task_parameters(nam
 from mtl_course.torch.models.base import MultiTaskModel, mlp
 from mtl_course.torch.models.cross_stitch import CrossStitch, CrossStitchUnit
 from mtl_course.torch.models.esmm import ESMM, ctcvr_logit
-from mtl_course.torch.models.experts import MMoE, PLE, CGCLayer, mix_experts
+from mtl_course.torch.models.experts import PLE, CGCLayer, MMoE, mix_experts
 from mtl_course.torch.models.sharing import HardSharing, SoftSharing
 from mtl_course.torch.models.wrapped import Wrapped, wrap
 

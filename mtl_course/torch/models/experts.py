@@ -15,7 +15,6 @@ from torch import nn
 from mtl_course.core.model_config import mmoe_sizes, ple_sizes, tower_specs
 from mtl_course.torch.models.base import MultiTaskModel, check_input, mlp, parameters_of
 
-
 _MODULE = nn.Module
 
 
