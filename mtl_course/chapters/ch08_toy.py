@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtl_course.core.aggregation import TWO_TASK_METHODS, two_task_weights
-from mtl_course.data.toy import LOWER, TwoObjectiveToy, _bowls, _log_arguments
+from mtl_course.data.toy import LOWER, TwoObjectiveToy, bowls, log_arguments
 
 __all__ = [
     "METHODS",
@@ -64,10 +64,10 @@ def toy_jacobian(toy: TwoObjectiveToy, points: np.ndarray) -> np.ndarray:
     fix = (points[..., 1] == 0.0) & np.all(J == 0.0, axis=(-2, -1))
     if np.any(fix):
         x1 = points[fix][:, 0]
-        a1, a2 = _log_arguments(x1, np.zeros_like(x1))
+        a1, a2 = log_arguments(x1, np.zeros_like(x1))
         g1 = np.log(np.maximum(np.abs(a1), LOWER)) + 6.0
         g2 = np.log(np.maximum(np.abs(a2), LOWER)) + 6.0
-        q1, q2 = _bowls(x1, np.zeros_like(x1))
+        q1, q2 = bowls(x1, np.zeros_like(x1))
         J_fix = J[fix]
         J_fix[:, 0, 1] = toy.scale * 0.5 * (g1 - q1)
         J_fix[:, 1, 1] = 0.5 * (g2 - q2)

@@ -83,10 +83,10 @@ class TwoObjectiveToy:
     def losses(self, points: object) -> np.ndarray:
         """``[f_1, f_2]`` at every point: shape ``(..., 2)`` for points ``(..., 2)``."""
         x1, x2 = self._points(points)
-        a1, a2 = _log_arguments(x1, x2)
+        a1, a2 = log_arguments(x1, x2)
         g1 = np.log(np.maximum(np.abs(a1), LOWER)) + 6.0
         g2 = np.log(np.maximum(np.abs(a2), LOWER)) + 6.0
-        q1, q2 = _bowls(x1, x2)
+        q1, q2 = bowls(x1, x2)
         c1 = np.maximum(np.tanh(0.5 * x2), 0.0)
         c2 = np.maximum(np.tanh(-0.5 * x2), 0.0)
         return np.stack([self.scale * (c1 * g1 + c2 * q1), c1 * g2 + c2 * q2], axis=-1)
@@ -94,7 +94,7 @@ class TwoObjectiveToy:
     def jacobian(self, points: object) -> np.ndarray:
         """Analytic ``J[..., i, j] = d f_i / d x_j``: shape ``(..., 2, 2)``."""
         x1, x2 = self._points(points)
-        a1, a2 = _log_arguments(x1, x2)
+        a1, a2 = log_arguments(x1, x2)
         g1 = np.log(np.maximum(np.abs(a1), LOWER)) + 6.0
         g2 = np.log(np.maximum(np.abs(a2), LOWER)) + 6.0
         sech2 = 1.0 - np.tanh(x2) ** 2
@@ -106,7 +106,7 @@ class TwoObjectiveToy:
         dg1 = (-0.5 * inv1, sech2 * inv1)
         dg2 = (-0.5 * inv2, -sech2 * inv2)
 
-        q1, q2 = _bowls(x1, x2)
+        q1, q2 = bowls(x1, x2)
         dq1 = ((x1 - 7.0) / 5.0, 0.02 * (x2 + 8.0))
         dq2 = ((x1 + 7.0) / 5.0, 0.02 * (x2 + 8.0))
 
@@ -146,12 +146,14 @@ class TwoObjectiveToy:
         return points
 
 
-def _log_arguments(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def log_arguments(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The arguments of the toy's two log-barrier terms, ``-x1/2 - 3.5 + tanh(x2)`` and ``-x1/2 + 3.5 - tanh(x2)``."""
     t = np.tanh(x2)
     return -0.5 * x1 - 3.5 + t, -0.5 * x1 + 3.5 - t
 
 
-def _bowls(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bowls(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The toy's two quadratic bowls, centred at ``x1 = 7`` and ``x1 = -7`` (before the smooth switch)."""
     common = 0.1 * (x2 + 8.0) ** 2
     return ((x1 - 7.0) ** 2 + common) / 10.0 - 20.0, ((x1 + 7.0) ** 2 + common) / 10.0 - 20.0
 
