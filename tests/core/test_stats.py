@@ -195,7 +195,7 @@ def test_rounded_line_keeps_the_digits_the_spread_justifies():
 # ------------------------------------------------------------ digits justified by the spread
 
 
-@pytest.mark.parametrize(("spread", "decimals"), [(0.03, 2), (0.0999, 2), (0.1, 1), (0.19, 1), (4.2, 0), (120.0, 0),
+@pytest.mark.parametrize(("spread", "decimals"), [(0.03, 2), (0.0999, 2), (0.1, 1), (0.19, 1), (4.2, 0), (60.0, -1), (120.0, -2),
                                                   (0.0, 6), (1e-9, 6)])
 def test_spread_decimals_is_the_leading_digit_of_the_spread(spread, decimals):
     assert spread_decimals(spread) == decimals
@@ -239,11 +239,11 @@ def test_mean_spread_prints_the_mean_within_half_a_printed_unit(values, margin):
     mean, std = np.mean(values), np.std(values)
     text = mean_spread(values, margin=margin)
     printed_mean, printed_std = (float(part) for part in text.split(" ± "))
-    decimals = len(text.split(" ± ")[0].partition(".")[2])
+    decimals = spread_decimals(std, value=mean, margin=margin)
+    assert decimals in (spread_decimals(std), spread_decimals(std) - 1)
     assert abs(printed_mean - mean) <= 0.5 * 10.0 ** -decimals + 1e-9 * max(1.0, abs(mean))
-    assert decimals <= spread_decimals(std)
-    assert abs(printed_std - std) <= 0.5 * 10.0 ** -spread_decimals(std) + 1e-12
-    if 0 < decimals == spread_decimals(std) and round(abs(mean), decimals - 1) > 0:
+    assert abs(printed_std - std) <= 0.5 * 10.0 ** -spread_decimals(std) + 1e-9 * max(1.0, std)
+    if decimals == spread_decimals(std) < 6 and round(abs(mean), decimals - 1) > 0:
         # the spread's place is kept only when the mean is not within margin * std of a boundary there
         unit = 10.0 ** -decimals
         assert abs((abs(mean) / unit) % 1.0 - 0.5) * unit > margin * std
