@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _scipy_stats
 
-__all__ = ["Verdict", "paired_verdict"]
+__all__ = ["Verdict", "format_spread", "mean_spread", "paired_verdict", "spread_decimals"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ class Verdict:
         The seeds' spread sets the precision: a half-width of 0.11 prints one decimal, of 0.03 two, of 4 none.
         While a difference is established and a bound would round to 0, one more decimal is shown
         (at most 6), so the printed interval still excludes 0. Digits below the spread are the first
-        to change on another machine; this line leaves them out.
+        to change on another machine; this line leaves them out. A difference that rounds to zero
+        prints without a sign.
 
         Examples:
             >>> v = paired_verdict([1.31, 1.52, 1.18, 1.44, 1.29], [1.0, 1.1, 1.05, 1.2, 0.98], names=('b0', 'a0'))
@@ -125,7 +126,10 @@ class Verdict:
         while self.established and decimals < 6 and 0 in (round(self.low, decimals), round(self.high, decimals)):
             decimals += 1
         head = self.line().split(": mean difference")[0]
-        return (f"{head}: mean difference {self.mean_difference:.{decimals}f}, "
+        mean = f"{self.mean_difference:.{decimals}f}"
+        if float(mean) == 0:
+            mean = f"{0.0:.{decimals}f}"
+        return (f"{head}: mean difference {mean}, "
                 f"{100 * self.confidence:g}% CI [{self.low:.{decimals}f}, {self.high:.{decimals}f}], "
                 f"{self.names[0]} better on {self.wins} of {self.n} seeds")
 
@@ -212,3 +216,80 @@ def paired_verdict(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndar
     return Verdict(names=names, mean_difference=mean, low=low, high=high,
                    wins=int(better.sum()), n=n, confidence=float(confidence),
                    lower_is_better=bool(lower_is_better), digits=int(digits))
+
+
+def spread_decimals(spread: float, value: float | None = None, margin: float = 0.1, most: int = 6) -> int:
+    """Decimals to print a number with, set by the place of the leading digit of its spread.
+
+    A spread of 0.03 gives 2 decimals, of 0.19 one, of 4 none, of 60 -1 (round to tens; ``most``
+    when the spread is 0).
+    When ``value`` is given and lies within ``margin * spread`` of a rounding boundary at that place
+    (0.405 at two decimals), one decimal fewer is returned (never more than one: a value that is near
+    a boundary at both places keeps the coarser one, and a value that would print as 0 keeps its digit):
+    that digit is the one another machine would flip. ``margin`` is how far a result moves between machines, as a fraction of the
+    seeds' spread: small for short fixed-length runs, about 1/3 for long runs whose early-stopping
+    epoch can move with the last bits.
+
+    Examples:
+        >>> spread_decimals(0.03), spread_decimals(0.19), spread_decimals(4.2), spread_decimals(60.0), spread_decimals(0.0)
+        (2, 1, 0, -1, 6)
+        >>> spread_decimals(0.03, value=0.4049), spread_decimals(0.03, value=0.4011)
+        (1, 2)
+    """
+    if not (math.isfinite(spread) and spread >= 0):
+        raise ValueError(f"spread must be finite and >= 0, got {spread}")
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    decimals = min(most, -math.floor(math.log10(spread))) if spread > 0 else most
+    if (value is not None and _near_boundary(value, decimals, margin * spread)
+            and round(abs(value), decimals - 1) > 0):  # never coarser than the value itself
+        decimals -= 1
+    return decimals
+
+
+def _near_boundary(value: float, decimals: int, tolerance: float) -> bool:
+    """Whether ``value`` lies within ``tolerance`` of a rounding boundary at ``decimals`` decimals."""
+    unit = 10.0 ** -decimals
+    return abs((abs(value) / unit) % 1.0 - 0.5) * unit <= tolerance
+
+
+def mean_spread(values: Sequence[float] | np.ndarray, ddof: int = 0, sign: bool = False,
+                margin: float = 0.1, show_spread: bool = True) -> str:
+    """``"mean ± std"`` of ``values`` (one per seed), each with the digits the seeds' spread justifies.
+
+    The std is printed to its leading digit and the mean to the same place, coarser while the mean
+    lies within ``margin * std`` of a rounding boundary (:func:`spread_decimals`). ``sign`` prints a
+    ``+`` on non-negative means. ``show_spread=False`` prints the mean alone (where the std's own
+    leading digit moves between machines).
+
+    Examples:
+        >>> mean_spread([0.38, 0.41, 0.43, 0.40, 0.39])
+        '0.40 ± 0.02'
+        >>> mean_spread([0.38, 0.41, 0.43, 0.40, 0.39], margin=1 / 3), mean_spread([0.38, 0.41], show_spread=False)
+        ('0.4 ± 0.02', '0.4')
+        >>> mean_spread([-0.5, -0.9, -0.7, -1.1, -0.8])
+        '-0.8 ± 0.2'
+    """
+    array = _scores("values", values)
+    std = float(array.std(ddof=ddof)) if array.size > ddof else 0.0
+    text = format_spread(float(array.mean()), std, sign=sign, margin=margin)
+    return text if show_spread else text.split(" ± ")[0]
+
+
+def format_spread(value: float, spread: float, sign: bool = False, margin: float = 0.1, most: int = 6) -> str:
+    """``"value ± spread"`` with the digits :func:`mean_spread` uses, from a value and its spread
+    (a std over seeds, or an interval's half-width); ``most`` decimals when the spread is 0.
+
+    Examples:
+        >>> format_spread(-0.3217, 0.19, sign=True), format_spread(1.0, 0.0, most=2), format_spread(-163.3, 113.1)
+        ('-0.3 ± 0.2', '1.00 ± 0.00', '-200 ± 100')
+    """
+    spread_places = spread_decimals(spread, most=most)
+    decimals = spread_decimals(spread, value=value, margin=margin, most=most)
+    plus = "+" if sign else ""
+    shown = round(value, decimals) if decimals < 0 else value  # tens, hundreds: round, print no decimals
+    text = f"{shown:{plus}.{max(decimals, 0)}f}"
+    if float(text) == 0:  # no "-0"
+        text = f"{0.0:{plus}.{max(decimals, 0)}f}"
+    shown_spread = round(spread, spread_places) if spread_places < 0 else spread
+    return f"{text} ± {shown_spread:.{max(spread_places, 0)}f}"

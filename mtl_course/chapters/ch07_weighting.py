@@ -38,6 +38,7 @@ import numpy as np
 from mtl_course.core.methods import build_weighting
 from mtl_course.data.synthetic import gradnorm_toy
 from mtl_course.data.types import MultiTaskSplit, Splits
+from mtl_course.stats import mean_spread
 
 __all__ = [
     "METHODS",
@@ -305,16 +306,23 @@ class StackedRuns:
         i = self.methods.index(method)
         return i, self.tuned()[method]
 
-    def table(self, digits: int = 2) -> str:
-        """Tuned learning rate, then test error per task and the task mean: mean +- std over seeds."""
-        header = f"{'method':12s}{'lr':>8s}" + "".join(f"{n:>13s}" for n in self.task_names) + f"{'task mean':>13s}"
+    def table(self, margin: float = 0.5) -> str:
+        """Tuned learning rate, then test error per task and the task mean: the mean over seeds.
+
+        Each mean has the digits its seeds' spread justifies (:func:`mtl_course.stats.mean_spread`),
+        one fewer where it lies within ``margin`` times the spread of a rounding boundary: the epoch
+        early stopping keeps in these long float64 runs can move with the last bits of another
+        machine's kernels, a seed's error with it by up to about the spread, and a mean by up to
+        about a third of it. The std itself is not printed: its leading digit moves the same way.
+        """
+        header = f"{'method':12s}{'lr':>8s}" + "".join(f"{n:>10s}" for n in self.task_names) + f"{'task mean':>11s}"
         lines = [header]
         for method in self.methods:
             err = self.tuned_test_error(method)
             cells = [err[:, t] for t in range(err.shape[1])] + [err.mean(axis=1)]
             lr = self.lrs[self.tuned()[method]]
-            lines.append(f"{method:12s}{lr:8.0e}" + "".join(f"{c.mean():7.{digits}f} +-{c.std():4.{digits}f}"
-                                                           for c in cells))
+            means = [mean_spread(c, margin=margin, show_spread=False) for c in cells]
+            lines.append(f"{method:12s}{lr:8.0e}" + "".join(f"{m:>10s}" for m in means[:-1]) + f"{means[-1]:>11s}")
         return "\n".join(lines)
 
 

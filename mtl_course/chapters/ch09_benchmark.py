@@ -41,7 +41,7 @@ from mtl_course.data.digits import multi_digits
 from mtl_course.data.synthetic import mmoe_synthetic
 from mtl_course.data.types import MultiTaskSplit, Splits
 from mtl_course.metrics import delta_m
-from mtl_course.stats import paired_verdict
+from mtl_course.stats import format_spread, paired_verdict
 
 __all__ = [
     "AGGREGATOR_METHODS",
@@ -415,18 +415,23 @@ def run_benchmark(mtl: ModuleType, problem: Problem, methods: Sequence[str] = AL
 def format_table(result: BenchmarkResult, digits: int = 3) -> str:
     """The summary as a fixed-width text table: ``mean ± std`` of each task's test metric
     and of :math:`\\Delta_m` (percent), and the paired difference to equal weighting
-    (``mean ± t-interval half width``, ``*`` when the interval excludes 0)."""
+    (``mean ± t-interval half width``, ``*`` when the interval excludes 0).
+
+    Every number has the digits its spread over seeds justifies (:func:`mtl_course.stats.format_spread`:
+    to the leading digit of the std or half-width, one fewer near a rounding boundary), so that another
+    machine's float32 rounding does not change a printed digit; ``digits`` decimals where the spread is 0.
+    """
     rows = result.summary()
     tasks = list(result.problem.tasks)
     header = ["method", *tasks, "delta_m %", "vs equal (pp)"]
     lines = []
     for row in rows:
         cells = [row["method"]]
-        cells += [f"{row[t][0]:.{digits}f} ± {row[t][1]:.{digits}f}" for t in tasks]
-        cells.append(f"{row['delta_m'][0]:+.2f} ± {row['delta_m'][1]:.2f}")
+        cells += [format_spread(*row[t], most=digits) for t in tasks]
+        cells.append(format_spread(*row["delta_m"], sign=True, most=2))
         vs = row["vs_equal"]
         cells.append("" if vs is None else
-                     f"{vs['mean']:+.2f} ± {vs['half_width']:.2f}" + ("" if vs["within_noise"] else " *"))
+                     format_spread(vs["mean"], vs["half_width"], sign=True, most=2) + ("" if vs["within_noise"] else " *"))
         lines.append(cells)
     widths = [max(len(str(c)) for c in col) for col in zip(header, *lines)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)

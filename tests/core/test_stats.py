@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from mtl_course.stats import Verdict, paired_verdict
+from mtl_course.stats import Verdict, format_spread, mean_spread, paired_verdict, spread_decimals
 
 
 def test_every_seed_won_yet_no_difference_established() -> None:
@@ -190,3 +190,69 @@ def test_rounded_line_keeps_the_digits_the_spread_justifies():
     low, high = near.rounded_line().split("CI [")[1].split("]")[0].split(", ")
     assert float(low) > 0 and float(high) > 0
     assert paired_verdict([1.0, 2.0], [1.0, 2.0]).rounded_line().startswith("A vs B: no difference established")
+
+
+# ------------------------------------------------------------ digits justified by the spread
+
+
+@pytest.mark.parametrize(("spread", "decimals"), [(0.03, 2), (0.0999, 2), (0.1, 1), (0.19, 1), (4.2, 0), (60.0, -1), (120.0, -2),
+                                                  (0.0, 6), (1e-9, 6)])
+def test_spread_decimals_is_the_leading_digit_of_the_spread(spread, decimals):
+    assert spread_decimals(spread) == decimals
+
+
+def test_spread_decimals_drops_digits_near_a_rounding_boundary():
+    # 0.405 at two decimals is the digit another machine flips (0.40 / 0.41); 0.401 is not
+    assert spread_decimals(0.03, value=0.4049) == 1
+    assert spread_decimals(0.03, value=-0.4051) == 1
+    assert spread_decimals(0.03, value=0.4011) == 2
+    # the margin is a fraction of the spread: 0.4011 is 0.0039 from 0.405, inside 0.3 * 0.03 = 0.009
+    assert spread_decimals(0.03, value=0.4011, margin=0.3) == 1
+    # one decimal fewer at most: 0.4647 is near 0.465 and, with margin 0.55, near 0.45 too
+    assert spread_decimals(0.029, value=0.4647, margin=0.25) == 1
+    assert spread_decimals(0.029, value=0.4647, margin=0.55) == 1
+    assert spread_decimals(4.0, value=2.5) == 0  # never below 0
+    assert spread_decimals(0.0, value=0.5) == 6  # no spread: nothing moves
+    assert spread_decimals(0.0139, value=0.0354) == 2  # 0.0 would print nothing of 0.035
+
+
+@pytest.mark.parametrize(("spread", "margin"), [(-0.1, 0.1), (float("nan"), 0.1), (float("inf"), 0.1), (0.1, -1.0)])
+def test_spread_decimals_rejects_bad_input(spread, margin):
+    with pytest.raises(ValueError, match="spread|margin"):
+        spread_decimals(spread, value=0.0, margin=margin)
+
+
+def test_mean_spread_hand_computed():
+    values = [0.38, 0.41, 0.43, 0.40, 0.39]  # mean 0.402, population std 0.0172
+    assert mean_spread(values) == "0.40 ± 0.02"
+    assert mean_spread(values, margin=1 / 3) == "0.4 ± 0.02"  # 0.402 is 0.003 from 0.405
+    assert mean_spread(values, ddof=1, sign=True) == "+0.40 ± 0.02"
+    assert mean_spread([-0.001, 0.001]) == "0.000 ± 0.001"  # no "-0"
+    assert format_spread(-0.0004, 0.19, sign=True) == "+0.0 ± 0.2"
+    assert format_spread(1.0, 0.0, most=2) == "1.00 ± 0.00"
+    with pytest.raises(ValueError, match="NaN"):
+        mean_spread([0.1, float("nan")])
+
+
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=10), st.floats(0.0, 1.0))
+def test_mean_spread_prints_the_mean_within_half_a_printed_unit(values, margin):
+    mean, std = np.mean(values), np.std(values)
+    text = mean_spread(values, margin=margin)
+    printed_mean, printed_std = (float(part) for part in text.split(" ± "))
+    decimals = spread_decimals(std, value=mean, margin=margin)
+    assert decimals in (spread_decimals(std), spread_decimals(std) - 1)
+    assert abs(printed_mean - mean) <= 0.5 * 10.0 ** -decimals + 1e-9 * max(1.0, abs(mean))
+    assert abs(printed_std - std) <= 0.5 * 10.0 ** -spread_decimals(std) + 1e-9 * max(1.0, std)
+    if decimals == spread_decimals(std) < 6 and round(abs(mean), decimals - 1) > 0:
+        # the spread's place is kept only when the mean is not within margin * std of a boundary there
+        unit = 10.0 ** -decimals
+        assert abs((abs(mean) / unit) % 1.0 - 0.5) * unit > margin * std
+
+
+def test_rounded_line_prints_no_negative_zero():
+    v = Verdict(names=("A", "B"), mean_difference=-0.011, low=-0.16, high=0.13, wins=2, n=5)
+    assert "mean difference 0.0, 95% CI [-0.2, 0.1]" in v.rounded_line()  # not "-0.0"
+    w = Verdict(names=("A", "B"), mean_difference=-0.0029, low=-0.086, high=0.092, wins=1, n=5)
+    assert "mean difference 0.00, 95% CI [-0.09, 0.09]" in w.rounded_line()
+    u = Verdict(names=("A", "B"), mean_difference=-0.031, low=-0.086, high=0.092, wins=1, n=5)
+    assert "mean difference -0.03," in u.rounded_line()
