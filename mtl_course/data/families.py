@@ -69,12 +69,12 @@ class SineFamily:
         return [SineTask(float(a), float(p)) for a, p in zip(amplitudes, phases)]
 
     def sample_x(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
-        """``n`` inputs drawn uniformly from :attr:`x_range`, shape ``(n, 1)``, float32."""
+        """``n`` inputs drawn uniformly from ``x_range``, shape ``(n, 1)``, float32."""
         n, rng = check_count(n, "n"), as_generator(rng, "rng")
         return rng.uniform(*self.x_range, size=(n, 1)).astype(np.float32)
 
     def grid(self, n: int = 100) -> np.ndarray:
-        """``n`` evenly spaced inputs over :attr:`x_range`, shape ``(n, 1)``, float32 (for test error and plots)."""
+        """``n`` evenly spaced inputs over ``x_range``, shape ``(n, 1)``, float32 (for test error and plots)."""
         return np.linspace(*self.x_range, check_count(n, "n", 2), dtype=np.float32)[:, None]
 
     def sample(self, task: SineTask, n: int, rng: np.random.Generator | int | None = None
