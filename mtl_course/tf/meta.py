@@ -12,7 +12,9 @@ on each task's mean squared error, :math:`\phi_i = U^k_i(\theta)`, then
 The models are single-task Keras regressors mapping ``(n, d_in)`` to
 ``(n, d_out)``; :func:`adapt` copies them with ``keras.models.clone_model``,
 so they must be Sequential or functional models (as
-:func:`mtl_course.tf.models.mlp` builds).
+:func:`mtl_course.tf.models.mlp` builds). As in the PyTorch twin, the examples
+are used in the model's dtype: float64 for a float64 model (without a detour
+through float32), float32 otherwise.
 """
 
 from __future__ import annotations
@@ -99,9 +101,13 @@ def _trainable(model: keras.Model) -> list:
     return variables
 
 
-def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-    x, y = check_examples(x, y)
-    return tf.constant(x), tf.constant(y)
+def _tensors(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+    """The checked examples in the model's floating dtype (float32 or float64), as in the PyTorch twin."""
+    checked = check_examples(x, y)
+    weights = model.weights
+    if weights and keras.backend.standardize_dtype(weights[0].dtype) == "float64":  # not through float32
+        return tf.constant(np.asarray(x, dtype=np.float64)), tf.constant(np.asarray(y, dtype=np.float64))
+    return tf.constant(checked[0]), tf.constant(checked[1])
 
 
 def reptile_step(model: keras.Model, tasks: Sequence[Examples], inner_steps: int = 5, inner_lr: float = 0.02,
@@ -131,7 +137,7 @@ def reptile_step(model: keras.Model, tasks: Sequence[Examples], inner_steps: int
     inner_steps = check_count(inner_steps, "inner_steps")
     inner_lr, outer_lr = check_rate(inner_lr, "inner_lr"), check_rate(outer_lr, "outer_lr")
     variables = _trainable(model)
-    data = [_tensors(x, y) for x, y in tasks]
+    data = [_tensors(model, x, y) for x, y in tasks]
     theta = [tf.identity(v) for v in variables]
     delta = [tf.zeros_like(v) for v in variables]
     losses = []
@@ -199,7 +205,7 @@ def adapt(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int = 32, lr:
     """
     steps = check_count(steps, "steps", 0)
     lr = check_rate(lr, "lr")
-    x_t, y_t = _tensors(x, y)
+    x_t, y_t = _tensors(model, x, y)
     adapted = keras.models.clone_model(model)
     if steps:
         # Train ``model`` itself and restore it, so its compiled loop is reused instead of traced for a clone.
