@@ -260,3 +260,18 @@ def test_non_finite_jacobian_stops_a_graph_with_a_clear_message(name):
     compiled = tf.function(lambda J: tf_agg.AGGREGATORS[name](J))
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
         compiled(tf.constant(J))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mean_in_a_graph_checks_every_entry_when_the_sum_overflows(dtype):
+    """In a graph the sum of the result is checked first and every entry only when that sum
+    is not finite: a finite mean near the dtype's largest number passes, one inf stops it."""
+    J = np.full((3, 6), np.finfo(dtype).max / 2, dtype)
+    J[:, 1:4:2] *= np.asarray(-0.75, dtype)  # a row sums to 1.125 times the largest number: inf
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.add.reduce(J[0], dtype=dtype))
+    compiled = tf.function(tf_agg.mean)
+    np.testing.assert_allclose(compiled(tf.constant(J)).numpy(), J[0], rtol=4 * np.finfo(dtype).eps, atol=0)
+    J[2, 0] = np.inf
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
+        compiled(tf.constant(J))

@@ -173,26 +173,23 @@ def test_mean_in_float16_does_not_report_a_false_overflow(framework):
         aggregate(framework, "mean", J)
 
 
-def test_mean_is_checked_in_chunks_without_changing_a_bit():
-    """The CPU path computes and checks wide Jacobians chunk by chunk (issue 17: the check
-    must cost almost nothing); the result is bit-identical to w @ J and a NaN in the last
-    chunk is still found."""
+def test_mean_is_w_at_J_bit_for_bit_and_finds_a_nan_in_a_wide_J():
+    """The check reads one reduction of the result (issue 17: it must cost almost nothing);
+    the result is bit-identical to w @ J and a NaN in the last entry of a wide J is found."""
     generator = torch.Generator().manual_seed(0)
-    for T, P, dtype in [(2, 1_000_003, torch.float32), (5, 2 * torch_agg._mean_chunk(5) + 1, torch.float32),
-                        (12, 3 * torch_agg._mean_chunk(12) + 7, torch.float32),
-                        (3, 2 * torch_agg._mean_chunk(3, 8) + 5, torch.float64)]:
+    for T, P, dtype in [(2, 1_000_003, torch.float32), (12, 200_007, torch.float32), (3, 100_005, torch.float64)]:
         J = torch.randn(T, P, generator=generator, dtype=dtype)
         torch.testing.assert_close(torch_agg.mean(J), torch.full((T,), 1 / T, dtype=dtype) @ J, rtol=0, atol=0)
         J[T - 1, P - 1] = float("nan")
         with pytest.raises(ValueError, match=rf"NaN or inf in row\(s\) \[{T - 1}\]"):
             torch_agg.mean(J)
-    J = torch.full((2, 3 * torch_agg._mean_chunk(2)), 60000.0, dtype=torch.float16)  # sums overflow float16
+    J = torch.full((2, 100_000), 60000.0, dtype=torch.float16)  # sums overflow float16
     assert torch.equal(torch_agg.mean(J), J[0])
 
 
 MEAN_SHAPES = {
-    "narrow": (3, 7),  # one product, then the probe
-    "chunked": (8, 2 * torch_agg._mean_chunk(8) + 3),  # torch's CPU path: product and probe chunk by chunk
+    "narrow": (3, 7),
+    "wide": (8, 100_003),  # a result larger than the L2 cache
 }
 
 
@@ -202,14 +199,11 @@ MEAN_SHAPES = {
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_mean_finds_a_non_finite_entry_anywhere(framework, shape, dtype, value):
     """Issue 17, item 3: ``mean`` checks its result, not J, to be fast; a single NaN, inf or
-    -inf in the first row, the first or last column, or on a chunk boundary must still
-    raise the error that names its row."""
+    -inf in the first or last row, the first, middle or last column must still raise the
+    error that names its row."""
     T, P = MEAN_SHAPES[shape]
     J = np.random.default_rng(0).standard_normal((T, P)).astype(dtype)
-    chunk = torch_agg._mean_chunk(T, np.dtype(dtype).itemsize)
-    places = [(0, 0), (0, P - 1), (T - 1, P - 1), (T // 2, P // 2)]
-    if shape == "chunked":
-        places += [(1, chunk - 1), (T - 1, chunk), (2, 2 * chunk)]  # both sides of a boundary, the short last chunk
+    places = [(0, 0), (0, P - 1), (T - 1, P - 1), (T // 2, P // 2), (T - 1, 0)]
     for row, column in places:
         bad = J.copy()
         bad[row, column] = value
@@ -233,6 +227,27 @@ def test_mean_of_huge_finite_gradients_is_not_an_error(framework, shape):
     d = aggregate(framework, "mean", J)
     assert np.isfinite(d).all() and np.abs(d).max() > 1e29
     np.testing.assert_allclose(d, J.astype(np.float64).mean(axis=0), rtol=1e-5, atol=1e24)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("shape", list(MEAN_SHAPES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mean_whose_sum_overflows_is_not_an_error(framework, shape, dtype):
+    """The cheap probe of the result and the slow path's sum of it both overflow when the
+    entries of d are near the dtype's largest number; d is finite, so it is returned, in
+    float32 and float64. A single inf among them is still reported."""
+    T, P = MEAN_SHAPES[shape]
+    big = np.finfo(dtype).max / 2
+    J = np.full((T, P), big, dtype=dtype)
+    J[:, 1::2] *= np.asarray(0.75, dtype)
+    row = J[0]
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.dot(row, row)) and np.isinf(np.add.reduce(row, dtype=dtype))
+    d = aggregate(framework, "mean", J)
+    np.testing.assert_allclose(d, row.astype(np.float64), rtol=4 * np.finfo(dtype).eps, atol=0)
+    J[T - 1, P // 2] = np.inf
+    with pytest.raises(ValueError, match=rf"J contains NaN or inf in row\(s\) \[{T - 1}\]$"):
+        aggregate(framework, "mean", J)
 
 
 def near_opposite_beside_a_third(seed: int, angle: float, dims: int = 5) -> np.ndarray:
