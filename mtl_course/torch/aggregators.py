@@ -132,21 +132,6 @@ def _combine(J: torch.Tensor, weights: np.ndarray, G: np.ndarray) -> torch.Tenso
     return d
 
 
-_MEAN_CHUNKED_TASKS = 4
-"""Up to this many tasks, :func:`mean` computes and checks float32 and float64 results on
-CPU chunk by chunk (see there)."""
-
-
-def _mean_chunk(T: int, itemsize: int = 4) -> int:
-    """Columns per chunk in :func:`mean` on CPU: about 1.25 MB of ``J`` (well inside a
-    2 MB L2 cache, next to its chunk of the result, which is therefore still in cache
-    when it is checked), a multiple of 4096 between 2**15 (below that the two calls per
-    chunk cost more than they save) and 2**17. Measured with benchmarks/aggregators.py
-    at T = 2..16, P = 1e6, one thread."""
-    columns = (5 << 18) // (T * itemsize) // 4096 * 4096
-    return max(1 << 15, min(1 << 17, columns))
-
-
 def _finite_probe(d: torch.Tensor) -> float:
     """A number that is NaN or inf whenever ``d`` holds a NaN or inf: ``d . d`` (one BLAS
     pass; squares, so no ``-inf + inf``) in float32 and float64, the sum in half
@@ -170,11 +155,10 @@ def mean(J: torch.Tensor) -> torch.Tensor:
 
     The reduction reads ``P`` numbers where the product reads ``T P`` and writes
     ``P`` (reading each cache line before writing it): about ``1 / (T + 2)`` more
-    memory traffic. With up to four tasks, where that share is largest, a float32 or
-    float64 product on CPU is computed and checked in chunks small enough that each
-    chunk of the result is still in cache when it is checked. With more tasks the
-    product is one call: there the chunks' extra calls cost more than the reduction
-    saves, most of all on a loaded CPU (measured with ``benchmarks/aggregators.py``).
+    memory traffic. Computing and checking the result in chunks small enough to stay
+    in cache saves part of that at best, but its extra calls and its reliance on the
+    cache made it slower and far more variable on a loaded CPU (1.2-1.5x torchjd's
+    ``Mean`` against 1.0-1.2x; ``benchmarks/aggregators.py``), so the product is one call.
 
     Examples:
         >>> import torch
@@ -183,22 +167,13 @@ def mean(J: torch.Tensor) -> torch.Tensor:
         tensor([0.2500, 0.5000], dtype=torch.float64)
     """
     _check_jacobian(J)
-    T, P = J.shape
+    T = J.shape[0]
     key = (T, J.dtype, J.device)
     w = _MEAN_WEIGHTS.get(key)
     if w is None:
         w = _MEAN_WEIGHTS.setdefault(key, torch.full((T,), 1.0 / T, dtype=J.dtype, device=J.device))
-    chunk = _mean_chunk(T, J.element_size())
-    if (T <= _MEAN_CHUNKED_TASKS and P > 2 * chunk and J.dtype in (torch.float32, torch.float64)
-            and J.device.type == "cpu" and not J.requires_grad and J.is_contiguous()):
-        d = torch.empty(P, dtype=J.dtype)
-        probe = 0.0
-        for J_part, d_part in zip(J.T.split(chunk), d.split(chunk)):
-            torch.mv(J_part, w, out=d_part)
-            probe += torch.dot(d_part, d_part).item()  # _finite_probe, inlined: once per chunk
-    else:
-        d = torch.mv(J.T, w)  # the same bits as w @ J, a little faster; faster than J.mean(0)
-        probe = _finite_probe(d.detach())
+    d = torch.mv(J.T, w)  # the same bits as w @ J, a little faster; faster than J.mean(0)
+    probe = _finite_probe(d.detach())
     if not math.isfinite(probe):  # NaN or inf in J, or a finite d whose probe overflowed
         _raise_if_not_finite(J, d)
     return d
