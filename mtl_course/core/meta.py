@@ -25,15 +25,17 @@ import tqdm
 
 from mtl_course.checks import check_count, check_rate
 
-__all__ = ["check_examples", "reptile_loop", "reptile_update"]
+__all__ = ["check_examples", "check_reptile_arguments", "reptile_loop", "reptile_update"]
 
 
-def check_examples(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
-    """The examples of one task as float32 arrays of shape ``(n, d_in)`` and ``(n, d_out)``.
+def check_examples(x: object, y: object, float64: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The examples of one task as arrays of shape ``(n, d_in)`` and ``(n, d_out)``.
 
-    Raises ``ValueError`` for other ranks, a row-count mismatch, no rows, or
-    NaN/inf values. A 1-D ``y`` is refused rather than reshaped: broadcasting
-    it against an ``(n, 1)`` prediction would silently compare every pair.
+    They are float32, or float64 with ``float64=True`` (both twins pass it for a
+    float64 model, so its examples keep their full precision instead of going
+    through float32). Raises ``ValueError`` for other ranks, a row-count mismatch,
+    no rows, or NaN/inf values. A 1-D ``y`` is refused rather than reshaped:
+    broadcasting it against an ``(n, 1)`` prediction would silently compare every pair.
 
     Examples:
         >>> import numpy as np
@@ -56,7 +58,23 @@ def check_examples(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
         raise TypeError(f"x and y must be numeric, got {x.dtype} and {y.dtype}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("x or y contains NaN or inf")
-    return x.astype(np.float32), y.astype(np.float32)
+    dtype = np.float64 if float64 else np.float32
+    return x.astype(dtype), y.astype(dtype)
+
+
+def check_reptile_arguments(tasks: Sequence[Any], inner_steps: int, inner_lr: float,
+                            outer_lr: float) -> tuple[int, float, float]:
+    """Both twins' ``reptile_step`` checks: at least one task, ``inner_steps >= 1`` and
+    positive finite rates; returns ``(inner_steps, inner_lr, outer_lr)`` as checked.
+
+    Examples:
+        >>> check_reptile_arguments([None], 5, 0.02, 0.1)
+        (5, 0.02, 0.1)
+    """
+    if len(tasks) == 0:
+        raise ValueError("tasks is empty: a Reptile step needs at least one task")
+    return (check_count(inner_steps, "inner_steps"), check_rate(inner_lr, "inner_lr"),
+            check_rate(outer_lr, "outer_lr"))
 
 
 def reptile_update(theta: Sequence[np.ndarray], adapted: Sequence[Sequence[np.ndarray]],

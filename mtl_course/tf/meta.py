@@ -103,11 +103,10 @@ def _trainable(model: keras.Model) -> list:
 
 def _tensors(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
     """The checked examples in the model's floating dtype (float32 or float64), as in the PyTorch twin."""
-    checked = check_examples(x, y)
     weights = model.weights
-    if weights and keras.backend.standardize_dtype(weights[0].dtype) == "float64":  # not through float32
-        return tf.constant(np.asarray(x, dtype=np.float64)), tf.constant(np.asarray(y, dtype=np.float64))
-    return tf.constant(checked[0]), tf.constant(checked[1])
+    float64 = bool(weights) and keras.backend.standardize_dtype(weights[0].dtype) == "float64"
+    x, y = check_examples(x, y, float64=float64)
+    return tf.constant(x), tf.constant(y)
 
 
 def reptile_step(model: keras.Model, tasks: Sequence[Examples], inner_steps: int = 5, inner_lr: float = 0.02,
@@ -132,10 +131,7 @@ def reptile_step(model: keras.Model, tasks: Sequence[Examples], inner_steps: int
         >>> isinstance(loss, float), any(not np.array_equal(p, q) for p, q in zip(before, model.get_weights()))
         (True, True)
     """
-    if len(tasks) == 0:
-        raise ValueError("tasks is empty: a Reptile step needs at least one task")
-    inner_steps = check_count(inner_steps, "inner_steps")
-    inner_lr, outer_lr = check_rate(inner_lr, "inner_lr"), check_rate(outer_lr, "outer_lr")
+    inner_steps, inner_lr, outer_lr = core_meta.check_reptile_arguments(tasks, inner_steps, inner_lr, outer_lr)
     variables = _trainable(model)
     data = [_tensors(model, x, y) for x, y in tasks]
     theta = [tf.identity(v) for v in variables]

@@ -41,10 +41,8 @@ Examples = tuple[np.ndarray, np.ndarray]
 
 def _tensors(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """The checked examples on the model's device, in the model's floating dtype (float32 or float64)."""
-    checked = check_examples(x, y)
     param = next(iter(model.parameters()))
-    if param.dtype == torch.float64:  # not through float32: a float64 model gets its examples' full precision
-        return tuple(torch.as_tensor(np.asarray(a, dtype=np.float64), device=param.device) for a in (x, y))
+    checked = check_examples(x, y, float64=param.dtype == torch.float64)
     return tuple(torch.as_tensor(a, device=param.device) for a in checked)
 
 
@@ -107,10 +105,7 @@ def reptile_step(model: nn.Module, tasks: Sequence[Examples], inner_steps: int =
         >>> isinstance(loss, float), any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
         (True, True)
     """
-    if len(tasks) == 0:
-        raise ValueError("tasks is empty: a Reptile step needs at least one task")
-    inner_steps = check_count(inner_steps, "inner_steps")
-    inner_lr, outer_lr = check_rate(inner_lr, "inner_lr"), check_rate(outer_lr, "outer_lr")
+    inner_steps, inner_lr, outer_lr = core_meta.check_reptile_arguments(tasks, inner_steps, inner_lr, outer_lr)
     params = _trainable(model)
     data = [_tensors(model, x, y) for x, y in tasks]
     theta = [p.detach().clone() for p in params]

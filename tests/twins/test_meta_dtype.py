@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from mtl_course import parity
+from mtl_course.core.meta import check_examples
 from mtl_course.tf import meta as tf_meta
 from mtl_course.torch import meta as torch_meta
 from mtl_course.torch.models import mlp
@@ -119,3 +120,10 @@ def test_a_float64_keras_model_adapts_and_meta_trains_in_float64():
     np.testing.assert_allclose([kernel.item(), bias.item()], _numpy_sgd(0.0, 0.0, x[:, 0], 3 * x[:, 0], 3, 0.3),
                                rtol=1e-13)
     assert [w.item() for w in model.get_weights()] == [0.0, 0.0]  # adapt leaves the model alone
+
+
+def test_check_examples_keeps_float64_when_asked():
+    x, y = check_examples(np.array([[0.1], [0.7]]), np.array([[1], [2]]), float64=True)
+    assert x.dtype == y.dtype == np.float64 and x[0, 0] == 0.1 and y[1, 0] == 2.0
+    x32, _ = check_examples(np.array([[0.1], [0.7]]), np.array([[1], [2]]))
+    assert x32.dtype == np.float32 and float(x32[0, 0]) != 0.1  # the default rounds to float32
