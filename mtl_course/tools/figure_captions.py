@@ -187,6 +187,15 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "Grouped bars for three seeds. ESMM's bars match the true bars; the click-only model's "
         "bars are higher; all lie well below the dotted line of the mean on clicked "
         "impressions."),
+    ("07_loss_weighting.ipynb", "c4a1f0b6"): Figure(
+        "ch7-fig-grid",
+        "The grid search over static weights $(1, w_2)$ on the two-task problem: relative test "
+        "error of each task against $w_2$, one line per seed and their mean (black); dotted: the "
+        "error of predicting the mean.",
+        "Two line plots against w2 on a log axis from 1e-4 to 1. Left, the small task t0: every "
+        "seed's error rises from about 0.5 at w2 = 1e-4 to about 1 at w2 = 1. Right, the large "
+        "task t1: four seeds' errors rise from about 0.45 to between 0.55 and 0.75, while one "
+        "seed jumps to about 1 at w2 = 0.1 and 1, lifting the mean there to about 0.65."),
     ("07_loss_weighting.ipynb", "e7b3c9d2"): Figure(
         "ch7-fig-errors-per-seed",
         "Relative test error of every weighting at its selected learning rate, per task and for the "
