@@ -385,10 +385,10 @@ def mean_iou(prediction: np.ndarray, target: np.ndarray, num_classes: int) -> fl
 
     .. math::
 
-        \mathrm{IoU}_c = \frac{|P_c \cap T_c|}{|P_c \cup T_c|}, \qquad
+        \mathrm{IoU}_c = \frac{|\hat Y_c \cap Y_c|}{|\hat Y_c \cup Y_c|}, \qquad
         \mathrm{mIoU} = \frac{1}{|\mathcal{C}|} \sum_{c \in \mathcal{C}} \mathrm{IoU}_c,
 
-    with :math:`P_c` and :math:`T_c` the pixels predicted as and labelled
+    with :math:`\hat Y_c` and :math:`Y_c` the pixels predicted as and labelled
     :math:`c` over the whole set (not averaged per image), and
     :math:`\mathcal{C}` the classes with a non-empty union (a class neither
     predicted nor present is left out rather than counted as 0 or 1). The

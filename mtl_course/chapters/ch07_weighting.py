@@ -3,7 +3,7 @@
 * :func:`toy_splits` and :func:`toy_model` - a small version of the synthetic
   problem of Chen, Badrinarayanan, Lee and Rabinovich, "GradNorm: Gradient
   Normalization for Adaptive Loss Balancing in Deep Multitask Networks",
-  ICML 2018 (section 4): regression tasks ``sigma_i tanh((B + eps_i) x)`` that
+  ICML 2018 (section 4): regression tasks ``sigma_i tanh(Q_i x)``, ``Q_i = Q + (small noise)``, that
   share structure but differ in scale, learned by a shared ReLU trunk with one
   linear head per task.
 * :func:`make_weighting` - every weighting of :mod:`mtl_course.torch.weighting`
@@ -22,8 +22,8 @@
   same initial weights.
 
 Weights of different methods live on different scales (equal, DWA and GradNorm
-sum to the number of tasks K, RLW to 1, uncertainty weighting to anything), so
-they are compared through :func:`relative_weights`, ``K w / sum(w)``.
+sum to the number of tasks T, RLW to 1, uncertainty weighting to anything), so
+they are compared through :func:`relative_weights`, ``T w / sum(w)``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import numpy as np
 from mtl_course.core.methods import build_weighting
 from mtl_course.data.synthetic import gradnorm_toy
 from mtl_course.data.types import MultiTaskSplit, Splits
-from mtl_course.stats import mean_spread
+from mtl_course.stats import mean_spread, spread_decimals
 
 __all__ = [
     "METHODS",
@@ -61,7 +61,7 @@ __all__ = [
 
 METHODS = ("equal", "static", "uncertainty", "gradnorm", "dwa", "rlw")
 """The weightings of chapter 7, by the names :func:`make_weighting` knows.
-``"static"`` means fixed weights ``1 / L_i(0)``, scaled to sum to K."""
+``"static"`` means fixed weights ``1 / L_i(0)``, scaled to sum to T."""
 
 
 def _is_torch(mtl: Any) -> bool:
@@ -74,7 +74,7 @@ def toy_splits(num_tasks: int = 4, sigmas: tuple[float, ...] | None = None, n: i
     """:func:`mtl_course.data.gradnorm_toy` at chapter scale (train/val/test 60/20/20).
 
     The paper uses 250 inputs, 100 outputs per task and 10 tasks; the default
-    here is 4 tasks, 50 inputs, 10 outputs and ``sigmas = linspace(1, 100, K)``.
+    here is 4 tasks, 50 inputs, 10 outputs and ``sigmas = linspace(1, 100, T)``.
     """
     return gradnorm_toy(num_tasks=num_tasks, sigmas=sigmas, n=n, seed=seed,
                         input_dim=input_dim, output_dim=output_dim)
@@ -107,7 +107,7 @@ def relative_error(predictions: dict[str, np.ndarray], split: MultiTaskSplit) ->
 
 
 def relative_weights(weights: np.ndarray) -> np.ndarray:
-    """``K w / sum(w)`` along the last axis: every method's weights on one scale (sum K)."""
+    """``T w / sum(w)`` along the last axis: every method's weights on one scale (sum T)."""
     w = np.asarray(weights, dtype=np.float64)
     total = w.sum(axis=-1, keepdims=True)
     if np.any(total <= 0) or not np.all(np.isfinite(w)):
@@ -121,7 +121,7 @@ def make_weighting(mtl: Any, name: str, task_names: list[str] | tuple[str, ...],
                    temperature: float = 2.0, seed: int = 0) -> Any:
     """The weighting ``name`` (one of :data:`METHODS`) for regression tasks ``task_names``.
 
-    ``"static"`` needs ``initial_losses`` and uses ``w_i = K (1/L_i(0)) / sum_j (1/L_j(0))``,
+    ``"static"`` needs ``initial_losses`` and uses ``w_i = T (1/L_i(0)) / sum_j (1/L_j(0))``,
     the common "divide by the initial loss" heuristic. ``alpha`` and
     ``gradnorm_lr`` are GradNorm's, ``temperature`` DWA's; RLW draws from a
     generator seeded with ``seed``. ``mtl`` is :mod:`mtl_course.torch` or :mod:`mtl_course.tf`.
@@ -148,12 +148,12 @@ class WeightingRun:
     Attributes:
         method: the weighting's name.
         task_names: task order of every array.
-        weights: the method's weights at the start and after every epoch, ``(epochs + 1, K)``
+        weights: the method's weights at the start and after every epoch, ``(epochs + 1, T)``
             (for RLW the last draw of the epoch).
-        train_loss: epoch-average training loss, ``(epochs, K)``.
-        test_error: :func:`relative_error` on the test split, ``(K,)``.
+        train_loss: epoch-average training loss, ``(epochs, T)``.
+        test_error: :func:`relative_error` on the test split, ``(T,)``.
         log_vars: uncertainty weighting's learned ``s_i = log sigma_i^2`` (else None).
-        final_train_loss: each task's training loss of the trained model (one pass), ``(K,)``.
+        final_train_loss: each task's training loss of the trained model (one pass), ``(T,)``.
     """
 
     method: str
@@ -229,7 +229,7 @@ class WeightingComparison:
         return np.array([[run.test_error for run in self.runs[m]] for m in self.methods])
 
     def weights(self, method: str, seed_index: int = 0) -> np.ndarray:
-        """:func:`relative_weights` of one run over training, ``(epochs + 1, K)``."""
+        """:func:`relative_weights` of one run over training, ``(epochs + 1, T)``."""
         return relative_weights(self.runs[method][seed_index].weights)
 
     def table(self) -> str:
@@ -268,15 +268,15 @@ class StackedRuns:
     Attributes:
         methods, lrs, seeds, task_names: the axes of every array, in this order.
         val_error / test_error: :func:`relative_error` of the early-stopped model,
-            ``(method, lr, seed, K)``.
+            ``(method, lr, seed, T)``.
         weights: the method's weights at the start and at the end of every epoch (as ``fit``'s
             ``History.weights``: for DWA the weights the epoch used),
-            ``(method, lr, seed, epochs + 1, K)`` (after a run stopped: its last weights repeated).
+            ``(method, lr, seed, epochs + 1, T)`` (after a run stopped: its last weights repeated).
         best_epoch / stopped_epoch: the epoch of the kept model and the epoch training stopped
             (``(method, lr, seed)``).
-        log_vars: uncertainty weighting's ``s_i`` of the kept model, ``(method, lr, seed, K)``
+        log_vars: uncertainty weighting's ``s_i`` of the kept model, ``(method, lr, seed, T)``
             (NaN for the other methods).
-        final_train_loss: each task's training loss of the kept model, ``(method, lr, seed, K)``.
+        final_train_loss: each task's training loss of the kept model, ``(method, lr, seed, T)``.
     """
 
     methods: tuple[str, ...]
@@ -298,7 +298,7 @@ class StackedRuns:
         return {m: int(np.argmin(score[i])) for i, m in enumerate(self.methods)}
 
     def tuned_test_error(self, method: str) -> np.ndarray:
-        """Test error of ``method`` at its tuned learning rate, ``(seed, K)``."""
+        """Test error of ``method`` at its tuned learning rate, ``(seed, T)``."""
         i = self.methods.index(method)
         return self.test_error[i, self.tuned()[method]]
 
@@ -323,6 +323,41 @@ class StackedRuns:
             lr = self.lrs[self.tuned()[method]]
             means = [mean_spread(c, margin=margin, show_spread=False) for c in cells]
             lines.append(f"{method:12s}{lr:8.0e}" + "".join(f"{m:>10s}" for m in means[:-1]) + f"{means[-1]:>11s}")
+        return "\n".join(lines)
+
+    def paired_differences(self, baseline: str = "equal") -> dict[str, np.ndarray]:
+        """Each other method's test error minus the baseline's, seed by seed, both at their tuned
+        learning rates: ``(seed, T + 1)``, the last column the difference of the task means."""
+        base = self.tuned_test_error(baseline)
+        out = {}
+        for method in self.methods:
+            if method != baseline:
+                d = self.tuned_test_error(method) - base
+                out[method] = np.concatenate([d, d.mean(axis=1, keepdims=True)], axis=1)
+        return out
+
+    def difference_table(self, baseline: str = "equal", margin: float = 0.5) -> str:
+        """The mean over seeds of :meth:`paired_differences`, per task and for the task mean.
+
+        Seed s gives both methods the same data and initial weights, so what the seeds share cancels
+        in the difference; each mean gets the digits the spread of *its differences* justifies
+        (:func:`~mtl_course.stats.mean_spread`, one fewer within ``margin`` times that spread of a
+        rounding boundary). A mean within ``margin`` times the spread of zero prints as an unsigned
+        0 at one decimal fewer: its sign is the digit another machine's kernels would flip.
+        Negative: the method's error is lower than the baseline's.
+        """
+        header = f"{'method':12s}" + "".join(f"{n:>10s}" for n in self.task_names) + f"{'task mean':>11s}"
+        lines = [header]
+        for method, d in self.paired_differences(baseline).items():
+            cells = []
+            for column in d.T:
+                mean, std = float(column.mean()), float(column.std())
+                if abs(mean) <= margin * std:
+                    decimals = max(spread_decimals(std) - 1, 0)
+                    cells.append(f"{0.0:.{decimals}f}")
+                else:
+                    cells.append(mean_spread(column, sign=True, margin=margin, show_spread=False))
+            lines.append(f"{method:12s}" + "".join(f"{c:>10s}" for c in cells[:-1]) + f"{cells[-1]:>11s}")
         return "\n".join(lines)
 
 
@@ -419,18 +454,18 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=tdtype, device=dev)
 
     data = {part: (as_tensor(getattr(splits, part).x),
-                   torch.stack([as_tensor(getattr(splits, part).y[t]) for t in names]))  # (K, N, out)
+                   torch.stack([as_tensor(getattr(splits, part).y[t]) for t in names]))  # (T, N, out)
             for part in ("train", "val", "test")}
 
-    def forward(p: list, x: Any, keep: list | None = None) -> Any:  # x (M, B, in) -> (M, K, B, out)
+    def forward(p: list, x: Any, keep: list | None = None) -> Any:  # x (M, B, in) -> (M, T, B, out)
         h = x
         for layer in range(depth):
             z = torch.baddbmm(p[2 * layer + 1], h, p[2 * layer])
             if keep is not None and layer == depth - 1:
                 keep += [h, z]  # the last shared layer's input and pre-activation
             h = torch.relu(z)
-        heads_w = torch.stack(p[2 * depth::2], dim=1)  # (M, K, hidden, out)
-        heads_b = torch.stack(p[2 * depth + 1::2], dim=1)  # (M, K, 1, out)
+        heads_w = torch.stack(p[2 * depth::2], dim=1)  # (M, T, hidden, out)
+        heads_b = torch.stack(p[2 * depth + 1::2], dim=1)  # (M, T, 1, out)
         return torch.einsum("mbh,mkho->mkbo", h, heads_w) + heads_b
 
     def last_layer_norms(p: list, kept: list, out: Any, y: Any) -> np.ndarray:
@@ -438,13 +473,13 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         # L_i = mean (out_i - y_i)^2, out_i = relu(z) V_i + c_i, z = h W + b, so
         # dL_i/dW = h^T [(2 (out_i - y_i) / (B out) V_i^T) * 1(z > 0)]
         h, z = kept
-        heads_w = torch.stack(p[2 * depth::2], dim=1)  # (M, K, hidden, out)
-        d_out = 2 * (out - y) / (out.shape[2] * out.shape[3])  # (M, K, B, out)
+        heads_w = torch.stack(p[2 * depth::2], dim=1)  # (M, T, hidden, out)
+        d_out = 2 * (out - y) / (out.shape[2] * out.shape[3])  # (M, T, B, out)
         d_z = torch.einsum("mkbo,mkho->mkbh", d_out, heads_w) * (z > 0)[:, None]
         grads = torch.einsum("mbi,mkbh->mkih", h, d_z)
-        return torch.linalg.vector_norm(grads.double(), dim=(2, 3)).cpu().numpy()  # (M, K)
+        return torch.linalg.vector_norm(grads.double(), dim=(2, 3)).cpu().numpy()  # (M, T)
 
-    def task_mse(p: list, part: str) -> Any:  # (M, K), whole split, no graph
+    def task_mse(p: list, part: str) -> Any:  # (M, T), whole split, no graph
         x, y = data[part]
         with torch.no_grad():
             out = forward(p, x.expand(p[0].shape[0], *x.shape))
@@ -505,10 +540,10 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
         for start in range(0, n, batch_size):
             index = torch.as_tensor(orders[seed_of[active], start:start + batch_size], device=dev)  # (M, B)
             x = x_train[index]  # (M, B, in)
-            y = y_train[:, index].permute(1, 0, 2, 3)  # (M, K, B, out)
+            y = y_train[:, index].permute(1, 0, 2, 3)  # (M, T, B, out)
             kept: list = []
             out = forward(params, x, kept)
-            losses = ((out - y) ** 2).mean(dim=(2, 3))  # (M, K)
+            losses = ((out - y) ** 2).mean(dim=(2, 3))  # (M, T)
             values = losses.detach().double().cpu().numpy()
             epoch_loss[active] += values
             position = {r: i for i, r in enumerate(active)}
@@ -579,7 +614,7 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
     stopped_epoch = np.minimum(stopped_epoch, epochs_run)
     uncertainty = kind_run == "uncertainty"
     shape = (len(labels), len(lrs), len(seeds))
-    trajectory = np.stack(trajectory, axis=1)  # (M, epochs + 1, K)
+    trajectory = np.stack(trajectory, axis=1)  # (M, epochs + 1, T)
     weights_out = trajectory.reshape(*shape, epochs_run + 1, k)
     s_out = best_log_vars.double().cpu().numpy().copy()
     s_out[~uncertainty] = np.nan
@@ -594,10 +629,10 @@ def train_stacked(mtl: Any, methods: Sequence[str] | Mapping[str, Sequence[float
 
 # ------------------------------------------------------------ grid search
 def grid_search_cost(num_tasks: int, values_per_weight: int) -> int:
-    """Training runs of a full grid search over static weights: ``m^(K-1)``.
+    """Training runs of a full grid search over static weights: ``m^(T-1)``.
 
     Only the ratios of the weights matter (the overall scale is the learning
-    rate's job), so one weight is fixed to 1 and the other ``K - 1`` each take
+    rate's job), so one weight is fixed to 1 and the other ``T - 1`` each take
     ``m`` values.
     """
     for name, value in (("num_tasks", num_tasks), ("values_per_weight", values_per_weight)):

@@ -189,7 +189,7 @@ def grouping_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> flo
 
     .. math::
 
-        S(\mathcal G) = \sum_{g \in \mathcal G} \sum_{j \in g}
+        \operatorname{score}(\mathcal G) = \sum_{g \in \mathcal G} \sum_{j \in g}
             \frac{1}{|g| - 1} \sum_{i \in g,\, i \ne j} Z_{i \to j},
 
     with a task alone in its group contributing 0.

@@ -369,16 +369,18 @@ def dwa_weights(loss_history: np.ndarray, temperature: float = 2.0) -> np.ndarra
     Liu, Johns, Davison, "End-to-End Multi-Task Learning with Attention",
     CVPR 2019, eq. (7)::
 
-        w_k(t) = K exp(r_k(t-1) / T) / sum_i exp(r_i(t-1) / T),
-        r_k(t-1) = L_k(t-1) / L_k(t-2),
+        w_i(k) = T exp(r_i(k-1) / tau) / sum_j exp(r_j(k-1) / tau),
+        r_i(k-1) = L_i(k-1) / L_i(k-2),
 
-    with ``L_k`` the average training loss of task k over an epoch and ``K``
-    the number of tasks, so the weights sum to K. With fewer than two past
-    epochs the weights are all 1 (the paper's initialisation).
+    with ``L_i(k)`` the average training loss of task i over epoch k, ``T``
+    the number of tasks, so the weights sum to T, and ``tau`` the temperature
+    (the paper writes K for the number of tasks and T for the temperature; the
+    course keeps T for the number of tasks). With fewer than two past epochs
+    the weights are all 1 (the paper's initialisation).
 
     Args:
-        loss_history: shape ``(epochs, K)``, epoch-average losses, oldest first.
-        temperature: ``T > 0``; larger T gives more even weights.
+        loss_history: shape ``(epochs, T)``, epoch-average losses, oldest first.
+        temperature: the temperature ``tau > 0``; larger tau gives more even weights.
 
     Examples:
         >>> import numpy as np
@@ -439,7 +441,7 @@ class EpochAverages:
         return self.history[-1]
 
     def state(self, num_tasks: int) -> dict[str, np.ndarray]:
-        # reshape(len, K), not (-1, K): an unbound weighting (K = 0) has an empty (0, 0) history
+        # reshape(len, T), not (-1, T): an unbound weighting (T = 0) has an empty (0, 0) history
         return {"history": np.array(self.history, dtype=np.float64).reshape(len(self.history), num_tasks),
                 "epoch_sum": np.zeros(num_tasks) if self._sum is None else self._sum.copy(),
                 "epoch_steps": np.int64(self._steps)}
@@ -495,7 +497,7 @@ def rlw_weights(generator: np.random.Generator, num_tasks: int, distribution: st
     Litmus Test for Multi-Task Learning", TMLR 2022: at every step draw
     ``lambda ~ p(lambda)`` and use the weights ``softmax(lambda)`` (they sum to
     1). ``distribution="normal"`` draws ``lambda ~ N(0, I)`` (the paper's
-    default), ``"uniform"`` draws ``lambda ~ U(0, 1)^K``. The draws come from a
+    default), ``"uniform"`` draws ``lambda ~ U(0, 1)^T`` (T tasks). The draws come from a
     numpy Generator so that the PyTorch and TensorFlow twins draw the same
     weights from the same seed.
 
@@ -559,7 +561,7 @@ def gradnorm_gradient(weights: np.ndarray, grad_norms: np.ndarray, losses: np.nd
     for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018::
 
         G_i = || grad_W (w_i L_i) || = w_i n_i,      n_i = || grad_W L_i ||
-        r_i = (L_i(t) / L_i(0)) / mean_j (L_j(t) / L_j(0))
+        r_i = (L_i(k) / L_i(0)) / mean_j (L_j(k) / L_j(0))
         L_grad = sum_i | G_i - mean_j(G_j) * r_i ** alpha |
 
     with the target ``mean(G) r_i^alpha`` held constant (eq. 2 of the paper).
@@ -567,11 +569,11 @@ def gradnorm_gradient(weights: np.ndarray, grad_norms: np.ndarray, losses: np.nd
     in closed form, so the gradient needs only the numbers ``n_i``.
 
     Args:
-        weights: current ``w`` (K,), positive.
-        grad_norms: ``n_i`` (K,), non-negative.
-        losses: ``L_i(t)`` (K,), non-negative; initial_losses: ``L_i(0)`` (K,), positive.
+        weights: current ``w`` (T,) for T tasks, positive.
+        grad_norms: ``n_i`` (T,), non-negative.
+        losses: ``L_i(k)`` (T,) at step k, non-negative; initial_losses: ``L_i(0)`` (T,), positive.
     Returns:
-        ``dL_grad/dw`` (K,), float64.
+        ``dL_grad/dw`` (T,), float64.
 
     Examples:
         >>> import numpy as np
@@ -599,7 +601,7 @@ def gradnorm_gradient(weights: np.ndarray, grad_norms: np.ndarray, losses: np.nd
     if np.any(loss < 0):  # r_i ** alpha of a negative training rate is NaN
         bad = np.flatnonzero(loss < 0).tolist()
         raise ValueError(
-            f"GradNorm needs non-negative losses (its training rate L_i(t) / L_i(0) must be >= 0); "
+            f"GradNorm needs non-negative losses (its training rate L_i(k) / L_i(0) must be >= 0); "
             f"task(s) {bad} have loss {loss[loss < 0].tolist()}"
         )
     ratio = loss / loss0
@@ -678,7 +680,7 @@ def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndar
     """One GradNorm step on the task weights: an Adam step on :func:`gradnorm_gradient`, then renormalise.
 
     The paper applies ``dL_grad/dw`` "via standard update rules" and then
-    renormalises the weights so that ``sum_i w_i = K`` (Chen et al. 2018,
+    renormalises the weights so that ``sum_i w_i = T`` (T tasks) (Chen et al. 2018,
     section 3.2 and Algorithm 1); LibMTL hands the weights to the training
     optimizer. Here ``optimizer`` is an :class:`Adam` that lives as long as
     the weighting: its step is about ``lr`` whatever the tasks' loss scale,
@@ -688,7 +690,7 @@ def gradnorm_update(weights: np.ndarray, grad_norms: np.ndarray, losses: np.ndar
     recover later.
 
     Returns:
-        the new weights (K,), float64, summing to K.
+        the new weights (T,), float64, summing to T.
 
     Examples:
         >>> import numpy as np

@@ -209,18 +209,18 @@ def check_dwa_weights(weights: object) -> bool:
     w = _pair("weights", weights, 2)
     if w is None:
         return False
-    history, T = np.array(DWA_SETTING["loss_history"]), DWA_SETTING["temperature"]
-    expected = dwa_weights(history, T)
+    history, tau = np.array(DWA_SETTING["loss_history"]), DWA_SETTING["temperature"]
+    expected = dwa_weights(history, tau)
     verdict = closeness(w, expected)
     if verdict == "right":
         return feedback(True, "the task whose loss fell less gets more weight.")
-    if matches(w, _dwa_no_k(history, T)):
-        return feedback(False, "DWA's weights sum to the number of tasks K = 2: multiply the softmax by K.")
-    if matches(w, _dwa_flipped(history, T)):
-        return feedback(False, "the ratio is r_k = L_k(t-1) / L_k(t-2): the latest epoch over the one before.")
+    if matches(w, _dwa_no_k(history, tau)):
+        return feedback(False, "DWA's weights sum to the number of tasks T = 2: multiply the softmax by T.")
+    if matches(w, _dwa_flipped(history, tau)):
+        return feedback(False, "the ratio is r_i = L_i(k-1) / L_i(k-2): the latest epoch over the one before.")
     if verdict == "close":
         return feedback(False, CLOSE_MESSAGE)
-    return feedback(False, "compute r_k = L_k(t-1) / L_k(t-2), then w_k = K exp(r_k / T) / sum_i exp(r_i / T).")
+    return feedback(False, "compute r_i = L_i(k-1) / L_i(k-2), then w_i = T exp(r_i / tau) / sum_j exp(r_j / tau).")
 
 
 # ---------------------------------------------------------------- graded function (exercise ch7-ex-dwa-code)
@@ -229,20 +229,20 @@ def check_dwa_weights(weights: object) -> bool:
 def _dwa_cases(seed: int = 707) -> list[tuple[np.ndarray, float]]:
     rng = np.random.default_rng(seed)
     cases = [(np.array(DWA_SETTING["loss_history"]), DWA_SETTING["temperature"])]
-    for epochs, tasks, T in ((2, 3, 1.0), (4, 2, 0.5), (5, 4, 2.0), (3, 5, 5.0)):
+    for epochs, tasks, tau in ((2, 3, 1.0), (4, 2, 0.5), (5, 4, 2.0), (3, 5, 5.0)):
         history = np.exp(np.cumsum(rng.normal(-0.1, 0.4, size=(epochs, tasks)), axis=0)) * rng.uniform(0.1, 10, tasks)
-        cases.append((history, T))
+        cases.append((history, tau))
     return cases
 
 
 def check_dwa_function(fn: object, framework: str = "numpy") -> bool:
     """Exercise ch7-ex-dwa-code: ``fn(history, temperature)`` returns DWA's weights for the next epoch
-    from the epoch-average losses ``history`` (shape ``(epochs, K)``, oldest first, at least two
+    from the epoch-average losses ``history`` (shape ``(epochs, T)`` for T tasks, oldest first, at least two
     epochs). Graded on hidden histories of 2 to 5 tasks with very different loss scales."""
     return grade_function(
         fn, dwa_weights, _dwa_cases(), ("history", "temperature"), framework=framework, what="your `dwa`",
-        mistakes=[(_dwa_no_k, "The weights sum to the number of tasks K: multiply the softmax by K."),
-                  (_dwa_flipped, "Use the latest epoch over the one before: L_k(t-1) / L_k(t-2).")],
+        mistakes=[(_dwa_no_k, "The weights sum to the number of tasks T: multiply the softmax by T."),
+                  (_dwa_flipped, "Use the latest epoch over the one before: L_i(k-1) / L_i(k-2).")],
         success="only the last two epochs matter, and a task's loss scale cancels in its ratio.",
     )
 

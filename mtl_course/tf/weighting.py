@@ -272,12 +272,12 @@ class GradNorm(Weighting):
 
         with tf.GradientTape(persistent=True) as tape:
             ...
-            total = gradnorm(losses)                        # sum_i w_i(t) L_i
-        gradnorm.update(losses, shared_variables, tape)     # w(t) -> w(t+1)
+            total = gradnorm(losses)                        # sum_i w_i(k) L_i
+        gradnorm.update(losses, shared_variables, tape)     # w(k) -> w(k+1)
         grads = tape.gradient(total, variables)
 
     The update is the PyTorch twin's: an Adam step (:class:`~mtl_course.core.weighting.Adam`)
-    of size ``lr`` on ``dL_grad/dw``, then renormalisation to sum K.
+    of size ``lr`` on ``dL_grad/dw``, then renormalisation to sum T (T tasks).
 
     Examples:
         >>> import tensorflow as tf

@@ -210,8 +210,9 @@ class DWA(core.DWABase, Weighting):
     """Dynamic Weight Average (Liu, Johns, Davison, CVPR 2019), see
     :func:`~mtl_course.core.weighting.dwa_weights`.
 
-    ``w_k(t) = K softmax(r(t-1) / T)_k`` with ``r_k(t-1) = L_k(t-1) / L_k(t-2)``
-    from epoch-average training losses; 1 for the first two epochs (as the
+    ``w_i(k) = T softmax(r(k-1) / tau)_i`` with ``r_i(k-1) = L_i(k-1) / L_i(k-2)``
+    from the epoch-average training losses of epoch k, for T tasks and the
+    temperature ``tau`` (``temperature``); 1 for the first two epochs (as the
     paper and LibMTL's ``DWA``). Every call adds the loss values to the running
     epoch average; the training loop must call :meth:`~mtl_course.core.weighting.DWABase.end_epoch` after each epoch.
     The average is the plain mean over calls (LibMTL's weights each batch by its
@@ -245,8 +246,8 @@ class RLW(core.RLWBase, Weighting):
     Every call draws new weights ``softmax(lambda)``, ``lambda ~ N(0, I)``,
     from a numpy Generator (``generator``: a Generator, an int seed, or None
     for fresh entropy) so the torch and tf twins agree draw for draw.
-    ``weights`` is the last draw (uniform ``1/K`` before the first). The
-    weights sum to 1, not to K (as in the paper and LibMTL's ``RLW``), so the
+    ``weights`` is the last draw (uniform ``1/T`` for T tasks before the first). The
+    weights sum to 1, not to T (as in the paper and LibMTL's ``RLW``), so the
     total is on the scale of one task's loss, not of the equal-weighting sum.
 
     Examples:
@@ -273,8 +274,8 @@ class GradNorm(Weighting):
 
     Two calls per training step, in this order::
 
-        total = gradnorm(losses)                     # sum_i w_i(t) L_i, w held constant
-        gradnorm.update(losses, shared_parameters)   # w(t) -> w(t+1)
+        total = gradnorm(losses)                     # sum_i w_i(k) L_i, w held constant
+        gradnorm.update(losses, shared_parameters)   # w(k) -> w(k+1)
         total.backward()
 
     ``update`` needs the parameters of the last shared layer ``W`` (``fit``
@@ -293,7 +294,7 @@ class GradNorm(Weighting):
     in numpy so both twins take the same steps), not the model's optimizer, so
     they are not ``nn.Parameter``s and travel, with Adam's moments, as extra
     state. (LibMTL's ``GradNorm`` differs in three conventions: it
-    parameterises the weights as ``K softmax(logits)`` instead of
+    parameterises the weights as ``T softmax(logits)`` instead of
     renormalising, steps them with the training optimizer, and takes the
     gradient norms over all shared parameters rather than the last layer.)
 

@@ -164,3 +164,32 @@ def test_torch_tf_parity(tiny):
     with pytest.raises(ValueError, match="torch"):
         import mtl_course.tf as tf_mtl
         W.train_weighting(tf_mtl, "uncertainty", tiny, weighting_lr=0.1, **RUN)
+
+
+def _runs_from_errors(errors: dict[str, list[list[float]]]) -> W.StackedRuns:
+    """A StackedRuns with one learning rate whose test errors are ``errors[method]`` (seed, task)."""
+    test = np.array([[e] for e in errors.values()], dtype=float)  # (method, lr, seed, task)
+    m, _, s, t = test.shape
+    return W.StackedRuns(tuple(errors), (1e-3,), tuple(range(s)), tuple(f"t{i}" for i in range(t)),
+                         val_error=test.copy(), test_error=test, weights=np.ones((m, 1, s, 2, t)),
+                         best_epoch=np.ones((m, 1, s), int), stopped_epoch=np.ones((m, 1, s), int),
+                         log_vars=np.full((m, 1, s, t), np.nan), final_train_loss=np.ones((m, 1, s, t)))
+
+
+def test_difference_table_by_hand():
+    """Differences are taken seed by seed; digits come from the spread of the differences, not of the
+    errors (which is 25 times larger here); a mean within half a spread of 0 prints as an unsigned 0."""
+    equal = [[1.0, 0.5], [1.2, 0.6], [0.8, 0.4]]
+    better = [[0.69, 0.501], [0.91, 0.599], [0.50, 0.4]]  # t0: -0.31, -0.29, -0.30; t1: +0.001, -0.001, 0
+    worse = [[1.5, 0.5], [1.7, 0.6], [1.3, 0.4]]  # t0: +0.5 on every seed (no spread), t1: 0
+    runs = _runs_from_errors({"equal": equal, "better": better, "worse": worse})
+    d = runs.paired_differences("equal")
+    np.testing.assert_allclose(d["better"][:, 0], [-0.31, -0.29, -0.30])
+    np.testing.assert_allclose(d["better"][:, 2], (np.array(better) - np.array(equal)).mean(axis=1))
+    rows = {line.split()[0]: line.split()[1:] for line in runs.difference_table().splitlines()[1:]}
+    # t0: mean -0.30, std 0.008 -> 3 decimals, but -0.300 lies within 0.004 of the boundary -0.3005 -> 2
+    # t1: mean 0, std 0.0008 -> "0.000"; task mean -0.15 (std 0.004, near -0.1505) -> 2 decimals
+    assert rows["better"] == ["-0.30", "0.000", "-0.15"]
+    assert rows["worse"] == ["+0.500000", "0.00000", "+0.250000"]  # no spread: the most decimals (0: one fewer)
+    assert "equal" not in rows
+    assert runs.difference_table().splitlines()[0].split() == ["method", "t0", "t1", "task", "mean"]

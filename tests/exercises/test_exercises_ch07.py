@@ -89,11 +89,11 @@ def test_check_gradnorm_step(capsys):
 def test_check_dwa_weights(capsys):
     assert ch07.check_dwa_weights([0.9003, 1.0997])
     assert " ".join(capsys.readouterr().out.split()).startswith("Correct")
-    assert not ch07.check_dwa_weights([0.4502, 0.5498])  # softmax without the factor K
-    assert "multiply the softmax by K" in " ".join(capsys.readouterr().out.split())
+    assert not ch07.check_dwa_weights([0.4502, 0.5498])  # softmax without the factor T
+    assert "multiply the softmax by T" in " ".join(capsys.readouterr().out.split())
     assert not ch07.check_dwa_weights([1.2186, 0.7814])  # ratio upside down
-    assert "L_k(t-1) / L_k(t-2)" in " ".join(capsys.readouterr().out.split())
+    assert "L_i(k-1) / L_i(k-2)" in " ".join(capsys.readouterr().out.split())
     assert not ch07.check_dwa_weights([1.0, 1.0])
-    assert "exp(r_k / T)" in " ".join(capsys.readouterr().out.split())
+    assert "exp(r_i / tau)" in " ".join(capsys.readouterr().out.split())
     assert not ch07.check_dwa_weights([True, 1.0])
     assert "2 finite numbers" in " ".join(capsys.readouterr().out.split())

@@ -61,7 +61,7 @@ GRADED = [
      [(lambda: _m("ch06")._softmax_over_batch, "not over the batch"),
       (lambda: _m("ch06")._no_softmax, "Apply the softmax")]),
     ("ch07", "check_dwa_function", ("numpy", "torch"), lambda: _m("ch07").dwa_weights,
-     [(lambda: _m("ch07")._dwa_no_k, "multiply the softmax by K"),
+     [(lambda: _m("ch07")._dwa_no_k, "multiply the softmax by T"),
       (lambda: _m("ch07")._dwa_flipped, "latest epoch over the one before")]),
     ("ch08", "check_mgda_two", ("torch", "tf", "numpy"), lambda: _m("ch08").mgda_two,
      [(lambda: _m("ch08")._unclipped, "Clip gamma"), (lambda: _m("ch08")._swapped, "multiplies g1"),
