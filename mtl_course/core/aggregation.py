@@ -1005,12 +1005,27 @@ def _two_task_cagrad(G: np.ndarray, n1: np.ndarray, n2: np.ndarray, c: float) ->
     q_star = r**2 * det / np.where(interior, margin, 1.0)
     w_free = (-B - 2.0 * k * np.sqrt(q_star) / np.where(r > 0, r, 1.0)) / np.where(A > 0, A, 1.0) / 2.0
     w = np.where(interior, np.clip(w_free, 0.0, 1.0), np.where(k > 0.0, 0.0, 1.0))
-    gw_norm = np.sqrt(np.clip(A * w**2 + B * w + C, 0.0, None))
-    # The general form handles c = 0, a zero mean gradient and (nearly) parallel
-    # gradients, where zero may be in the convex hull and g_w vanishes.
-    ok = (c > 0.0) & (g0_sq > _RTOL_2 * scale) & (det > 1e-9 * scale**2) & (A > 0.0)
+    # |g_w| = |g1| or |g2| at the ends: q(1) = A + B + C cancels when |g2| >> |g1|
+    q = np.where(w == 1.0, a, np.where(w == 0.0, d, A * w**2 + B * w + C))
+    gw_norm = np.sqrt(np.clip(q, 0.0, None))
+    # The general form handles a mean gradient near zero and, in the interior
+    # case, (nearly) parallel or opposite gradients: there q(w*) is proportional
+    # to det(G), which rounding swamps, and g_w may vanish.
+    ok = (c > 0.0) & (g0_sq > _RTOL_2 * scale) & (A > 0.0) & (q > 0.0)
+    # On the boundary (f monotone on [0, 1]: w* = 0 or 1, g_w* = g2 or g1) det(G)
+    # plays no part, so the closed form is exact however degenerate G is: opposite
+    # gradients (the Pareto set of chapter 8's toy) or gradients of very different
+    # sizes. There margin = (c^2 - 1) k^2 + c^2 det; with |g0|^2 and A above
+    # rtol * scale, rounding moves it by a few percent of k^2 where its sign is in
+    # doubt, so the case is decided safely when margin < -0.05 k^2.
+    boundary = (margin < -0.05 * k**2) & (A > _RTOL_2 * scale)
+    ok &= (det > 1e-9 * scale**2) | boundary
     factor = r / np.where(ok, gw_norm, 1.0)
-    return 0.5 + factor[:, None] * np.stack([w, 1.0 - w], axis=1), ok
+    weights = 0.5 + factor[:, None] * np.stack([w, 1.0 - w], axis=1)
+    # cagrad_weights returns the mean for c = 0 and for |g0|^2 <= rtol (|g1| + |g2|)^2 / 4
+    mean = (c == 0.0) | (g0_sq <= _RTOL_2 * ((n1 + n2) / 2.0) ** 2)
+    weights[mean] = 0.5
+    return weights, ok | mean
 
 
 _TWO_TASK_CLOSED_FORMS = {
@@ -1042,11 +1057,14 @@ def two_task_weights(method: str, G: np.ndarray, c: float = 0.5) -> np.ndarray:
     * Aligned-MTL (Senushkin et al., CVPR 2023): the batched 2 x 2 eigendecomposition.
     * CAGrad (Liu et al., NeurIPS 2021): the dual over the segment
       :math:`w g_1 + (1-w) g_2` is convex in :math:`w` and its minimiser has a
-      closed form.
+      closed form. When it is an end of the segment (:math:`w^* \in \{0, 1\}`,
+      always so for opposite gradients and :math:`c < 1`) the form holds
+      however degenerate ``G`` is; a mean gradient zero to rounding gives the
+      mean, as :func:`cagrad_weights` does.
 
     Rows where a closed form does not apply (parallel, exactly opposite or
-    zero gradients, ``c = 0``) are solved by the general function, so the
-    result is this module's. Decisions on degeneracy use the float64
+    zero gradients, except for CAGrad as just said) are solved by the general
+    function, so the result is this module's. Decisions on degeneracy use the float64
     threshold :func:`gram_rtol` ``(2)``. One deliberate difference: for
     gradients opposite to rounding, :math:`0 < (1+\cos)/2 \le` ``rtol``,
     :func:`nash_mtl_weights` returns zero weights (zero is in the convex hull

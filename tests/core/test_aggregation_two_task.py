@@ -237,3 +237,67 @@ def test_single_matrix_mgda_on_identical_and_zero_gradients_is_mgda_weights():
         core.mgda_two_task_weights(np.eye(3))
     with pytest.raises(ValueError, match="NaN or inf"):
         core.mgda_two_task_weights(np.array([[np.nan, 0.0], [0.0, 1.0]]))
+
+
+@st.composite
+def opposite_jacobians(draw):
+    """g2 = -lambda g1 (+ noise), lambda from 1e-4 to 1e4 (away from 1, where g0 = 0):
+    exactly opposite (lambda a power of 2, no noise), opposite to rounding (any lambda,
+    no noise) or nearly opposite (noise 1e-12 to 1e-3), at an overall scale 1e-6 to 1e6."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    g1 = rng.standard_normal((8, 3))
+    exponent = rng.uniform(0.01, 4.0, (8, 1)) * rng.choice([-1.0, 1.0], (8, 1))
+    lam = np.where(rng.random((8, 1)) < 0.3, 2.0 ** np.round(3.3 * exponent), 10.0**exponent)
+    noise = np.where(rng.random((8, 1)) < 0.5, 0.0, 10.0 ** rng.uniform(-12, -3, (8, 1)))
+    g2 = -lam * g1 + noise * lam * rng.standard_normal((8, 3))
+    scale = 10.0 ** draw(st.integers(-6, 6))
+    return scale * np.stack([g1, g2], axis=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@SETTINGS
+@given(J=opposite_jacobians(), c=st.floats(0.05, 0.9))
+def test_cagrad_closed_form_on_opposite_gradients_matches_the_general_form_without_it(dtype, J, c):
+    # On the Pareto set of chapter 8's toy the two gradients are opposite. For c < 1 the
+    # dual's minimiser is then an end of the segment (w* = 0 or 1, the smaller gradient),
+    # which the closed form gets exactly, without the general solver (SLSQP, ~350 us).
+    J = J.astype(dtype)
+    G = _grams(J)
+    calls = []
+    general = core._general_weights
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(core, "_general_weights", lambda *args: calls.append(args) or general(*args))
+        W = two_task_weights("cagrad", G, c)
+    assert calls == []
+    R = np.stack([core.cagrad_weights(g, c=c) for g in G])
+    # the directions from J (G is singular to rounding here: (W - R) G (W - R) may come out < 0)
+    J = J.astype(np.float64)
+    d, reference = np.einsum("st,stp->sp", W, J), np.einsum("st,stp->sp", R, J)
+    size = np.maximum(np.linalg.norm(reference, axis=1), np.sqrt(np.einsum("sii->s", G) / 2))
+    assert np.all(np.linalg.norm(d - reference, axis=1) < 1e-6 * size)
+
+
+def test_cagrad_on_exactly_opposite_gradients_hand_computed():
+    # g1 = (1, 0), g2 = (-3, 0), c = 0.5: g0 = (-1, 0), radius 0.5. Of the directions
+    # d = g0 + 0.5 v (|v| = 1) the worst improvement min(d_1, -3 d_1) = d_1 is largest for
+    # v = (1, 0): d = (-0.5, 0) = 1 g1 + 0.5 g2.
+    G = np.array([[[1.0, -3.0], [-3.0, 9.0]]])
+    np.testing.assert_allclose(two_task_weights("cagrad", G, 0.5), [[1.0, 0.5]], rtol=1e-15)
+    np.testing.assert_allclose(core.cagrad_weights(G[0], c=0.5), [1.0, 0.5], rtol=1e-7)
+    # the same with the tasks swapped, scaled by 1e-6, and from a float32 Gram matrix
+    swapped = 1e-12 * G[:, ::-1, ::-1]
+    np.testing.assert_allclose(two_task_weights("cagrad", swapped, 0.5), [[0.5, 1.0]], rtol=1e-15)
+    np.testing.assert_allclose(two_task_weights("cagrad", G.astype(np.float32), 0.5), [[1.0, 0.5]], rtol=1e-15)
+    # a zero gradient is left to the general form
+    G_zero = np.array([[[1.0, 0.0], [0.0, 0.0]]])
+    np.testing.assert_allclose(two_task_weights("cagrad", G_zero, 0.5)[0], core.cagrad_weights(G_zero[0], c=0.5))
+
+
+def test_cagrad_with_a_zero_mean_gradient_is_the_mean_without_the_general_form(monkeypatch):
+    # g2 = -g1 (to rounding): g0 = 0, where cagrad_weights returns the mean.
+    g1 = np.array([0.3, -1.7, 2.2])
+    G = _grams(np.stack([np.stack([g1, -g1]), np.stack([g1, -(g1 * (1 + 1e-17))])]))
+    monkeypatch.setattr(core, "_general_weights", lambda *args: pytest.fail("general form called"))
+    np.testing.assert_array_equal(two_task_weights("cagrad", G, 0.5), 0.5)
+    np.testing.assert_array_equal(core.cagrad_weights(G[0], c=0.5), [0.5, 0.5])
