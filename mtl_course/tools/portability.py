@@ -16,6 +16,10 @@ libraries choose different kernels than the ones that wrote the outputs:
   from AVX2/AVX-512 to their generic version;
 * ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` removed: numpy's and scipy's
   OpenBLAS detects the CPU itself instead of the core type those variables pin;
+* ``NPY_DISABLE_CPU_FEATURES`` set to numpy's AVX-512 dispatch targets (on a CPU
+  without them, to every dispatch target above numpy's baseline): numpy's own
+  float64 ``exp``, ``log``, ``tanh``, ``sin`` ... run the AVX2 (or baseline)
+  code that most laptops run, whose last bits differ from the AVX-512 code;
 * with ``--mkl-avx2``, also ``MKL_ENABLE_INSTRUCTIONS=AVX2``: PyTorch's matrix
   products use MKL's AVX2 code, as on most laptops and many cloud CPUs.
 
@@ -50,6 +54,22 @@ MKL_AVX2 = {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 """Added with ``--mkl-avx2``."""
 
 
+def numpy_dispatch_removal() -> str:
+    """The numpy dispatch targets to disable: AVX-512 where this CPU has it, else all above the baseline.
+
+    The names come from numpy's own list of the targets it was built with and
+    this CPU supports, so ``NPY_DISABLE_CPU_FEATURES`` never names one numpy
+    would reject. An empty string where numpy dispatches nothing.
+    """
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # numpy 1.x
+        from numpy.core import _multiarray_umath as umath
+    present = [f for f in umath.__cpu_dispatch__ if umath.__cpu_features__.get(f)]
+    avx512 = [f for f in present if f.startswith("AVX512") or f == "X86_V4"]
+    return " ".join(avx512 or present)
+
+
 def kernel_environment(base: dict[str, str] | None = None, mkl_avx2: bool = False) -> dict[str, str]:
     """A copy of ``base`` (default ``os.environ``) that makes the numeric libraries pick other kernels."""
     env = dict(os.environ if base is None else base)
@@ -57,6 +77,9 @@ def kernel_environment(base: dict[str, str] | None = None, mkl_avx2: bool = Fals
         env.pop(name, None)
     env.update(REPRODUCIBLE_ENVIRONMENT)
     env.update(KERNEL_OVERRIDES)
+    numpy_targets = numpy_dispatch_removal()
+    if numpy_targets:
+        env["NPY_DISABLE_CPU_FEATURES"] = numpy_targets
     if mkl_avx2:
         env.update(MKL_AVX2)
     return env
@@ -123,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     env = kernel_environment(mkl_avx2=args.mkl_avx2)
     changed = [f"{k}={v}" for k, v in KERNEL_OVERRIDES.items()] + [f"{k} unset" for k in KERNEL_REMOVALS]
+    if "NPY_DISABLE_CPU_FEATURES" in env:
+        changed.append(f"NPY_DISABLE_CPU_FEATURES={env['NPY_DISABLE_CPU_FEATURES']!r}")
     if args.mkl_avx2:
         changed += [f"{k}={v}" for k, v in MKL_AVX2.items()]
     print("chapters under other kernels: " + ", ".join(changed), flush=True)
