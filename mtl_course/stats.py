@@ -113,8 +113,8 @@ class Verdict:
         The seeds' spread sets the precision: a half-width of 0.11 prints one decimal, of 0.03 two, of 4 none.
         While a difference is established and a bound would round to 0, one more decimal is shown
         (at most 6), so the printed interval still excludes 0. Digits below the spread are the first
-        to change on another machine; this line leaves them out. A difference that rounds to zero
-        prints without a sign.
+        to change on another machine; this line leaves them out. A number that rounds to zero
+        (the difference, or a bound of an interval that contains zero) prints without a sign.
 
         Examples:
             >>> v = paired_verdict([1.31, 1.52, 1.18, 1.44, 1.29], [1.0, 1.1, 1.05, 1.2, 0.98], names=('b0', 'a0'))
@@ -126,11 +126,13 @@ class Verdict:
         while self.established and decimals < 6 and 0 in (round(self.low, decimals), round(self.high, decimals)):
             decimals += 1
         head = self.line().split(": mean difference")[0]
-        mean = f"{self.mean_difference:.{decimals}f}"
-        if float(mean) == 0:
-            mean = f"{0.0:.{decimals}f}"
-        return (f"{head}: mean difference {mean}, "
-                f"{100 * self.confidence:g}% CI [{self.low:.{decimals}f}, {self.high:.{decimals}f}], "
+
+        def fixed(value: float) -> str:
+            text = f"{value:.{decimals}f}"
+            return f"{0.0:.{decimals}f}" if float(text) == 0 else text  # no "-0"
+
+        return (f"{head}: mean difference {fixed(self.mean_difference)}, "
+                f"{100 * self.confidence:g}% CI [{fixed(self.low)}, {fixed(self.high)}], "
                 f"{self.names[0]} better on {self.wins} of {self.n} seeds")
 
     def __str__(self) -> str:

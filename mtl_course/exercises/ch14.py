@@ -60,8 +60,8 @@ CLAIMS = {
 _CLAIM_ANSWERS = {"a": False, "b": True, "c": True, "d": False, "e": False}
 
 _CLAIM_EVIDENCE = {
-    "a": "it beat separate networks on Delta_m and on parity, but the separate networks beat it on "
-         "the right digit, and no difference was established on the left digit.",
+    "a": "it beat separate networks on Delta_m and on parity, but no difference was established on "
+         "the left digit or on the right digit.",
     "b": "pooled ridge stayed at 1.15-1.21 while single-task ridge fell from 1.04 to 0.33.",
     "c": "lr 0.03 beat lr 0.01 by 4.4 pp (95% CI [1.3, 7.4]); Nash-MTL against uncertainty "
          "weighting, 3.5 pp, was not established (95% CI [-6.7, 14]).",

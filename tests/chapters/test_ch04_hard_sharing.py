@@ -1,5 +1,10 @@
 """Tests of mtl_course.chapters.ch04_hard_sharing (chapter 4's driver) and of the parameter counts in mtl_course.metrics."""
 
+import json
+import os
+import subprocess
+import sys
+
 import mtl_course.tf as mtl_tf  # before tensorflow
 
 # isort: split
@@ -179,3 +184,65 @@ def test_paired_comparison_by_hand():
         S.paired_comparison({0: runs[0]}, "hard")
     with pytest.raises(ValueError, match="no results for 'soft'"):
         S.paired_comparison(runs, "soft")
+
+
+def test_float64_copy_draws_every_linear_layer_with_numpy():
+    mtl_torch.seed_everything(0)
+    model = S.build_sharing_model(mtl_torch, "hard", 5, (4,), {"a": 3, "b": 2}, head_hidden=(2,))
+    copy = S.float64_copy(model, seed=7)
+    params = list(copy.parameters())
+    assert all(p.dtype == torch.float64 for p in params)
+    # module order: the trunk (5 -> 4), then head a (4 -> 2 -> 3) and head b (4 -> 2 -> 2); a weight, then its bias
+    rng = np.random.default_rng(7)
+    for param, fan_in in zip(params, (5, 5, 4, 4, 2, 2, 4, 4, 2, 2), strict=True):
+        bound = 1.0 / np.sqrt(fan_in)
+        np.testing.assert_array_equal(param.detach().numpy(), rng.uniform(-bound, bound, size=tuple(param.shape)))
+    # a single-task network of the same seed starts from the same trunk, as after seed_everything(seed)
+    single = S.float64_copy(S.build_sharing_model(mtl_torch, "hard", 5, (4,), {"a": 3}), seed=7)
+    assert torch.equal(next(single.parameters()), params[0])
+    out = copy(torch.ones(2, 5, dtype=torch.float64))
+    assert out["a"].dtype == torch.float64 and out["a"].shape == (2, 3)
+
+
+_PORTABLE_RUN = """
+import hashlib, json
+import torch
+from mtl_course import torch as mtl
+from mtl_course.chapters import ch04_hard_sharing as S
+from mtl_course.data import multi_digits
+
+torch.set_num_threads(1)
+mtl.seed_everything(0)
+model = S.float64_copy(S.build_sharing_model(mtl, "hard", 128, (16,), {"left": 10, "parity": 2}, head_hidden=(8,)), 3)
+weights = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
+splits = S.flatten_images(multi_digits(seed=3, n_train=120, n_val=60, n_test=60))
+outputs = {"left": 10, "parity": 2}
+results = S.separate_vs_hard(mtl, splits, outputs, dict.fromkeys(outputs, "cross_entropy"), (16,), {"hard": (16,)},
+                             epochs=30, patience=5, head_hidden=(8,), seed=3, lr=1e-2, batch_size=32, float64=True)
+print(json.dumps({"weights": weights, "results": {k: [v["test"], v["val_curve"], v["best_epoch"]]
+                                                  for k, v in results.items()}}))
+"""
+
+
+def test_float64_runs_are_the_same_under_other_cpu_kernels():
+    # PyTorch's generic kernels (ATEN_CPU_CAPABILITY=default) round the last bits of float32 sums and of
+    # uniform_ differently from its AVX2/AVX-512 ones; with float64=True the initial weights are the same
+    # bits and every accuracy of a run with early stopping is the same as with the kernels this process uses
+    runs = []
+    for capability in (None, "default"):
+        env = dict(os.environ)
+        if capability is not None:
+            env["ATEN_CPU_CAPABILITY"] = capability
+        run = subprocess.run([sys.executable, "-c", _PORTABLE_RUN], env=env, capture_output=True, text=True,
+                             timeout=300, check=True)
+        runs.append(run.stdout.strip().splitlines()[-1])
+    assert runs[0] == runs[1]
+    results = json.loads(runs[0])["results"]
+    # models stopped early, so the comparison covers the stopping epochs too
+    assert any(len(curve) < 30 for _, curves, _ in results.values() for curve in curves.values())
+
+
+def test_float64_is_for_pytorch():
+    splits = S.flatten_images(multi_digits(seed=0, n_train=20, n_val=10, n_test=10))
+    with pytest.raises(ValueError, match="float64=True is for mtl_course.torch"):
+        S.separate_vs_hard(mtl_tf, splits, {"left": 10}, {"left": "cross_entropy"}, (4,), {}, epochs=1, float64=True)

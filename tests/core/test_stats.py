@@ -256,3 +256,5 @@ def test_rounded_line_prints_no_negative_zero():
     assert "mean difference 0.00, 95% CI [-0.09, 0.09]" in w.rounded_line()
     u = Verdict(names=("A", "B"), mean_difference=-0.031, low=-0.086, high=0.092, wins=1, n=5)
     assert "mean difference -0.03," in u.rounded_line()
+    bound = Verdict(names=("A", "B"), mean_difference=1.1, low=-0.21, high=2.4, wins=6, n=10)
+    assert "mean difference 1, 95% CI [0, 2]," in bound.rounded_line()  # the lower bound is not "-0"
