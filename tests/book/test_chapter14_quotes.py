@@ -125,7 +125,7 @@ QUOTES: list[tuple[str, str, str]] = [
     ("08_gradient_conflict", "CAGrad setting mean 1/3, mgda 3/3, pcgrad 3/3, cagrad 3/3",
      "plain averaging stayed in the valleys from two of three starts while MGDA, PCGrad and CAGrad reached "
      "the Pareto set from all three"),
-    ("08_gradient_conflict", "mean yes x1= 0.00 d=0.00 yes x1= 0.00 d=0.00 yes x1= 0.00 d=0.00",
+    ("08_gradient_conflict", "mean yes x1= 0.0 d=0.0 yes x1= 0.0 d=0.0 yes x1= 0.0 d=0.0",
      "at ten times the learning rate plain averaging reached the set from all three starts too"),
     # Chapter 9: the benchmark.
     ("09_evaluation", "single-task 0.94 ± 0.007 0.943 ± 0.002 0.7 ± 0.04", '"single-task": (0.94, 0.943, 0.7)'),
