@@ -450,11 +450,11 @@ def _new_tasks(family: SineFamily, seed: int, stream: int, n_tasks: int, n_examp
 def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int] = (2, 5, 10, 20),
                      n_train_tasks: int = 20, n_per_task: int = 50, n_val_per_task: int = 25,
                      n_val_tasks: int = 10, n_test_tasks: int = 10, family: SineFamily | None = None,
-                     hidden: int = 40, pretrain_lrs: Sequence[float] = (3e-3, 1e-2, 3e-2), max_epochs: int = 3000,
-                     patience: int = 100, outer_lrs: Sequence[float] = (0.25, 0.5, 1.0), meta_steps: int = 3000,
+                     hidden: int = 40, pretrain_lrs: Sequence[float] = (3e-3, 1e-2, 3e-2), max_epochs: int = 5000,
+                     patience: int = 100, outer_lrs: Sequence[float] = (0.125, 0.25, 0.5), meta_steps: int = 6000,
                      eval_every: int = 250, meta_patience: int = 4, inner_shots: int = 10, inner_steps: int = 5,
                      inner_lr: float = 0.02, ridges: Sequence[float] = (0.01, 0.1, 1.0),
-                     adapt_lrs: Sequence[float] = (0.003, 0.01, 0.03), adapt_steps: int = 32) -> Comparison:
+                     adapt_lrs: Sequence[float] = (0.001, 0.003, 0.01), adapt_steps: int = 32) -> Comparison:
     """The chapter's experiment (see the module docstring), every seed at once.
 
     Seed ``s`` draws its training tasks, training and held-out inputs from
