@@ -49,6 +49,7 @@ the printed errors then do not depend on the CPU's float32 kernels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -60,10 +61,9 @@ from mtl_course.checks import check_count, check_rate
 from mtl_course.data.families import SineFamily, SineTask
 from mtl_course.torch.meta import adapt
 from mtl_course.torch.models import mlp
-from mtl_course.torch.runtime import seed_everything
 
 __all__ = ["ADAPTATIONS", "APPROACHES", "Comparison", "FineTuneLearner", "LinearHeadLearner", "adaptation_errors",
-           "compare_few_shot", "few_shot_errors", "fit_stacked", "load_params", "reptile_stacked", "sgd_stacked",
+           "compare_few_shot", "few_shot_errors", "fit_stacked", "init_mlp", "load_params", "reptile_stacked", "sgd_stacked",
            "stack_params", "stacked_forward"]
 
 #: The networks, in the order of the chapter's table.
@@ -177,9 +177,22 @@ def stacked_forward(params: Params, x: torch.Tensor, layers: int | None = None) 
     return h
 
 
+def _row_sum(t: torch.Tensor) -> torch.Tensor:
+    """``t.sum(dim=1)`` for ``t`` of shape ``(models, n, k)``, as a matrix product.
+
+    ATen's vectorised reductions add in an order that depends on the CPU's
+    instruction set (``ATEN_CPU_CAPABILITY``), so over thousands of training
+    steps the last bits grow into different networks; the matrix product (BLAS)
+    and single elementwise operations give the same bits on every capability.
+    """
+    return torch.bmm(t.new_ones(t.shape[0], 1, t.shape[1]), t)[:, 0]
+
+
 def _mse(params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each stacked model's mean squared error, shape ``(models,)``."""
-    return ((stacked_forward(params, x) - y) ** 2).mean(dim=(1, 2))
+    d = stacked_forward(params, x) - y
+    d = (d * d).reshape(d.shape[0], -1, 1)
+    return _row_sum(d)[:, 0] / d.shape[1]
 
 
 def _mse_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
@@ -203,7 +216,7 @@ def _mse_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
         if i < total - 1:
             delta = delta * (pre[i] > 0)
         grads[2 * i] = torch.bmm(delta.transpose(1, 2), inputs[i])
-        grads[2 * i + 1] = delta.sum(1)
+        grads[2 * i + 1] = _row_sum(delta)
         if i:
             delta = torch.bmm(delta, params[2 * i])
     return grads
@@ -283,6 +296,10 @@ def fit_stacked(params: Params, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
                 lr: float = 1e-2, max_epochs: int = 3000, patience: int = 100) -> StackedRun:
     """Full-batch Adam on each stacked model's MSE, with early stopping on its validation MSE.
 
+    Adam (Kingma and Ba 2015, with ``torch.optim.Adam``'s defaults) is written out
+    in single elementwise operations, which round the same way on every CPU
+    (a fused kernel may use FMA instructions on one CPU and not on another).
+
     Model ``m`` trains on ``(x[m], y[m])`` and is validated on
     ``(x_val[m], y_val[m])`` after every epoch (one step); its weights of the
     best validation epoch are kept. Training ends when every model has gone
@@ -291,15 +308,19 @@ def fit_stacked(params: Params, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
     """
     check_rate(lr, "lr")
     max_epochs = check_count(max_epochs, "max_epochs")
-    leaves = [p.detach().clone() for p in params]
-    opt = torch.optim.Adam(leaves, lr=lr, foreach=True)
-    best = _Best(leaves, patience)
+    weights = [p.detach().clone() for p in params]
+    first = [torch.zeros_like(p) for p in weights]
+    second = [torch.zeros_like(p) for p in weights]
+    best = _Best(weights, patience)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
     with torch.no_grad():
         for epoch in range(1, max_epochs + 1):
-            for p, g in zip(leaves, _mse_grad(leaves, x, y)):
-                p.grad = g
-            opt.step()
-            if best.update(epoch, _mse(leaves, x_val, y_val).cpu().numpy(), leaves):
+            grads = _mse_grad(weights, x, y)
+            first = [m * beta1 + g * (1 - beta1) for m, g in zip(first, grads)]
+            second = [v * beta2 + (g * g) * (1 - beta2) for v, g in zip(second, grads)]
+            c1, c2 = 1 - beta1 ** epoch, 1 - beta2 ** epoch
+            weights = [p - (m / c1) / (torch.sqrt(v / c2) + eps) * lr for p, m, v in zip(weights, first, second)]
+            if best.update(epoch, _mse(weights, x_val, y_val).cpu().numpy(), weights):
                 break
     return best.run()
 
@@ -441,6 +462,26 @@ class Comparison:
     settings: dict = field(default_factory=dict)
 
 
+def init_mlp(sizes: Sequence[int], seed: int) -> nn.Sequential:
+    r"""A float64 :func:`~mtl_course.torch.models.mlp` with PyTorch's default initialisation, drawn by numpy.
+
+    Every weight and bias of a layer with ``fan_in`` inputs is drawn from
+    :math:`U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})`, the distribution of
+    ``nn.Linear``'s own initialisation, layer by layer from
+    ``np.random.default_rng([seed, 3])``: bit-identical on every CPU (torch's
+    ``uniform_`` kernel rounds differently on different instruction sets). Two
+    sizes that agree on their first layers get the same first layers.
+    """
+    rng = np.random.default_rng([seed, 3])
+    net = mlp(list(sizes)).double()
+    with torch.no_grad():
+        for layer in _linears(net):
+            bound = 1.0 / math.sqrt(layer.in_features)
+            layer.weight.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(layer.weight.shape))))
+            layer.bias.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(layer.bias.shape))))
+    return net
+
+
 def _new_tasks(family: SineFamily, seed: int, stream: int, n_tasks: int, n_examples: int):
     rng = np.random.default_rng([seed, stream])
     tasks = family.sample_tasks(n_tasks, rng)
@@ -450,7 +491,7 @@ def _new_tasks(family: SineFamily, seed: int, stream: int, n_tasks: int, n_examp
 def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int] = (2, 5, 10, 20),
                      n_train_tasks: int = 20, n_per_task: int = 50, n_val_per_task: int = 25,
                      n_val_tasks: int = 10, n_test_tasks: int = 10, family: SineFamily | None = None,
-                     hidden: int = 40, pretrain_lrs: Sequence[float] = (3e-3, 1e-2, 3e-2), max_epochs: int = 5000,
+                     hidden: int = 40, pretrain_lrs: Sequence[float] = (3e-3, 1e-2, 3e-2), max_epochs: int = 10000,
                      patience: int = 100, outer_lrs: Sequence[float] = (0.125, 0.25, 0.5), meta_steps: int = 6000,
                      eval_every: int = 250, meta_patience: int = 4, inner_shots: int = 10, inner_steps: int = 5,
                      inner_lr: float = 0.02, ridges: Sequence[float] = (0.01, 0.1, 1.0),
@@ -461,7 +502,7 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
     ``np.random.default_rng(s)``, its meta-validation tasks and their examples
     from ``default_rng([s, 7])`` and its test tasks and examples from
     ``default_rng([s, 11])`` (as :func:`few_shot_errors`); every network of a
-    seed starts from the weights of ``seed_everything(s)``. ``K`` examples
+    seed starts from the weights of :func:`init_mlp` with seed ``s``. ``K`` examples
     are the first ``K`` of ``max(shots)`` draws.
     """
     family = family if family is not None else SineFamily()
@@ -479,10 +520,8 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
         tasks = family.sample_tasks(n_train_tasks, rng)
         trains.append(family.multitask_split(tasks, n_per_task, rng))
         vals.append(family.multitask_split(tasks, n_val_per_task, rng))
-        seed_everything(seed)
-        inits.append(mlp([1, hidden, hidden, 1]).double())
-        seed_everything(seed)  # the same trunk; one output per training task
-        mt_inits.append(mlp([1, hidden, hidden, n_train_tasks]).double())
+        inits.append(init_mlp([1, hidden, hidden, 1], seed))
+        mt_inits.append(init_mlp([1, hidden, hidden, n_train_tasks], seed))  # the same trunk; a head per task
     names = list(trains[0].task_names)
 
     def stacked(splits, key):
@@ -500,8 +539,8 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
         prepared[key] = [torch.stack([runs[g].params[i][m] for m, g in enumerate(pick)]) for i in range(len(start[key]))]
         result.pretraining[key] = {"grid": tuple(pretrain_lrs), "chosen": [pretrain_lrs[g] for g in pick], "runs": runs}
     # the multi-task network hands over the mean of its heads as its output layer
-    prepared["multi-task"][-2] = prepared["multi-task"][-2].mean(dim=1, keepdim=True)
-    prepared["multi-task"][-1] = prepared["multi-task"][-1].mean(dim=1, keepdim=True)
+    for i in (-2, -1):  # numpy's mean: the same bits on every CPU
+        prepared["multi-task"][i] = torch.as_tensor(prepared["multi-task"][i].numpy().mean(axis=1, keepdims=True))
 
     val_tasks = [_new_tasks(family, s, 7, n_val_tasks, max(max(shots), inner_shots)) for s in seeds]
     test_tasks = [_new_tasks(family, s, 11, n_test_tasks, max(shots)) for s in seeds]

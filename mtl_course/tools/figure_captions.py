@@ -277,8 +277,8 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "target, the multi-task network's held-out error averaged over its tasks (both per epoch), "
         "and Reptile's error on the meta-validation tasks after its inner loop (every 250 outer steps).",
         "Three log-scale line plots with five coloured lines each. The pooled and multi-task curves "
-        "fall steeply in the first few hundred epochs and then flatten, ending well before 5000 "
-        "epochs. Reptile's curves fall slowly and noisily all the way to 6000 outer steps, their "
+        "fall steeply in the first few hundred epochs and then flatten, every run ending before "
+        "the cap of 10000 epochs. Reptile's curves fall slowly and noisily all the way to 6000 outer steps, their "
         "best points near the end."),
     ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
         "ch11-fig-few-shot",

@@ -18,6 +18,7 @@ from mtl_course.chapters.ch11_transfer_meta import (
     compare_few_shot,
     few_shot_errors,
     fit_stacked,
+    init_mlp,
     load_params,
     reptile_stacked,
     sgd_stacked,
@@ -161,6 +162,43 @@ def test_stacked_reptile_is_reptile_step_for_each_model_and_keeps_the_best_check
             torch.testing.assert_close(q[m:m + 1], p, rtol=1e-12, atol=1e-12)
 
 
+def test_init_mlp_draws_torchs_default_distribution_reproducibly():
+    a, b = init_mlp([1, 40, 40, 1], 0), init_mlp([1, 40, 40, 20], 0)
+    for p, q in list(zip(a.parameters(), b.parameters()))[:4]:  # the same trunk
+        assert torch.equal(p, q)
+    assert all(p.dtype == torch.float64 for p in a.parameters())
+    bounds = [1.0, 1 / np.sqrt(40), 1 / np.sqrt(40)]
+    for layer, bound in zip([m for m in a if isinstance(m, torch.nn.Linear)], bounds):
+        w = layer.weight.detach().numpy()
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound  # U(-bound, bound), not a smaller range
+    assert not torch.equal(a[0].weight, init_mlp([1, 40, 40, 1], 1)[0].weight)
+
+
+def test_stacked_training_gives_the_same_bits_under_other_cpu_kernels(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "bits.py"
+    script.write_text(
+        "import hashlib, numpy as np, torch\n"
+        "from mtl_course.chapters.ch11_transfer_meta import fit_stacked, init_mlp, sgd_stacked, stack_params\n"
+        "P = stack_params([init_mlp([1, 16, 16, 3], s) for s in (0, 1)])\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = torch.as_tensor(rng.uniform(-5, 5, size=(2, 30, 1))); y = torch.as_tensor(rng.normal(size=(2, 30, 3)))\n"
+        "run = fit_stacked(P, x, y, x, y, lr=0.01, max_epochs=200, patience=50)\n"
+        "out = run.params + sgd_stacked(P, x, y, 50, 0.01)\n"
+        "print(hashlib.sha1(b''.join(t.numpy().tobytes() for t in out)).hexdigest())\n")
+    digests = set()
+    for capability in ("default", None):
+        env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+        if capability:
+            env["ATEN_CPU_CAPABILITY"] = capability
+        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=True)
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1, "the stacked training's bits depend on the CPU kernels"
+
+
 def test_fit_stacked_stops_early_and_returns_the_best_epochs_weights():
     nets = _nets([1, 16, 1], 2)
     rng = np.random.default_rng(0)
@@ -231,9 +269,7 @@ def test_comparison_is_complete_finite_reproducible_and_picks_settings_on_valida
     again = compare_few_shot(seeds=(0, 1), shots=(2, 5), **SMALL)
     assert again.errors == result.errors and again.chosen == result.chosen
     # the random network is the untrained initialisation, shared with pooled and Reptile's start
-    seed_everything(1)
-    init = mlp([1, 8, 8, 1]).double()
-    for p, q in zip(init.parameters(), result.nets[1]["random"].parameters()):
+    for p, q in zip(init_mlp([1, 8, 8, 1], 1).parameters(), result.nets[1]["random"].parameters()):
         assert torch.equal(p, q)
 
 
