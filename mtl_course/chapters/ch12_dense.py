@@ -80,20 +80,26 @@ def dense_tasks(dense: Any, num_classes: int, tasks: Sequence[str] = DENSE_TASKS
 
 
 def dense_experiment(mtl: Any, splits: Splits, num_classes: int, width: int = 8, epochs: int = 4,
-                     batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> dict[str, Any]:
+                     batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
+                     patience: int | None = None) -> dict[str, Any]:
     """Train one shared-encoder model on both tasks and one network per task; score them on the test set.
 
     Every model has the same encoder and decoder shapes (the single-task
     networks have one decoder), the same initialisation seed, optimizer (Adam)
-    and mini-batch order, and equal task weights.
+    and mini-batch order, and equal task weights. Each is validated on
+    ``splits.val`` after every epoch (the sum of its task losses); with
+    ``patience``, training stops after ``patience`` epochs without improvement
+    and keeps the weights of the best epoch (``fit``'s early stopping), else
+    it runs all ``epochs``.
 
     Returns:
         ``{"scores": {"multi_task": ..., "single_task": ...}`` (each as
         :func:`dense_scores`), ``"delta_m"`` (percent, positive = the shared
         model gains, averaged over tasks), ``"models"`` (the trained models,
-        ``"multi_task"``, ``"segmentation"``, ``"depth"``), ``"parameters"``
-        (number of parameters of the shared model and of the two single-task
-        networks together)}.
+        ``"multi_task"``, ``"segmentation"``, ``"depth"``), ``"histories"``
+        (their :class:`~mtl_course.core.tasks.History`, with the validation
+        losses per epoch and ``best_epoch``), ``"parameters"`` (number of
+        parameters of the shared model and of the two single-task networks together)}.
     """
     dense = getattr(mtl, "dense", None)
     if dense is None or not hasattr(dense, "dense_prediction_model"):
@@ -101,12 +107,14 @@ def dense_experiment(mtl: Any, splits: Splits, num_classes: int, width: int = 8,
                         f"mtl_course.tf), got {getattr(mtl, '__name__', mtl)!r}")
     in_channels = splits.train.x.shape[1]
     models: dict[str, Any] = {}
+    histories: dict[str, Any] = {}
     configurations = {"multi_task": DENSE_TASKS, "segmentation": ("segmentation",), "depth": ("depth",)}
     for name, tasks in configurations.items():
         mtl.seed_everything(seed)
         model = dense.dense_prediction_model(in_channels, num_classes, width, tasks=tasks)
-        mtl.fit(model, splits.train, dense_tasks(dense, num_classes, tasks), epochs=epochs,
-                batch_size=batch_size, lr=lr, seed=seed, progress=False)
+        histories[name] = mtl.fit(model, splits.train, dense_tasks(dense, num_classes, tasks), epochs=epochs,
+                                  batch_size=batch_size, lr=lr, val_data=splits.val, seed=seed, progress=False,
+                                  patience=patience)
         models[name] = model
     test = splits.test
     multi = dense_scores(mtl.predict(models["multi_task"], test.x), test, num_classes)
@@ -115,6 +123,7 @@ def dense_experiment(mtl: Any, splits: Splits, num_classes: int, width: int = 8,
         "scores": {"multi_task": multi, "single_task": single},
         "delta_m": delta_m(multi, single, HIGHER_IS_BETTER),
         "models": models,
+        "histories": histories,
         "parameters": {"multi_task": count_parameters(models["multi_task"]),
                        "single_task": sum(count_parameters(models[t]) for t in DENSE_TASKS)},
     }

@@ -294,6 +294,16 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "$\\phi$.",
         "Six sine curves over x from -5 to 5 with amplitudes from about 0.2 to 4.6 and "
         "different phases."),
+    ("11_mtl_transfer_meta.ipynb", "c11a7e01"): Figure(
+        "ch11-fig-pretraining-curves",
+        "Validation error during pre-training, one line per seed at the step size chosen for it, a "
+        "dot at the kept (best) value: the pooled network's held-out error against the tasks' mean "
+        "target, the multi-task network's held-out error averaged over its tasks (both per epoch), "
+        "and Reptile's error on the meta-validation tasks after its inner loop (every 250 outer steps).",
+        "Three log-scale line plots with five coloured lines each. The pooled and multi-task curves "
+        "fall steeply in the first few hundred epochs and then flatten, every run ending before "
+        "the cap of 10000 epochs. Reptile's curves fall slowly and noisily all the way to 6000 outer steps, their "
+        "best points near the end."),
     ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
         "ch11-fig-few-shot",
         "Test error on new tasks against the number $K$ of their examples, for the random, "
@@ -322,6 +332,14 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "five coloured lines from the single-task to the multi-task score of one seed; the lines "
         "slope both ways. A fifth panel has one bar per seed for Delta_m, positive for some seeds "
         "and negative for others."),
+    ("12_applications.ipynb", "c12a7e01"): Figure(
+        "ch12-fig-dense-curves",
+        "Validation loss after every epoch of the multi-task network and of the single-task "
+        "network of each task (segmentation left, depth right), five seeds each; a dot marks the "
+        "epoch whose weights early stopping kept.",
+        "Two log-scale line plots over 10 epochs, blue lines for the multi-task network and orange "
+        "for the single-task one. In both panels every line is still going down at the last epoch, "
+        "and the kept epochs are at or near the end."),
     ("12_applications.ipynb", "6b51fbbe"): Figure(
         "ch12-fig-dense-prediction",
         "Three test scenes and the networks of the first seed: the input, the true classes, the "

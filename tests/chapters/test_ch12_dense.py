@@ -152,6 +152,23 @@ def test_dense_experiment_runs_and_is_deterministic():
     assert np.isfinite(runs[0]["delta_m"])
 
 
+def test_dense_experiment_stops_early_and_keeps_each_networks_best_validation_epoch():
+    from mtl_course import torch as mtl
+    from mtl_course.chapters.ch12_dense import dense_tasks
+
+    splits = shapes_scenes(n_train=16, n_val=8, n_test=4, size=16, seed=0)
+    run = dense_experiment(mtl, splits, 4, width=2, epochs=30, batch_size=8, lr=0.3, patience=2)  # lr too large: stops
+    for name, history in run["histories"].items():
+        total = np.sum([history.val_loss[t] for t in history.task_names], axis=0)
+        assert history.best_epoch == int(np.argmin(total)) and history.epochs < 30
+        assert history.epochs - 1 - history.best_epoch == 2  # stopped after 2 epochs without improvement
+        tasks = ("segmentation", "depth") if name == "multi_task" else (name,)
+        _, losses = mtl.evaluate(run["models"][name], splits.val, dense_tasks(mtl.dense, 4, tasks), return_losses=True)
+        assert sum(losses.values()) == pytest.approx(total[history.best_epoch], rel=1e-5)  # the best epoch's weights
+    without = dense_experiment(mtl, splits, 4, width=2, epochs=3, batch_size=8)
+    assert all(h.epochs == 3 and h.best_epoch is None for h in without["histories"].values())
+
+
 def test_dense_experiment_runs_in_tensorflow():
     from mtl_course import tf as mtl_tf
 
