@@ -1,23 +1,32 @@
-r"""Chapter 9's benchmark: every weighting and aggregator of the package, several seeds, one table.
+r"""Chapter 9's benchmark: every weighting and aggregator of the package, paired seeds, one table.
 
-The protocol, kept small enough for a 2-core CPU:
+The protocol (the course's, ``DESIGN.md`` section 6), kept small enough for a 2-core CPU:
 
 1. A :class:`Problem` fixes the data (train / val / test), the tasks, a small
-   hard-sharing MLP (shared trunk, one linear head per task), the number of
-   epochs and the batch size.
+   hard-sharing MLP (shared trunk, one linear head per task), the training
+   budget (at most ``epochs`` epochs, early stopping after ``patience``
+   epochs without improvement of the summed validation loss, the best
+   epoch's weights kept) and the batch size.
 2. **Single-task baselines**: one network of the same architecture per task,
-   trained alone, for each seed and each learning rate of a small grid; each
-   task keeps the learning rate with the best mean *validation* metric.
-3. **Tuned equal weighting**: the multi-task network trained on the plain sum
-   of the losses for each seed and learning rate; the learning rate with the
-   best mean validation :math:`\Delta_m` is kept.
-4. **Every other method** is trained for each seed at that learning rate
-   (tuning each method too would multiply the cost by the grid size; this
-   choice favours the baseline, and the chapter says so).
-5. Scores are test metrics; :math:`\Delta_m` (:func:`mtl_course.metrics.delta_m`)
-   is computed per seed against the single-task baselines' mean test scores,
-   then summarised as mean and standard deviation over seeds, and compared
-   with equal weighting seed by seed (:func:`paired_difference`).
+   trained alone, for each seed and each learning rate of a grid; each task
+   keeps the learning rate with the best mean *validation* metric.
+3. **Every multi-task method**, equal weighting included, is trained for
+   each seed and each learning rate of the *same* grid and keeps the learning
+   rate with the best mean validation :math:`\Delta_m` against the
+   single-task baselines (the same tuning budget for every method). With
+   ``tune_seeds=k`` the choices use the first ``k`` seeds and the other seeds
+   are trained at the kept learning rates only.
+4. Scores are test metrics at each method's kept learning rate;
+   :math:`\Delta_m` (:func:`mtl_course.metrics.delta_m`) is computed per seed
+   against the single-task baselines' mean test scores, then summarised as
+   mean and standard deviation over seeds, and compared with equal weighting
+   seed by seed (:func:`mtl_course.stats.paired_verdict`).
+
+Choices are robust to the last bits of a run: mean validation scores that
+differ by less than :data:`TIE` count as tied, and the first learning rate of
+the grid among the tied ones is kept. With ``Problem.float64`` (the default)
+PyTorch trains in double precision from weights drawn by numpy, so that
+another machine's CPU kernels change the results far below the printed digits.
 
 Every function takes the framework module as its first argument (``mtl`` =
 :mod:`mtl_course.torch` or :mod:`mtl_course.tf`), so the same benchmark runs
@@ -28,7 +37,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
@@ -41,18 +50,20 @@ from mtl_course.data.digits import multi_digits
 from mtl_course.data.synthetic import mmoe_synthetic
 from mtl_course.data.types import MultiTaskSplit, Splits
 from mtl_course.metrics import delta_m
-from mtl_course.stats import format_spread, paired_verdict
+from mtl_course.stats import Verdict, format_spread, paired_verdict
 
 __all__ = [
     "AGGREGATOR_METHODS",
     "ALL_METHODS",
     "BASELINE",
     "SINGLE_TASK",
+    "TIE",
     "WEIGHTING_METHODS",
     "BenchmarkResult",
     "Problem",
     "Run",
     "build_model",
+    "choose",
     "digits_problem",
     "format_table",
     "paired_difference",
@@ -68,7 +79,10 @@ AGGREGATOR_METHODS = AGGREGATOR_NAMES
 """The gradient aggregators of chapter 8, by their ``fit`` names."""
 ALL_METHODS = WEIGHTING_METHODS + AGGREGATOR_METHODS
 BASELINE = "equal"
-"""The multi-task baseline whose learning rate is tuned."""
+"""The multi-task baseline every other method is compared with."""
+TIE = 1e-6
+"""Mean validation scores closer than this (relative to ``1 + |best|``) are tied: the first learning rate
+of the grid among them is kept, so that the last bits of a run do not decide."""
 SINGLE_TASK = "single-task"
 """The method name of the single-task baselines in a :class:`BenchmarkResult`."""
 
@@ -88,7 +102,12 @@ class Problem:
         tasks: task name -> :class:`Task` (loss and metric).
         outputs: task name -> size of the task's linear head.
         hidden: widths of the shared trunk's hidden layers.
-        epochs, batch_size: of every training run.
+        epochs: the most epochs of a training run.
+        batch_size: of every training run.
+        patience: early stopping: a run stops after ``patience`` epochs without improvement of the
+            summed validation loss and keeps its best epoch's weights; None trains all ``epochs``.
+        float64: PyTorch runs train in double precision from weights drawn by numpy (TensorFlow
+            runs stay float32).
     """
 
     name: str
@@ -98,6 +117,8 @@ class Problem:
     hidden: tuple[int, ...]
     epochs: int
     batch_size: int
+    patience: int | None = None
+    float64: bool = False
 
     def __post_init__(self) -> None:
         names = tuple(self.tasks)
@@ -115,6 +136,8 @@ class Problem:
             raise ValueError(f"hidden must hold positive widths, got {self.hidden}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got {self.epochs}, {self.batch_size}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be positive or None, got {self.patience}")
 
     @property
     def input_dim(self) -> int:
@@ -130,9 +153,11 @@ def _flat(split: MultiTaskSplit) -> MultiTaskSplit:
 
 
 def digits_problem(seed: int = 0, n_train: int = 1000, n_val: int = 500, n_test: int = 1000,
-                   hidden: Sequence[int] = (64,), epochs: int = 10, batch_size: int = 100) -> Problem:
+                   hidden: Sequence[int] = (64,), epochs: int = 40, batch_size: int = 100,
+                   patience: int | None = 3, float64: bool = True) -> Problem:
     """:func:`mtl_course.data.multi_digits` with flattened ``8 x 16`` images: classify the
-    left digit, the right digit (10 classes each) and the parity of their sum (2 classes)."""
+    left digit, the right digit (10 classes each) and the parity of their sum (2 classes).
+    At most ``epochs`` epochs, early stopping after ``patience`` epochs without improvement."""
     splits = multi_digits(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
     outputs = {"left": 10, "right": 10, "parity": 2}
     return Problem(
@@ -143,12 +168,15 @@ def digits_problem(seed: int = 0, n_train: int = 1000, n_val: int = 500, n_test:
         hidden=tuple(hidden),
         epochs=epochs,
         batch_size=batch_size,
+        patience=patience,
+        float64=float64,
     )
 
 
 def regression_problem(seed: int = 0, n_train: int = 1000, n_val: int = 500, n_test: int = 1000,
                        dim: int = 8, correlation: float = 0.9, hidden: Sequence[int] = (32,),
-                       epochs: int = 20, batch_size: int = 100) -> Problem:
+                       epochs: int = 60, batch_size: int = 100, patience: int | None = 3,
+                       float64: bool = True) -> Problem:
     """Two related regression tasks from :func:`mtl_course.data.mmoe_synthetic`
     (Ma et al., KDD 2018), scored by test MSE."""
     data = mmoe_synthetic(n=n_train + n_val + n_test, dim=dim, correlation=correlation, seed=seed)
@@ -163,6 +191,8 @@ def regression_problem(seed: int = 0, n_train: int = 1000, n_val: int = 500, n_t
         hidden=tuple(hidden),
         epochs=epochs,
         batch_size=batch_size,
+        patience=patience,
+        float64=float64,
     )
 
 
@@ -188,7 +218,9 @@ class Run:
     """One training run: a method (or :data:`SINGLE_TASK`) at one learning rate and seed.
 
     ``val`` and ``test`` map each trained task to its metric; ``seconds`` is the
-    wall time of training (the only field that is not reproducible).
+    wall time of training (the only field that is not reproducible); ``epochs`` the
+    epochs trained and ``best_epoch`` the kept one (0-based; with early stopping the
+    run stopped before its budget when ``epochs`` is below ``Problem.epochs``).
     """
 
     method: str
@@ -197,11 +229,36 @@ class Run:
     val: dict[str, float]
     test: dict[str, float]
     seconds: float
+    epochs: int = 0
+    best_epoch: int | None = None
+
+
+def _float64_init(model: Any, seed: int) -> Any:
+    """The PyTorch ``model`` in float64, every ``Linear`` layer drawn again by numpy.
+
+    PyTorch's own ``uniform_`` can differ in the last bits between CPU kernels; numpy's
+    generator does not. The distribution is PyTorch's default,
+    :math:`U(-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}})` for weights and biases.
+    """
+    import torch
+
+    model = model.double()
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                bound = 1.0 / np.sqrt(module.in_features)
+                for param in (module.weight, module.bias):
+                    if param is not None:
+                        param.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(param.shape)),
+                                                    device=param.device))
+    return model
 
 
 def train_once(mtl: ModuleType, problem: Problem, method: str, seed: int, lr: float,
                tasks: Sequence[str] | None = None) -> Run:
-    """Seed, build, train with ``mtl.fit`` (Adam) and score on val and test.
+    """Seed, build, train with ``mtl.fit`` (Adam, early stopping on the validation split when
+    ``problem.patience`` is set) and score on val and test.
 
     ``tasks`` restricts training to some tasks (a single-task baseline is
     ``tasks=[name]`` with ``method="equal"``).
@@ -211,14 +268,19 @@ def train_once(mtl: ModuleType, problem: Problem, method: str, seed: int, lr: fl
     names = list(problem.tasks) if tasks is None else list(tasks)
     mtl.seed_everything(seed)
     model = build_model(mtl, problem, names)  # checks the task names
+    if problem.float64 and mtl.__name__ == "mtl_course.torch":
+        model = _float64_init(model, seed)
     specs = {t: problem.tasks[t] for t in names}
     start = time.perf_counter()
-    mtl.fit(model, problem.splits.train, specs, method=method, epochs=problem.epochs,
-            batch_size=problem.batch_size, lr=lr, seed=seed, progress=False)
+    history = mtl.fit(model, problem.splits.train, specs, method=method, epochs=problem.epochs,
+                      batch_size=problem.batch_size, lr=lr, seed=seed, progress=False,
+                      val_data=problem.splits.val if problem.patience is not None else None,
+                      patience=problem.patience)
     seconds = time.perf_counter() - start
     return Run(method=method, lr=float(lr), seed=int(seed),
                val=mtl.evaluate(model, problem.splits.val, specs),
-               test=mtl.evaluate(model, problem.splits.test, specs), seconds=seconds)
+               test=mtl.evaluate(model, problem.splits.test, specs), seconds=seconds,
+               epochs=int(history.epochs), best_epoch=history.best_epoch)
 
 
 def _mean_scores(runs: Sequence[Run], split: str) -> dict[str, float]:
@@ -226,8 +288,25 @@ def _mean_scores(runs: Sequence[Run], split: str) -> dict[str, float]:
     return {t: float(np.mean([getattr(r, split)[t] for r in runs])) for t in tasks}
 
 
-def _better(value: float, best: float | None, higher: bool) -> bool:
-    return best is None or (value > best if higher else value < best)
+def choose(scores: Mapping[Any, float], higher: bool = True, tie: float = TIE) -> Any:
+    """The key (a learning rate, a method) of the best score; scores within ``tie * (1 + |best|)``
+    of the best are tied and the first of them in ``scores``' order is returned, so that the last
+    bits of a run cannot change the choice.
+
+    Examples:
+        >>> choose({0.01: 1.0, 0.03: 2.0, 0.1: 2.0 + 1e-9})
+        0.03
+        >>> choose({0.01: 0.5, 0.03: 0.2}, higher=False)
+        0.03
+    """
+    if not scores:
+        raise ValueError("nothing to choose from")
+    values = np.array(list(scores.values()), dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"scores must be finite, got {scores}")
+    best = values.max() if higher else values.min()
+    close = np.abs(values - best) <= tie * (1.0 + abs(best))
+    return list(scores)[int(np.argmax(close))]
 
 
 @dataclass
@@ -238,17 +317,23 @@ class BenchmarkResult:
         problem: the :class:`Problem`.
         runs: all runs, tuning runs included (single-task runs have
             ``method == SINGLE_TASK`` and score only their own task).
-        baseline_lr: the learning rate kept for equal weighting (and used by
-            every other method).
+        lr: method -> the learning rate it kept (on validation).
         single_task_lr: task -> the learning rate kept for its single-task baseline.
         seeds: the seeds of every method's runs.
+        lrs: the learning-rate grid.
     """
 
     problem: Problem
     runs: list[Run]
-    baseline_lr: float
+    lr: dict[str, float]
     single_task_lr: dict[str, float]
     seeds: tuple[int, ...]
+    lrs: tuple[float, ...] = ()
+
+    @property
+    def baseline_lr(self) -> float:
+        """The learning rate kept by equal weighting."""
+        return self.lr[BASELINE]
 
     def single_task_scores(self, split: str = "test") -> dict[str, float]:
         """Task -> the mean (over seeds) score of its tuned single-task baseline."""
@@ -257,34 +342,39 @@ class BenchmarkResult:
                 for t, lr in self.single_task_lr.items()}
 
     def method_runs(self, method: str, lr: float | None = None) -> list[Run]:
-        """The runs of a multi-task method at ``lr`` (default: the kept one), in seed order."""
-        lr = self.baseline_lr if lr is None else lr
+        """The runs of a multi-task method at ``lr`` (default: the one it kept), in seed order."""
+        lr = self.lr[method] if lr is None else lr
         runs = sorted((r for r in self.runs if r.method == method and r.lr == lr), key=lambda r: r.seed)
         if not runs:
             raise KeyError(f"no runs of {method!r} at lr={lr}")
         return runs
 
     def delta_m(self, method: str, lr: float | None = None, split: str = "test") -> np.ndarray:
-        """:math:`\\Delta_m` (percent, higher is better) of each seed's run against the
-        single-task baselines' mean score on ``split``."""
+        """:math:`\\Delta_m` (percent, higher is better) of each seed's run (at ``lr``, default the
+        method's kept one) against the single-task baselines' mean score on ``split``."""
         base = self.single_task_scores(split)
         return np.array([delta_m(getattr(r, split), base, self.problem.higher_is_better)
                          for r in self.method_runs(method, lr)])
 
     @property
     def methods(self) -> list[str]:
-        """The multi-task methods run at the kept learning rate, in :data:`ALL_METHODS` order."""
-        present = {r.method for r in self.runs if r.method != SINGLE_TASK and r.lr == self.baseline_lr}
-        return [m for m in ALL_METHODS if m in present] + sorted(present - set(ALL_METHODS))
+        """The multi-task methods, in :data:`ALL_METHODS` order."""
+        return [m for m in ALL_METHODS if m in self.lr] + sorted(set(self.lr) - set(ALL_METHODS))
+
+    def verdict(self, method: str, other: str = BASELINE) -> Verdict:
+        """The paired verdict (:func:`mtl_course.stats.paired_verdict`) of ``method``'s test
+        :math:`\\Delta_m` against ``other``'s, each at its kept learning rate."""
+        return paired_verdict(self.delta_m(method), self.delta_m(other), names=(method, other),
+                              lower_is_better=False, digits=2)
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per method (single-task first): mean and std over seeds of each task's test
-        metric and of :math:`\\Delta_m`, and the paired difference to equal weighting
+        """One row per method (single-task first): the kept learning rate, mean and std over seeds of
+        each task's test metric and of :math:`\\Delta_m`, and the paired difference to equal weighting
         (:func:`paired_difference`; None for equal weighting itself and with a single seed)."""
         rows = []
         st_runs = {t: [r for r in self.runs if r.method == SINGLE_TASK and r.lr == lr and t in r.test]
                    for t, lr in self.single_task_lr.items()}
-        row: dict[str, Any] = {"method": SINGLE_TASK}
+        row: dict[str, Any] = {"method": SINGLE_TASK, "lr": None}
         for t, runs in st_runs.items():
             values = np.array([r.test[t] for r in runs])
             row[t] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0)
@@ -295,7 +385,7 @@ class BenchmarkResult:
         baseline = self.delta_m(BASELINE) if BASELINE in self.methods and len(self.seeds) > 1 else None
         for method in self.methods:
             runs = self.method_runs(method)
-            row = {"method": method}
+            row = {"method": method, "lr": self.lr[method]}
             for t in self.problem.tasks:
                 values = np.array([r.test[t] for r in runs])
                 row[t] = (float(values.mean()), _std(values))
@@ -342,69 +432,122 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
             "low": verdict.low, "high": verdict.high, "within_noise": not verdict.established}
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(module: str, problem: Problem) -> None:
+    import importlib
+
+    _WORKER["mtl"] = importlib.import_module(module)
+    _WORKER["problem"] = problem
+    if module == "mtl_course.torch":
+        import torch
+
+        torch.set_num_threads(1)  # one process per core: threads inside would compete
+
+
+def _run_job(job: tuple[str, int, float, tuple[str, ...] | None]) -> Run:
+    method, seed, lr, tasks = job
+    return train_once(_WORKER["mtl"], _WORKER["problem"], method, seed, lr, tasks)
+
+
+def _train_all(mtl: ModuleType, problem: Problem, jobs: list[tuple[str, int, float, tuple[str, ...] | None]],
+               workers: int, bar: Any) -> list[Run]:
+    """``train_once`` for every job, in ``workers`` processes (PyTorch on the CPU only), results in job order.
+
+    Every run seeds itself, so the results do not depend on the number of workers. The processes
+    are spawned, not forked (a fork of a process that has started PyTorch's or TensorFlow's
+    threads can deadlock), and inherit the environment (``ATEN_CPU_CAPABILITY``, BLAS settings).
+    """
+    serial = workers <= 1 or mtl.__name__ != "mtl_course.torch" or mtl.device().type != "cpu"
+    if serial:
+        out = []
+        for method, seed, lr, tasks in jobs:
+            out.append(train_once(mtl, problem, method, seed, lr, tasks))
+            bar.update()
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                             initargs=(mtl.__name__, problem)) as pool:
+        for run in pool.map(_run_job, jobs):
+            out.append(run)
+            bar.update()
+    return out
+
+
 def run_benchmark(mtl: ModuleType, problem: Problem, methods: Sequence[str] = ALL_METHODS,
-                  seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = (1e-2, 3e-2, 1e-1),
-                  progress: bool = False) -> BenchmarkResult:
+                  seeds: Sequence[int] = (0, 1, 2, 3, 4), lrs: Sequence[float] = (1e-2, 3e-2, 1e-1),
+                  progress: bool = False, workers: int = 1, tune_seeds: int | None = None,
+                  full_grid: Sequence[str] = (BASELINE,)) -> BenchmarkResult:
     """Run the protocol of this module's docstring and return every run.
 
     Args:
         mtl: :mod:`mtl_course.torch` or :mod:`mtl_course.tf`.
         problem: the data, tasks, model size and training budget.
         methods: ``fit`` method names; equal weighting is always run (it is
-            the tuned baseline).
-        seeds: one run per seed and method (model initialisation and batch order).
-        lrs: the learning-rate grid of the single-task baselines and of equal weighting.
+            the baseline of the paired comparisons).
+        seeds: one run per seed, method and learning rate (model initialisation and batch order).
+        lrs: the learning-rate grid of every method and of the single-task baselines.
         progress: a ``tqdm.tqdm`` bar over the runs.
+        workers: train in this many processes (PyTorch on the CPU; elsewhere one). The results are
+            the same for any number: each run seeds itself.
+        tune_seeds: choose every learning rate on the first ``tune_seeds`` seeds (default: all), then
+            train the other seeds at the kept rates only: the same tuning budget for every method, at a
+            fraction of the cost.
+        full_grid: methods that are trained with every seed at every learning rate all the same (to
+            compare learning rates over all seeds; equal weighting by default).
     """
     seeds = tuple(int(s) for s in seeds)
     lrs = tuple(float(lr) for lr in lrs)
-    methods = list(dict.fromkeys(methods))
+    methods = list(dict.fromkeys([BASELINE, *methods]))
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
-    if not lrs:
-        raise ValueError("lrs must not be empty")
+    if not lrs or len(set(lrs)) != len(lrs):
+        raise ValueError(f"lrs must be distinct and non-empty, got {lrs}")
+    n_tune = len(seeds) if tune_seeds is None else int(tune_seeds)
+    if not 1 <= n_tune <= len(seeds):
+        raise ValueError(f"tune_seeds must be between 1 and the number of seeds {len(seeds)}, got {tune_seeds}")
+    tuning, rest = seeds[:n_tune], seeds[n_tune:]
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; use names from {ALL_METHODS}")
     import tqdm
 
     names = list(problem.tasks)
-    others = [m for m in methods if m != BASELINE]
-    total = len(lrs) * len(seeds) * (len(names) + 1) + len(others) * len(seeds)
+    full = [m for m in methods if m in set(full_grid)]
+    total = (len(lrs) * len(tuning) * (len(names) + len(methods))
+             + len(rest) * (len(names) + len(methods) + (len(lrs) - 1) * len(full)))
     bar = tqdm.tqdm(total=total, desc=problem.name, unit="run", disable=not progress or None)
-    runs: list[Run] = []
 
-    def record(run: Run) -> Run:
-        runs.append(run)
-        bar.update()
-        return run
+    def train(jobs: list[tuple[str, int, float, tuple[str, ...] | None]]) -> list[Run]:
+        out = _train_all(mtl, problem, jobs, workers, bar)
+        return [replace(run, method=SINGLE_TASK) if tasks is not None else run for run, (*_, tasks) in zip(out, jobs)]
 
+    # the tuning runs: every single-task baseline and every method at every learning rate
+    runs = train([(BASELINE, s, lr, (t,)) for t in names for lr in lrs for s in tuning]
+                 + [(method, s, lr, None) for method in methods for lr in lrs for s in tuning])
     higher = problem.higher_is_better
+
+    def mean_val(method: str, lr: float, task: str | None = None) -> Any:
+        picked = [r for r in runs if r.method == method and r.lr == lr and r.seed in tuning
+                  and (task is None or task in r.val)]
+        return _mean_scores(picked, "val") if task is None else float(np.mean([r.val[task] for r in picked]))
+
     # 1. single-task baselines, each task's learning rate chosen on validation
-    single_lr: dict[str, float] = {}
-    for t in names:
-        best = None
-        for lr in lrs:
-            val = np.mean([record(replace(train_once(mtl, problem, BASELINE, s, lr, [t]), method=SINGLE_TASK)).val[t]
-                           for s in seeds])
-            if _better(val, best, higher[t]):
-                best, single_lr[t] = val, lr
-    # 2. equal weighting, learning rate chosen by validation delta_m against the tuned baselines
-    st_val = {t: float(np.mean([r.val[t] for r in runs if r.method == SINGLE_TASK and r.lr == single_lr[t] and t in r.val]))
-              for t in names}
-    best, baseline_lr = None, lrs[0]
-    for lr in lrs:
-        scores = _mean_scores([record(train_once(mtl, problem, BASELINE, s, lr)) for s in seeds], "val")
-        value = delta_m(scores, st_val, higher)
-        if _better(value, best, True):
-            best, baseline_lr = value, lr
-    # 3. every other method at that learning rate
-    for method in others:
-        for s in seeds:
-            record(train_once(mtl, problem, method, s, baseline_lr))
+    single_lr = {t: choose({lr: mean_val(SINGLE_TASK, lr, t) for lr in lrs}, higher[t]) for t in names}
+    st_val = {t: mean_val(SINGLE_TASK, single_lr[t], t) for t in names}
+    # 2. every method on the same grid, its learning rate chosen by validation delta_m
+    kept = {method: choose({lr: delta_m(mean_val(method, lr), st_val, higher) for lr in lrs}) for method in methods}
+    # 3. the other seeds at the kept learning rates (and at every rate for the methods of full_grid)
+    if rest:
+        runs += train([(BASELINE, s, single_lr[t], (t,)) for t in names for s in rest]
+                      + [(method, s, lr, None) for method in methods for lr in lrs for s in rest
+                         if lr == kept[method] or method in full])
     bar.close()
-    return BenchmarkResult(problem=problem, runs=runs, baseline_lr=baseline_lr,
-                           single_task_lr=single_lr, seeds=seeds)
+    return BenchmarkResult(problem=problem, runs=runs, lr=kept, single_task_lr=single_lr, seeds=seeds, lrs=lrs)
 
 
 # --------------------------------------------------------------------------
@@ -413,7 +556,7 @@ def run_benchmark(mtl: ModuleType, problem: Problem, methods: Sequence[str] = AL
 
 
 def format_table(result: BenchmarkResult, digits: int = 3) -> str:
-    """The summary as a fixed-width text table: ``mean ± std`` of each task's test metric
+    """The summary as a fixed-width text table: the kept learning rate, ``mean ± std`` of each task's test metric
     and of :math:`\\Delta_m` (percent), and the paired difference to equal weighting
     (``mean ± t-interval half width``, ``*`` when the interval excludes 0).
 
@@ -423,10 +566,10 @@ def format_table(result: BenchmarkResult, digits: int = 3) -> str:
     """
     rows = result.summary()
     tasks = list(result.problem.tasks)
-    header = ["method", *tasks, "delta_m %", "vs equal (pp)"]
+    header = ["method", "lr", *tasks, "delta_m %", "vs equal (pp)"]
     lines = []
     for row in rows:
-        cells = [row["method"]]
+        cells = [row["method"], "" if row["lr"] is None else f"{row['lr']:g}"]
         cells += [format_spread(*row[t], most=digits) for t in tasks]
         cells.append(format_spread(*row["delta_m"], sign=True, most=2))
         vs = row["vs_equal"]
@@ -441,7 +584,7 @@ def format_table(result: BenchmarkResult, digits: int = 3) -> str:
 
 
 def plot_delta_m(result: BenchmarkResult, ax: Any = None) -> Any:
-    """Per method, each seed's :math:`\\Delta_m` (dots) and their mean ± std (bar);
+    """Per method at its kept learning rate, each seed's :math:`\\Delta_m` (dots) and their mean ± std (bar);
     0 is the single-task baseline, the band equal weighting's mean ± std."""
     import matplotlib.pyplot as plt
 
@@ -460,5 +603,5 @@ def plot_delta_m(result: BenchmarkResult, ax: Any = None) -> Any:
     ax.axvline(0.0, color="k", lw=0.8)
     ax.set_yticks(y, methods)
     ax.set_xlabel(r"$\Delta_m$ vs single-task (%)")
-    ax.set_title(f"{result.problem.name} (lr {result.baseline_lr:g}, {len(result.seeds)} seeds)")
+    ax.set_title(f"{result.problem.name} (each method at its tuned lr, {len(result.seeds)} seeds)")
     return ax

@@ -273,13 +273,12 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "Nash-MTL and IMTL-G spread their end points along the segment."),
     ("09_evaluation.ipynb", "8a8e92f3"): Figure(
         "ch9-fig-delta-m",
-        "$\\Delta_m$ against single-task baselines for every method on multi_digits and on the "
-        "regression problem: one dot per seed, the mean with a bar of plus and minus one "
+        "$\\Delta_m$ against single-task baselines for every method on multi_digits, each method at "
+        "its tuned learning rate: one dot per seed, the mean with a bar of plus and minus one "
         "standard deviation, and the band of equal weighting.",
-        "Two dot-and-bar charts with one row per method. On multi_digits most methods overlap "
-        "the red band of equal weighting around zero, while uncertainty weighting and RLW lie "
-        "clearly to the left. On regression all methods are negative and RLW lies far to the "
-        "left with a wide bar."),
+        "A dot-and-bar chart with one row per method. All means lie left of zero, within a few "
+        "points of it; most methods overlap the red band of equal weighting, while RLW lies "
+        "clearly to the left."),
     ("10_task_relationships.ipynb", "ch10-12"): Figure(
         "ch10-fig-similarity",
         "Three views of the six tasks (three pairs a, b, c): the gradient cosine within and "

@@ -97,6 +97,8 @@ def test_problem_validation():
         bm.Problem("x", good.splits, {}, {}, (8,), 1, 10)
     with pytest.raises(ValueError, match="hidden"):
         bm.Problem("x", good.splits, good.tasks, good.outputs, (), 1, 10)
+    with pytest.raises(ValueError, match="patience"):
+        bm.Problem("x", good.splits, good.tasks, good.outputs, (8,), 1, 10, patience=0)
 
 
 def test_build_model_has_one_head_per_requested_task():
@@ -121,14 +123,60 @@ def test_train_once_rejects_a_bad_learning_rate():
 
 
 def test_run_benchmark_runs_the_protocol(result):
-    # 3 single-task baselines + equal, at 2 lrs and 2 seeds; then mgda, dwa and pcgrad at 2 seeds
-    assert len(result.runs) == 2 * 2 * 4 + 3 * 2
+    # 3 single-task baselines and 4 methods, each at 2 lrs and 2 seeds: every method gets the same grid
+    assert len(result.runs) == 2 * 2 * (3 + 4)
     assert result.methods == ["equal", "dwa", "mgda", "pcgrad"]
-    assert result.baseline_lr in (1e-3, 1e-2)
+    assert result.lrs == (1e-3, 1e-2)
+    assert set(result.lr) == {"equal", "dwa", "mgda", "pcgrad"} and result.baseline_lr == result.lr["equal"]
     single = [r for r in result.runs if r.method == bm.SINGLE_TASK]
     assert len(single) == 12 and all(len(r.test) == 1 for r in single)
-    others = [r for r in result.runs if r.method in ("mgda", "dwa", "pcgrad")]
-    assert {r.lr for r in others} == {result.baseline_lr}
+    for method in result.methods:
+        assert sorted((r.lr, r.seed) for r in result.runs if r.method == method) == \
+            [(1e-3, 0), (1e-3, 1), (1e-2, 0), (1e-2, 1)]
+
+
+def test_every_method_keeps_its_own_best_validation_lr():
+    # before, every method ran at equal weighting's lr; now each is tuned on the grid by its own val delta_m
+    problem = tiny_digits(epochs=3)
+    res = bm.run_benchmark(torch_mtl, problem, methods=("equal", "rlw"), seeds=(0, 1), lrs=(1e-3, 0.3))
+    st_val = res.single_task_scores("val")
+    for method in ("equal", "rlw"):
+        by_lr = {lr: delta_m({t: np.mean([r.val[t] for r in res.method_runs(method, lr)]) for t in st_val},
+                             st_val, problem.higher_is_better) for lr in res.lrs}
+        assert res.lr[method] == max(by_lr, key=by_lr.get)
+        assert {r.lr for r in res.method_runs(method)} == {res.lr[method]}
+
+
+def test_choose_breaks_near_ties_by_grid_order():
+    assert bm.choose({0.01: 1.0, 0.03: 2.0, 0.1: 2.0 + 1e-9}) == 0.03
+    assert bm.choose({0.01: 2.0 + 1e-9, 0.03: 2.0}) == 0.01
+    assert bm.choose({0.01: -40.0, 0.03: -40.0 - 1e-7, 0.1: -39.0}) == 0.1
+    assert bm.choose({0.01: 0.5, 0.03: 0.2}, higher=False) == 0.03
+    assert bm.choose({0.01: 0.2 + 1e-9, 0.03: 0.2}, higher=False) == 0.01
+    assert bm.choose({0.01: 1.0, 0.03: 1.0 + 1e-3}) == 0.03  # a real difference is not a tie
+    with pytest.raises(ValueError, match="finite"):
+        bm.choose({0.01: float("nan")})
+    with pytest.raises(ValueError, match="nothing"):
+        bm.choose({})
+
+
+def test_float64_runs_start_from_numpy_weights_and_stop_early():
+    import torch
+
+    problem = tiny_digits(epochs=40)
+    assert problem.float64 and problem.patience == 3
+    first = bm._float64_init(bm.build_model(torch_mtl, problem), seed=5)
+    torch.manual_seed(123)  # torch's own generator plays no part
+    second = bm._float64_init(bm.build_model(torch_mtl, problem), seed=5)
+    for a, b in zip(first.parameters(), second.parameters()):
+        assert a.dtype == torch.float64 and torch.equal(a, b)
+    bound = 1 / math.sqrt(128)
+    trunk = next(first.parameters())
+    assert trunk.shape == (8, 128) and float(trunk.detach().abs().max()) <= bound
+    run = bm.train_once(torch_mtl, problem, "equal", 0, 0.3)  # a large lr: validation stops improving soon
+    assert run.best_epoch is not None and run.best_epoch < run.epochs < problem.epochs
+    again = bm.train_once(torch_mtl, problem, "equal", 0, 0.3)
+    assert (again.val, again.test, again.epochs) == (run.val, run.test, run.epochs)
 
 
 def test_learning_rates_are_chosen_on_validation(result):
@@ -140,12 +188,11 @@ def test_learning_rates_are_chosen_on_validation(result):
                 val[r.lr].append(r.val[task])
         assert max(val, key=lambda k: np.mean(val[k])) == lr
     st_val = result.single_task_scores("val")
-    by_lr = {lr: np.mean(result.delta_m("equal", lr, "val")) for lr in (1e-3, 1e-2)}
-    assert max(by_lr, key=by_lr.get) == result.baseline_lr
-    # delta_m of the mean val scores is what the tuning compares; check one value by hand
-    runs = result.method_runs("equal", result.baseline_lr)
-    mean_val = {t: np.mean([r.val[t] for r in runs]) for t in st_val}
-    assert set(mean_val) == set(higher)
+    # delta_m of the mean val scores is what the tuning compares, for every method
+    for method in result.methods:
+        by_lr = {lr: delta_m({t: np.mean([r.val[t] for r in result.method_runs(method, lr)]) for t in st_val},
+                             st_val, higher) for lr in (1e-3, 1e-2)}
+        assert bm.choose(by_lr) == result.lr[method]
 
 
 def test_delta_m_is_per_seed_against_mean_single_task_scores(result):
@@ -159,10 +206,14 @@ def test_summary_rows(result):
     rows = result.summary()
     assert [r["method"] for r in rows] == [bm.SINGLE_TASK, "equal", "dwa", "mgda", "pcgrad"]
     mgda = rows[3]
+    assert mgda["lr"] == result.lr["mgda"] and rows[0]["lr"] is None
     dm = result.delta_m("mgda")
     assert mgda["delta_m"] == pytest.approx((dm.mean(), dm.std(ddof=1)))
     vs = bm.paired_difference(dm, result.delta_m("equal"))
     assert mgda["vs_equal"]["mean"] == pytest.approx(vs["mean"])
+    verdict = result.verdict("mgda")
+    assert verdict.names == ("mgda", "equal") and not verdict.lower_is_better
+    assert verdict.mean_difference == pytest.approx(vs["mean"])
     assert rows[1]["vs_equal"] is None
     left = [r.test["left"] for r in result.method_runs("dwa")]
     assert rows[2]["left"] == pytest.approx((np.mean(left), np.std(left, ddof=1)))
@@ -171,7 +222,8 @@ def test_summary_rows(result):
 def test_format_table_and_plot(result):
     table = bm.format_table(result)
     lines = table.splitlines()
-    assert lines[0].split()[:4] == ["method", "left", "right", "parity"]
+    assert lines[0].split()[:5] == ["method", "lr", "left", "right", "parity"]
+    assert lines[3].split()[:2] == ["equal", f"{result.lr['equal']:g}"]
     assert len(lines) == 2 + 5
     assert all(line == line.rstrip() for line in lines)
     assert lines[2].startswith(bm.SINGLE_TASK)
@@ -199,6 +251,7 @@ def test_single_seed_summary_has_no_paired_interval():
     ({"seeds": (0, 0)}, "distinct"),
     ({"seeds": ()}, "distinct"),
     ({"lrs": ()}, "lrs"),
+    ({"lrs": (0.01, 0.01)}, "lrs"),
 ])
 def test_run_benchmark_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -243,3 +296,29 @@ def test_pcgrad_by_name_is_seeded_by_the_run():
     assert torch.equal(first(G), second(G))
     assert bm.WEIGHTING_METHODS == tuple(torch_mtl.WEIGHTINGS)
     assert bm.AGGREGATOR_METHODS == tuple(torch_mtl.AGGREGATORS)
+
+
+def test_worker_processes_give_the_same_runs(result):
+    # every run seeds itself: two spawned processes reproduce the serial runs exactly
+    again = bm.run_benchmark(torch_mtl, tiny_digits(), methods=("equal", "mgda", "dwa", "pcgrad"), seeds=(0, 1),
+                             lrs=(1e-3, 1e-2), workers=2)
+    assert [(r.method, r.lr, r.seed, r.val, r.test, r.epochs) for r in again.runs] == \
+        [(r.method, r.lr, r.seed, r.val, r.test, r.epochs) for r in result.runs]
+    assert again.lr == result.lr and again.single_task_lr == result.single_task_lr
+
+
+def test_tune_seeds_choose_on_the_first_seeds_and_train_the_rest_at_the_kept_rates():
+    problem = tiny_digits()
+    full = bm.run_benchmark(torch_mtl, problem, methods=("equal", "dwa"), seeds=(0, 1), lrs=(1e-3, 1e-2))
+    res = bm.run_benchmark(torch_mtl, problem, methods=("equal", "dwa"), seeds=(0, 1, 2), lrs=(1e-3, 1e-2),
+                           tune_seeds=2)
+    # tuning: 2 seeds x 2 lrs x (3 single-task + 2 methods); seed 2: 3 single-task + 2 methods + equal's other lr
+    assert len(res.runs) == 2 * 2 * 5 + 3 + 2 + 1
+    assert res.lr == full.lr and res.single_task_lr == full.single_task_lr  # chosen on seeds 0 and 1 only
+    assert [r.seed for r in res.method_runs("dwa")] == [0, 1, 2]
+    other = next(lr for lr in res.lrs if lr != res.lr["dwa"])
+    assert [r.seed for r in res.method_runs("dwa", other)] == [0, 1]
+    assert all(len(res.method_runs("equal", lr)) == 3 for lr in res.lrs)  # full_grid: equal at every rate
+    assert len(res.delta_m("dwa")) == 3
+    with pytest.raises(ValueError, match="tune_seeds"):
+        bm.run_benchmark(torch_mtl, problem, seeds=(0, 1), tune_seeds=3)

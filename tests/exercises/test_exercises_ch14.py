@@ -43,7 +43,7 @@ def test_check_claims_accepts_the_right_answer(capsys):
     assert set(RIGHT_CLAIMS) == set(ch14.CLAIMS)
     assert ch14.check_claims(dict(RIGHT_CLAIMS)) is True
     out = " ".join(capsys.readouterr().out.split())
-    assert out.startswith("Correct") and "by 4.4 pp" in out
+    assert out.startswith("Correct") and "beat uncertainty weighting by 2 pp" in out
 
 
 @pytest.mark.parametrize("key", sorted(RIGHT_CLAIMS))
