@@ -283,7 +283,7 @@ class _Best:
         better = value < self.value
         self.value[better], self.at[better] = value[better], at
         self.since = np.where(better, 0, self.since + 1)
-        mask = torch.as_tensor(better)
+        mask = torch.as_tensor(better, device=self.params[0].device)
         for kept, p in zip(self.params, params):
             kept[mask] = p.detach()[mask]
         return bool((self.since >= self.patience).all())
@@ -477,8 +477,10 @@ def init_mlp(sizes: Sequence[int], seed: int) -> nn.Sequential:
     with torch.no_grad():
         for layer in _linears(net):
             bound = 1.0 / math.sqrt(layer.in_features)
-            layer.weight.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(layer.weight.shape))))
-            layer.bias.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(layer.bias.shape))))
+            layer.weight.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(layer.weight.shape)),
+                                               device=layer.weight.device))
+            layer.bias.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(layer.bias.shape)),
+                                             device=layer.bias.device))
     return net
 
 
@@ -528,7 +530,8 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
         x = np.stack([s.x for s in splits]).astype(np.float64)
         y = np.stack([np.concatenate([s.y[t] for t in names], axis=1) for s in splits]).astype(np.float64)
         y = y.mean(axis=2, keepdims=True) if key == "pooled" else y
-        return torch.as_tensor(x), torch.as_tensor(y)
+        device = next(inits[0].parameters()).device
+        return torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
 
     start = {"pooled": stack_params(inits), "multi-task": stack_params(mt_inits)}
     prepared: dict[str, Params] = {"random": stack_params(inits)}
@@ -540,7 +543,8 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
         result.pretraining[key] = {"grid": tuple(pretrain_lrs), "chosen": [pretrain_lrs[g] for g in pick], "runs": runs}
     # the multi-task network hands over the mean of its heads as its output layer
     for i in (-2, -1):  # numpy's mean: the same bits on every CPU
-        prepared["multi-task"][i] = torch.as_tensor(prepared["multi-task"][i].numpy().mean(axis=1, keepdims=True))
+        head = prepared["multi-task"][i]
+        prepared["multi-task"][i] = torch.as_tensor(head.cpu().numpy().mean(axis=1, keepdims=True), device=head.device)
 
     val_tasks = [_new_tasks(family, s, 7, n_val_tasks, max(max(shots), inner_shots)) for s in seeds]
     test_tasks = [_new_tasks(family, s, 11, n_test_tasks, max(shots)) for s in seeds]
