@@ -2,7 +2,8 @@
 
 Models: hard sharing (MLP trunk 32-128-128, one linear head per task) and MMoE
 (4 experts 32-64, towers 64-16-1), three regression tasks, batch 64, for equal
-weighting, uncertainty weighting and UPGrad. A step's cost is the steady-state
+weighting, uncertainty weighting, UPGrad and GradNorm (its weight update in the graph
+since issue 17; ``--eager`` times the eager step instead, to see what compiling saves). A step's cost is the steady-state
 step of ``fit``: for torch ``(fit with 3 epochs - fit with 1 epoch) / (2 x
 steps per epoch)``, so that one-off costs cancel; for TensorFlow the step
 function ``fit`` calls on each batch, timed after it is traced (the epoch
@@ -10,7 +11,7 @@ difference would be swamped by the jitter of tracing, about a second). Rounds
 interleave the frameworks; the table gives the best and the median round.
 Target: TF <= 1.5x torch.
 
-    python benchmarks/tf_step.py [--rounds 5] [--threads 1]
+    python benchmarks/tf_step.py [--rounds 5] [--threads 1] [--methods equal,gradnorm] [--eager]
 
 ``--threads`` also sets TensorFlow's intra- and inter-op thread pools.
 """
@@ -26,6 +27,7 @@ from _threads import parse_threads  # benchmarks/_threads.py (scripts run from b
 
 import mtl_course.tf as mtl_tf  # before tensorflow: quiets its start-up logs
 import mtl_course.torch as mtl_torch
+from mtl_course.core.weighting import gradnorm_layer_index
 from mtl_course.data.types import MultiTaskSplit
 
 TASKS = {f"t{i}": "mse" for i in range(3)}
@@ -75,33 +77,44 @@ def tf_step_ms(kind: str, method: str, split: MultiTaskSplit) -> float:
     net(x[:1])
     variables = list(net.trainable_variables) + list(getattr(resolved, "trainable_variables", []))
     opt.build(variables)
-    step = train._train_step(net, specs, resolved, opt, variables, x, ys, None)
+    gradnorm_vars = None
+    if method == "gradnorm":  # as fit picks it: the last shared weight matrix
+        shared = list(net.shared_parameters())
+        gradnorm_vars = [shared[gradnorm_layer_index([tuple(v.shape) for v in shared])]]
+    step = train._train_step(net, specs, resolved, opt, variables, gradnorm_vars, set(), None)
     rng = np.random.default_rng(0)
     batches = list(core_tasks.batch_indices(len(split), BATCH, rng))
-    step(batches[0])  # trace
+    present = np.ones(len(TASKS), bool)
+    step(x, ys, {}, batches[0], present)  # trace
     start = time.process_time()
     for _ in range(2):
         for index in batches:
-            step(index)
+            step(x, ys, {}, index, present)
     return 1e3 * (time.process_time() - start) / (2 * STEPS_PER_EPOCH)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--methods", default="equal,uncertainty,upgrad,gradnorm",
+                        help="comma-separated fit methods")
+    parser.add_argument("--eager", action="store_true", help="time TensorFlow's eager step (not compiled)")
     args = parse_threads(__doc__.splitlines()[0], parser)
     import tensorflow as tf
     import torch
 
+    from mtl_course.tf import train
+
+    train._FORCE_EAGER = args.eager
     if args.threads is not None:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), tensorflow {tf.__version__} "
-          f"({args.threads or 'default'} threads), CPU; process time per step, {args.rounds} interleaved rounds")
+          f"({args.threads or 'default'} threads, {'eager' if args.eager else 'compiled'}), CPU; process time per step, {args.rounds} interleaved rounds")
     print(f"{'model':<13} {'method':<12} {'torch ms':>9} {'tf ms':>8} {'ratio best':>11} {'ratio median':>13}")
     split = data()
     for kind in ("hard sharing", "MMoE"):
-        for method in ("equal", "uncertainty", "upgrad"):
+        for method in args.methods.split(","):
             torch_step_ms(kind, method, split)  # warm-up: imports, kernels
             times: dict[str, list[float]] = {"torch": [], "tf": []}
             for _ in range(args.rounds):

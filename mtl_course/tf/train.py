@@ -3,11 +3,12 @@
 Same functions, arguments, defaults and :class:`~mtl_course.core.tasks.History` as the PyTorch
 version: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`save`,
 :func:`load`. ``fit`` compiles its training step with ``tf.function`` (no XLA)
-for the built-in weightings but GradNorm (their weights are drawn on the host
-and passed in as a tensor) and for the built-in aggregators (whose small
+for the built-in weightings (their weights are drawn on the host and passed in
+as a tensor; GradNorm's update, its Adam step included, runs in the graph on
+its state passed in and out as tensors) and for the built-in aggregators (whose small
 ``T x T`` solve runs through ``tf.numpy_function``; they get ``G = J J^T`` from
 :class:`~mtl_course.tf.gramian.LayerGramian` without forming ``J``, then one
-backward pass of ``sum_t w_t L_t``); GradNorm, weightings of your own and
+backward pass of ``sum_t w_t L_t``); weightings of your own and
 aggregator functions of your own run eagerly (the latter on ``J``).
 """
 
@@ -158,7 +159,9 @@ def _clip(grads: list, count: int, clip_norm: float | None) -> list:
 
 # Weightings whose total fit's compiled step can build in the graph (exact types: a subclass may
 # override __call__ with numpy code).
-_COMPILED_WEIGHTINGS = (EqualWeighting, StaticWeighting, UncertaintyWeighting, DWA, RLW)
+_COMPILED_WEIGHTINGS = (EqualWeighting, StaticWeighting, UncertaintyWeighting, DWA, RLW, GradNorm)
+# Tests set this to run fit's eager step for a parity check against the compiled one.
+_FORCE_EAGER = False
 
 
 def _builtin_aggregator(method: Callable) -> bool:
@@ -193,6 +196,8 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
     has_penalty = callable(getattr(model, "penalty", None))
     n_model = len(variables) - (len(resolved.trainable_variables) if is_weighting else 0)
     compiled = type(resolved) in _COMPILED_WEIGHTINGS if is_weighting else _builtin_aggregator(resolved)
+    compiled = compiled and not _FORCE_EAGER
+    gradnorm = gradnorm_vars is not None and isinstance(resolved, GradNorm)
     # a custom loss on a partially labelled task selects rows with a host-side check
     compiled = compiled and not any(not isinstance(specs[n].loss, str) for n in masked)
     recorder = None  # the built-in aggregators need J only through G: build G layer by layer
@@ -242,8 +247,8 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
     # Traced once per batch size (the batch and the last, smaller one): the losses need static
     # shapes. No autograph: the step's Python control flow is all decided at trace time.
     @tf.function(autograph=False)
-    def compiled_step(x_all, ys_all, ms_all, idx, weights):
-        with tf.GradientTape(persistent=not is_weighting) as tape:
+    def compiled_step(x_all, ys_all, ms_all, idx, weights, state):
+        with tf.GradientTape(persistent=not is_weighting or gradnorm) as tape:
             losses, penalty = forward(tf.gather(x_all, idx), {n: tf.gather(ys_all[n], idx) for n in names},
                                       {n: tf.gather(m, idx) for n, m in ms_all.items()})
             stacked = tf.stack([tf.reshape(loss, []) for loss in losses])
@@ -252,6 +257,14 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
                 if penalty is not None:
                     total = total + penalty
         T = len(names)
+        values = tf.cast(stacked, tf.float64)
+        ok = tf.reduce_all(tf.math.is_finite(stacked))
+        if gradnorm:  # GradNorm's update, in the graph; ok is False where the eager update raises
+            norms = tf.stack([tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(g, tf.float64)))
+                                                 for g in tape.gradient(loss, gradnorm_vars) if g is not None]))
+                              for loss in losses])
+            new_state, valid = resolved._graph_update(values, norms, weights, state)
+            ok = ok & valid
 
         def update():
             w = tf.zeros((T,), tf.float64)
@@ -264,18 +277,21 @@ def _train_step(model: keras.Model, specs: Mapping[str, Task], resolved: Weighti
             return w
 
         # the NaN check in the graph: a non-finite loss skips the update, the host then raises
-        w = tf.cond(tf.reduce_all(tf.math.is_finite(stacked)), update, lambda: tf.zeros((T,), tf.float64))
-        return tf.cast(stacked, tf.float64), w
+        w = tf.cond(ok, update, lambda: tf.zeros((T,), tf.float64))
+        return values, w, (new_state if gradnorm else ())
 
     def step(x_all, ys_all, ms_all, index, present):
         if not is_weighting and not present.all():
             return eager_step(x_all, ys_all, ms_all, index, present)
         weights = resolved._step_weights() if is_weighting else np.zeros(len(names))
-        values, w = compiled_step(x_all, ys_all, ms_all, tf.constant(index, tf.int64),
-                                      tf.constant(weights, tf.float64))
+        state = tuple(tf.constant(a) for a in resolved._graph_state(bool(present.all()))) if gradnorm else ()
+        values, w, new_state = compiled_step(x_all, ys_all, ms_all, tf.constant(index, tf.int64),
+                                             tf.constant(weights, tf.float64), state)
         values = values.numpy()
         if is_weighting:
             resolved._record(values)
+            if gradnorm:
+                resolved._keep_graph_state(values, [a.numpy() for a in new_state], bool(present.all()))
             return values, None
         if not np.all(np.isfinite(values)):
             raise _non_finite_error(names, values)

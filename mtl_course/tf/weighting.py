@@ -12,9 +12,9 @@ state), ``load_state_dict()`` restores them.
 The weights are computed eagerly in numpy (:mod:`mtl_course.core.weighting`):
 call the weightings eagerly, not inside ``tf.function`` (a traced RLW would
 freeze its first draw). :func:`mtl_course.tf.fit <mtl_course.tf.train.fit>` compiles its step anyway for
-equal, static, uncertainty, DWA and RLW weighting: it draws the weights on the
-host and passes them into the compiled step as a tensor (GradNorm and
-subclasses of your own run eagerly).
+equal, static, uncertainty, DWA, RLW and GradNorm weighting: it draws the weights on the
+host and passes them into the compiled step as a tensor (GradNorm's update runs in the
+graph, its state passed in and out as tensors; subclasses of your own run eagerly).
 """
 
 from __future__ import annotations
@@ -319,6 +319,57 @@ class GradNorm(Weighting):
         self._weights = core.gradnorm_update(self.weights, norms, self._values, self._initial_losses,
                                              self.alpha, self.lr, optimizer=self._adam)
         return self.weights
+
+    # fit's compiled step (mtl_course.tf.train) runs the update in the graph: the state goes in and
+    # comes out as float64 tensors (_graph_state, _graph_update, _keep_graph_state), so that
+    # .weights, save and load keep working on this object.
+    def _graph_state(self, do_update: bool) -> tuple[np.ndarray, ...]:
+        """``(L(0) is set, L(0), Adam m, v, t, do_update)`` for :meth:`_graph_update`."""
+        k, adam, init = self.num_tasks, self._adam, self._initial_losses
+        fresh = adam.m is None or adam.m.shape != (k,)
+        return (np.bool_(init is not None), np.zeros(k) if init is None else init,
+                np.zeros(k) if fresh else adam.m, np.zeros(k) if fresh else adam.v,
+                np.float64(0 if fresh else adam.t), np.bool_(do_update))
+
+    def _graph_update(self, stacked: tf.Tensor, norms: tf.Tensor, weights: tf.Tensor,
+                      state: tuple[tf.Tensor, ...]) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
+        """In the graph: ``((w(k+1), L(0), m, v, t), ok)`` from the float64 losses ``stacked``, the
+        norms ``n_i`` and ``w(k)``; :func:`~mtl_course.core.weighting.gradnorm_update` in TensorFlow ops.
+
+        ``L(0)`` is the first call's losses; ``ok`` is False where the update would raise
+        (a negative loss or initial loss), and then nothing changes (the host raises)."""
+        given, init, m, v, t, do_update = state
+        init = tf.where(given, init, stacked)
+        ok = tf.logical_or(tf.logical_not(do_update),
+                           tf.reduce_all(stacked >= 0) & tf.reduce_all(init > 0))
+
+        def step():
+            ratio = stacked / init
+            mean_ratio = tf.reduce_mean(ratio)
+            # all current losses zero: every task trains at the same rate, r_i = 1
+            positive = mean_ratio > 0
+            rate = tf.where(positive, ratio / tf.where(positive, mean_ratio, tf.ones_like(mean_ratio)),
+                            tf.ones_like(ratio))
+            g = weights * norms
+            grad = tf.sign(g - tf.reduce_mean(g) * rate ** self.alpha) * norms
+            (b1, b2), t1 = self._adam.betas, t + 1
+            m1, v1 = b1 * m + (1 - b1) * grad, b2 * v + (1 - b2) * grad * grad
+            m_hat, v_hat = m1 / (1 - tf.pow(tf.constant(b1, tf.float64), t1)), v1 / (1 - tf.pow(tf.constant(b2, tf.float64), t1))
+            new = weights - self.lr * m_hat / (tf.sqrt(v_hat) + self._adam.eps)
+            new = tf.maximum(new, 1e-6 * tf.reduce_mean(weights))
+            return float(self.num_tasks) * new / tf.reduce_sum(new), m1, v1, t1
+
+        w, m, v, t = tf.cond(do_update & ok, step, lambda: (weights, m, v, t))
+        return (w, init, m, v, t), ok
+
+    def _keep_graph_state(self, values: np.ndarray, state: Sequence[np.ndarray], do_update: bool) -> None:
+        """Keep a compiled step's new state, or raise the eager update's error for its losses."""
+        weights, init, m, v, t = (np.asarray(a) for a in state)
+        if do_update and (np.any(values < 0) or np.any(init <= 0)):
+            core.gradnorm_gradient(self.weights, np.zeros_like(values), values, init, self.alpha)  # raises
+        self._initial_losses, self._weights = init.astype(np.float64), weights.astype(np.float64)
+        if int(t) > 0:
+            self._adam.m, self._adam.v, self._adam.t = m.copy(), v.copy(), int(t)
 
     def _core_state(self) -> dict[str, Any]:
         k = self.num_tasks or 0

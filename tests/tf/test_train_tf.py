@@ -190,7 +190,7 @@ def test_tf_fit_with_pcgrad_by_name_is_reproducible_from_its_seed():
     assert run(0) != run(1)
 
 
-@pytest.mark.parametrize("method", ["equal", "uncertainty", "dwa", "rlw", "upgrad", "pcgrad"])
+@pytest.mark.parametrize("method", ["equal", "uncertainty", "dwa", "rlw", "upgrad", "pcgrad", "gradnorm"])
 def test_fit_compiles_its_step(method, monkeypatch):
     """The model's Python call runs only while tracing (once per batch size), not at every step."""
     data = problem()  # 48 rows in batches of 20: sizes 20, 20, 8
@@ -214,3 +214,59 @@ def test_a_non_finite_loss_changes_no_variable_compiled_or_eager(method):
         tf_train.fit(model, data, TASKS, method=method, epochs=1, batch_size=16, progress=False)
     for old, v in zip(before, model.trainable_variables):
         np.testing.assert_array_equal(v.numpy(), old)
+
+
+def _gradnorm_fit(dtype: str, eager: bool, monkeypatch, tasks=None, epochs: int = 6):
+    """fit with GradNorm (Adam, batches of 16) on the compiled step or, forced, the eager one."""
+    monkeypatch.setattr(tf_train, "_FORCE_EAGER", eager)
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        keras.utils.set_random_seed(0)
+        model = TFHardSharing(tf_mlp([4, 8, 6]), {"r": tf_mlp([6, 1]), "c": tf_mlp([6, 2]), "b": tf_mlp([6, 1])})
+        gradnorm = tfw.GradNorm(alpha=1.5, lr=0.05)
+        data = problem()
+        data = MultiTaskSplit(data.x.astype(dtype), data.y)
+        history = tf_train.fit(model, data, tasks or TASKS, method=gradnorm, epochs=epochs, batch_size=16, lr=1e-2,
+                               seed=1, progress=False)
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    return history, gradnorm, model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_gradnorm_step_matches_the_eager_step(dtype, monkeypatch):
+    """Issue 17: GradNorm's update (Adam on dL_grad/dw, renormalised to sum T) runs in fit's graph.
+
+    Same arithmetic as the eager numpy update (float64 on float64 losses and norms), so the weights
+    agree to float64 rounding; the model's float32 steps may differ by a few ulps per step
+    (graph vs eager kernels): rtol 1e-5 in float32, 1e-10 in float64, over 18 steps.
+    """
+    (h_c, g_c, m_c), (h_e, g_e, m_e) = (_gradnorm_fit(dtype, eager, monkeypatch) for eager in (False, True))
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    assert np.ptp(np.array(h_c.weights)[:, 0]) > 0.05  # the weights moved: the test can fail
+    np.testing.assert_allclose(h_c.weights, h_e.weights, rtol=tol)
+    for name in TASKS:
+        np.testing.assert_allclose(h_c.train_loss[name], h_e.train_loss[name], rtol=tol)
+    np.testing.assert_allclose(g_c.weights.sum(), 3.0, rtol=1e-12)
+    state_c, state_e = g_c.state_dict(), g_e.state_dict()
+    assert state_c.keys() == state_e.keys() and int(state_c["adam_t"]) == int(state_e["adam_t"]) == 18
+    for key in ("task_weights", "initial_losses", "adam_m", "adam_v"):
+        np.testing.assert_allclose(state_c[key], state_e[key], rtol=tol, atol=1e-12, err_msg=key)
+    for a, b in zip(m_c.trainable_variables, m_e.trainable_variables):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_gradnorm_negative_loss_raises_naming_the_task_compiled_or_eager(eager, monkeypatch):
+    """A loss below zero (here a custom loss) has no GradNorm training rate: both steps raise the
+    same error (here: at the first step, so about L_i(0))."""
+    def signed(prediction, target):  # the mean error: negative when the head predicts low
+        return tf_train.tf.reduce_mean(prediction[:, 0] - target) - 100.0
+
+    tasks = {**TASKS, "b": Task(signed, metric="mse")}
+    with pytest.raises(ValueError, match=r"GradNorm needs positive initial losses; task\(s\) \[2\]"):
+        _gradnorm_fit("float32", eager, monkeypatch, tasks=tasks, epochs=1)

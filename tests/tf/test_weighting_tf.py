@@ -17,6 +17,7 @@ import torch
 import mtl_course.tf  # noqa: F401  (quiet TensorFlow before importing it)
 import mtl_course.tf.weighting as tfw
 import mtl_course.torch.weighting as tw
+from mtl_course.core import weighting as core
 
 VALUES = [(2.0, 3.0), (1.5, 2.5), (1.0, 2.2)]
 
@@ -237,3 +238,44 @@ def test_dwa_state_before_binding_round_trips(framework, tmp_path):
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
     return e / e.sum()
+
+
+# ------------------------------------------------- issue 17: GradNorm's update in fit's graph
+
+def _graph_gradnorm_steps(gradnorm: tfw.GradNorm, steps: list[tuple[list[float], list[float]]]) -> None:
+    """Run ``(losses, norms)`` steps through the compiled update, as fit's step does."""
+    update = tf.function(lambda losses, norms, weights, state: gradnorm._graph_update(losses, norms, weights, state))
+    for losses, norms in steps:
+        values = np.array(losses)
+        state = tuple(tf.constant(a) for a in gradnorm._graph_state(True))
+        new, _ = update(tf.constant(values), tf.constant(np.array(norms)), tf.constant(gradnorm.weights), state)
+        gradnorm._record(values)
+        gradnorm._keep_graph_state(values, [a.numpy() for a in new], True)
+
+
+def test_gradnorm_graph_update_matches_the_numpy_update_over_many_steps():
+    """Adam moments, step count, L_i(0) at the first call, the weight floor and the renormalisation:
+    the graph's float64 arithmetic is the numpy update's, to float64 rounding (rtol 1e-13)."""
+    rng = np.random.default_rng(0)
+    # badly scaled tasks (losses 1e-4 .. 1e3, norms 1e-3 .. 1e4) and a zero-loss step
+    steps = [((10.0 ** rng.uniform(-4, 3, 3)).tolist(), (10.0 ** rng.uniform(-3, 4, 3)).tolist()) for _ in range(40)]
+    steps[7] = ([0.0, 0.0, 0.0], steps[7][1])
+    eager, graph = tfw.GradNorm(alpha=0.7, lr=0.3, tasks=3), tfw.GradNorm(alpha=0.7, lr=0.3, tasks=3)
+    init = np.array(steps[0][0])
+    for losses, norms in steps:
+        eager._keep_values(np.array(losses))
+        eager._weights = core.gradnorm_update(eager.weights, np.array(norms), np.array(losses), init, 0.7, 0.3,
+                                              optimizer=eager._adam)
+    _graph_gradnorm_steps(graph, steps)
+    assert np.min(eager.weights) < 0.1 and graph._adam.t == eager._adam.t == 40  # the floor or near it
+    np.testing.assert_allclose(graph.weights, eager.weights, rtol=1e-13)
+    np.testing.assert_allclose(graph._adam.m, eager._adam.m, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(graph._adam.v, eager._adam.v, rtol=1e-13)
+    np.testing.assert_array_equal(graph._initial_losses, init)
+
+
+def test_gradnorm_graph_update_rejects_a_loss_that_turned_negative():
+    gradnorm = tfw.GradNorm(tasks=2)
+    with pytest.raises(ValueError, match=r"GradNorm needs non-negative losses .*task\(s\) \[1\] have loss \[-0.5\]"):
+        _graph_gradnorm_steps(gradnorm, [([1.0, 2.0], [1.0, 3.0]), ([1.0, -0.5], [1.0, 3.0])])
+    np.testing.assert_allclose(gradnorm.weights, [1.025, 0.975])  # the first step's, kept
