@@ -145,7 +145,7 @@ QUOTES: list[tuple[str, str, str]] = [
     ("09_evaluation", "multi_digits: 12 methods compared with tuned equal weighting; better beyond noise: none; "
      "worse beyond noise: ['rlw']; within noise: 11", "11 of 12 methods were within noise of it"),
     ("09_evaluation", "multi_digits: 12 methods compared with tuned equal weighting; better beyond noise: none; "
-     "worse beyond noise: ['rlw']; within noise: 11", "(11 of 12 within noise, RLW worse)"),
+     "worse beyond noise: ['rlw']; within noise: 11", "(11 of 12 within noise; RLW worse at the chapter's grid"),
     ("09_evaluation", "equal beats rlw: mean difference -4, 95% CI [-8, -1], rlw better on 0 of 5 seeds",
      "(RLW better on 0 of 5 seeds)"),
     ("09_evaluation", "one grid step, equal weighting: lr 0.03 vs lr 0.01: no difference established at 5 seeds: "
