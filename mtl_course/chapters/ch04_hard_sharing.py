@@ -37,7 +37,6 @@ __all__ = [
     "SHARING_KINDS",
     "build_sharing_model",
     "flatten_images",
-    "float64_copy",
     "paired_comparison",
     "separate_vs_hard",
 ]
@@ -152,34 +151,6 @@ def train_and_score(
     return mtl.evaluate(model, splits.test, tasks), history
 
 
-def float64_copy(model: Any, seed: int) -> Any:
-    r"""The PyTorch ``model`` in float64, every ``Linear`` layer drawn again from ``np.random.default_rng(seed)``.
-
-    Weights and biases are drawn, layer after layer in module order, from
-    PyTorch's default distribution :math:`U(-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}})`.
-    PyTorch's own ``uniform_`` differs in the last bits between CPU kernels,
-    and early stopping on a long float32 run turns such bits into other epochs
-    and other accuracies; numpy's draw is the same on every machine, and
-    float64 keeps the rounding differences of the kernels (about :math:`10^{-16}`)
-    far below what flips a prediction. Two models built from the same ``seed``
-    whose first layers have the same shape start with the same first layers,
-    as after ``seed_everything(seed)``. Other parameters keep their values (in float64).
-    """
-    import torch
-
-    model = model.double()
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                bound = 1.0 / np.sqrt(module.in_features)
-                for param in (module.weight, module.bias):
-                    if param is not None:
-                        param.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(param.shape)),
-                                                    device=param.device))
-    return model
-
-
 def _snapshot(mtl: ModuleType, model: Any) -> Any:
     if mtl.__name__ == "mtl_course.torch":
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -246,7 +217,7 @@ def separate_vs_hard(
     :func:`train_and_score`); ``epochs`` is then the maximum.
 
     ``float64=True`` (PyTorch only) trains every model in double precision
-    from weights drawn by numpy (:func:`float64_copy`): the results are then
+    from weights drawn by numpy (:func:`~mtl_course.torch.runtime.float64_numpy_init`): the results are then
     the same under every CPU kernel, not only on the machine that ran them.
     """
     _check_framework(mtl)
@@ -264,7 +235,11 @@ def separate_vs_hard(
     def build(sizes: Sequence[int], outs: Mapping[str, int]) -> Any:
         mtl.seed_everything(seed)
         model = build_sharing_model(mtl, "hard", d_in, sizes, outs, head_hidden=head_hidden)
-        return float64_copy(model, seed) if float64 else model
+        if not float64:
+            return model
+        from mtl_course.torch.runtime import float64_numpy_init
+
+        return float64_numpy_init(model, seed)
 
     def best_epoch(history: Any) -> int:
         return (history.best_epoch if patience is not None else history.epochs - 1) + 1

@@ -71,29 +71,13 @@ def _check_framework(mtl: object) -> None:
 
 
 def _precision(mtl: ModuleType, model: Any, float64: bool, seed: int) -> Any:
-    """The PyTorch ``model`` in float64 when asked, its weights drawn again by numpy.
-
-    PyTorch's own ``uniform_`` differs in the last bits between CPU kernels,
-    and a long training run can amplify that into a different result. So
-    every ``Linear`` layer is re-drawn from ``np.random.default_rng(seed)``
-    with PyTorch's default distribution, :math:`U(-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}})`
-    for weights and biases, which is the same on every machine.
-    """
+    """The PyTorch ``model`` in float64 when asked, its weights drawn again by numpy
+    (:func:`~mtl_course.torch.runtime.float64_numpy_init`: the same start on every CPU)."""
     if not (float64 and mtl.__name__ == "mtl_course.torch"):
         return model
-    import torch
+    from mtl_course.torch.runtime import float64_numpy_init
 
-    model = model.double()
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                bound = 1.0 / np.sqrt(module.in_features)
-                for param in (module.weight, module.bias):
-                    if param is not None:
-                        param.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(param.shape)),
-                                                    device=param.device))
-    return model
+    return float64_numpy_init(model, seed)
 
 
 def moe_model(mtl: ModuleType, kind: str, input_dim: int, num_experts: int = 4, expert_hidden: int = 8,

@@ -233,27 +233,6 @@ class Run:
     best_epoch: int | None = None
 
 
-def _float64_init(model: Any, seed: int) -> Any:
-    """The PyTorch ``model`` in float64, every ``Linear`` layer drawn again by numpy.
-
-    PyTorch's own ``uniform_`` can differ in the last bits between CPU kernels; numpy's
-    generator does not. The distribution is PyTorch's default,
-    :math:`U(-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}})` for weights and biases.
-    """
-    import torch
-
-    model = model.double()
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                bound = 1.0 / np.sqrt(module.in_features)
-                for param in (module.weight, module.bias):
-                    if param is not None:
-                        param.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(param.shape)),
-                                                    device=param.device))
-    return model
-
 
 def train_once(mtl: ModuleType, problem: Problem, method: str, seed: int, lr: float,
                tasks: Sequence[str] | None = None) -> Run:
@@ -269,7 +248,9 @@ def train_once(mtl: ModuleType, problem: Problem, method: str, seed: int, lr: fl
     mtl.seed_everything(seed)
     model = build_model(mtl, problem, names)  # checks the task names
     if problem.float64 and mtl.__name__ == "mtl_course.torch":
-        model = _float64_init(model, seed)
+        from mtl_course.torch.runtime import float64_numpy_init
+
+        model = float64_numpy_init(model, seed)
     specs = {t: problem.tasks[t] for t in names}
     start = time.perf_counter()
     history = mtl.fit(model, problem.splits.train, specs, method=method, epochs=problem.epochs,

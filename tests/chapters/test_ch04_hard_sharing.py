@@ -18,6 +18,7 @@ from mtl_course import metrics
 from mtl_course import torch as mtl_torch
 from mtl_course.chapters import ch04_hard_sharing as S
 from mtl_course.data import multi_digits
+from mtl_course.torch.runtime import float64_numpy_init
 
 OUTPUTS = {"a": 3, "b": 2}
 FRAMEWORKS = [mtl_torch, mtl_tf]
@@ -186,10 +187,10 @@ def test_paired_comparison_by_hand():
         S.paired_comparison(runs, "soft")
 
 
-def test_float64_copy_draws_every_linear_layer_with_numpy():
+def test_float64_numpy_init_draws_every_linear_layer_with_numpy():
     mtl_torch.seed_everything(0)
     model = S.build_sharing_model(mtl_torch, "hard", 5, (4,), {"a": 3, "b": 2}, head_hidden=(2,))
-    copy = S.float64_copy(model, seed=7)
+    copy = float64_numpy_init(model, seed=7)
     params = list(copy.parameters())
     assert all(p.dtype == torch.float64 for p in params)
     # module order: the trunk (5 -> 4), then head a (4 -> 2 -> 3) and head b (4 -> 2 -> 2); a weight, then its bias
@@ -198,7 +199,7 @@ def test_float64_copy_draws_every_linear_layer_with_numpy():
         bound = 1.0 / np.sqrt(fan_in)
         np.testing.assert_array_equal(param.detach().numpy(), rng.uniform(-bound, bound, size=tuple(param.shape)))
     # a single-task network of the same seed starts from the same trunk, as after seed_everything(seed)
-    single = S.float64_copy(S.build_sharing_model(mtl_torch, "hard", 5, (4,), {"a": 3}), seed=7)
+    single = float64_numpy_init(S.build_sharing_model(mtl_torch, "hard", 5, (4,), {"a": 3}), seed=7)
     assert torch.equal(next(single.parameters()), params[0])
     out = copy(torch.ones(2, 5, dtype=torch.float64))
     assert out["a"].dtype == torch.float64 and out["a"].shape == (2, 3)
@@ -213,7 +214,8 @@ from mtl_course.data import multi_digits
 
 torch.set_num_threads(1)
 mtl.seed_everything(0)
-model = S.float64_copy(S.build_sharing_model(mtl, "hard", 128, (16,), {"left": 10, "parity": 2}, head_hidden=(8,)), 3)
+from mtl_course.torch.runtime import float64_numpy_init
+model = float64_numpy_init(S.build_sharing_model(mtl, "hard", 128, (16,), {"left": 10, "parity": 2}, head_hidden=(8,)), 3)
 weights = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
 splits = S.flatten_images(multi_digits(seed=3, n_train=120, n_val=60, n_test=60))
 outputs = {"left": 10, "parity": 2}

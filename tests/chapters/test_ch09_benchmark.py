@@ -163,11 +163,13 @@ def test_choose_breaks_near_ties_by_grid_order():
 def test_float64_runs_start_from_numpy_weights_and_stop_early():
     import torch
 
+    from mtl_course.torch.runtime import float64_numpy_init
+
     problem = tiny_digits(epochs=40)
     assert problem.float64 and problem.patience == 3
-    first = bm._float64_init(bm.build_model(torch_mtl, problem), seed=5)
+    first = float64_numpy_init(bm.build_model(torch_mtl, problem), seed=5)
     torch.manual_seed(123)  # torch's own generator plays no part
-    second = bm._float64_init(bm.build_model(torch_mtl, problem), seed=5)
+    second = float64_numpy_init(bm.build_model(torch_mtl, problem), seed=5)
     for a, b in zip(first.parameters(), second.parameters()):
         assert a.dtype == torch.float64 and torch.equal(a, b)
     bound = 1 / math.sqrt(128)
