@@ -8,7 +8,10 @@ torchjd's implementation of the same method run in the same process
 best times, both over interleaved runs. Run: ``python benchmarks/aggregators.py``
 (about two minutes on two cores); ``--methods mean --repeats 201`` times only
 ``mean`` (issue 17 asks for it within 1.05x of torchjd's ``Mean``, which does
-no finiteness check). Times are process CPU time by default, as in
+no finiteness check); with ``mean`` it also times the product without the check
+(``mv, no check``), the floor a check that reads the result adds to: one more
+read of ``P`` numbers, about ``1 / (T + 2)`` of the product's memory traffic.
+Times are process CPU time by default, as in
 benchmarks/gramian.py: on a machine shared with other jobs the wall clock also
 counts the waits while they hold the cores (``--clock wall`` for wall time).
 """
@@ -90,6 +93,13 @@ def main() -> None:
                     f"{min(times_ours) / min(times_theirs):>7.2f}",
                     flush=True,
                 )
+            if "mean" in args.methods:  # the floor: the product alone, without the finiteness check
+                w = torch.full((T,), 1.0 / T)
+                times_mv, times_theirs = interleaved_seconds(lambda J, w=w: torch.mv(J.T, w), theirs["mean"], J,
+                                                             repeats, clock)
+                t_mv, t_theirs = statistics.median(times_mv), statistics.median(times_theirs)
+                print(f"{T:>3} {P:>9.0e} {'mv, no check':<12} {1e3 * t_mv:>9.3f} {1e3 * t_theirs:>11.3f} "
+                      f"{'':>8} {t_mv / t_theirs:>10.2f} {min(times_mv) / min(times_theirs):>7.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -68,10 +68,14 @@ size of a float32 ``T x P`` Jacobian.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -150,14 +154,30 @@ def build(kind: str, T: int) -> tuple[int, dict, nn.Module]:
     return P, {"loop": loop, "gramian": gramian, "batched J": batched, "MGDA-UB": mgda_ub}, model
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2: the profiler's C++ side prints a start and a stop line per run."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def peak_mb(step) -> float:
     from torch.profiler import ProfilerActivity, profile
 
     step()  # warm
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
-                 with_stack=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                                  with_stack=True) as prof:
         step()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        # the CPU memory timeline has no replacement yet; the notice names CUDA-only tools
+        warnings.filterwarnings("ignore", message=".*export_memory_timeline", category=FutureWarning)
         path = Path(folder) / "timeline.json"
         prof.export_memory_timeline(str(path), device="cpu")
         _, sizes = json.loads(path.read_text())

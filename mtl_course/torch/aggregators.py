@@ -159,6 +159,10 @@ def mean(J: torch.Tensor) -> torch.Tensor:
     in cache saves part of that at best, but its extra calls and its reliance on the
     cache made it slower and far more variable on a loaded CPU (1.2-1.5x torchjd's
     ``Mean`` against 1.0-1.2x; ``benchmarks/aggregators.py``), so the product is one call.
+    A kernel fusing the product and the check, compiled by ``torch.compile`` for the
+    CPU, was slower still (1.2-1.7x, after a 36 s compile), so large ``P`` pays the
+    one extra read: ``benchmarks/aggregators.py --methods mean`` prints it beside the
+    product alone.
 
     Examples:
         >>> import torch
