@@ -190,7 +190,7 @@ def _stacked_layers(layers: Any, prefix: str, params: Mapping[str, Any], h: Any)
 
 def fit_dense_stacked(models: Sequence[Any], splits: Splits, seeds: Sequence[int], lr: float = 3e-3,
                       batch_size: int = 32, max_epochs: int = 200, patience: int = 3) -> StackedDenseFit:
-    r"""Train dense-prediction models of one architecture at once, each with its own seed, with early stopping.
+    """Train dense-prediction models of one architecture at once, each with its own seed, with early stopping.
 
     Model ``s`` minimizes the sum of its tasks' losses (per-pixel cross-entropy,
     depth MSE, as :func:`dense_tasks`) on ``splits.train`` with Adam (learning
@@ -211,8 +211,8 @@ def fit_dense_stacked(models: Sequence[Any], splits: Splits, seeds: Sequence[int
     rounding (a test checks it).
 
     Args:
-        models: PyTorch :func:`~mtl_course.torch.dense.dense_prediction_model`\ s with the same
-            tasks and width (their initial weights; they are left unchanged).
+        models: PyTorch models built by :func:`~mtl_course.torch.dense.dense_prediction_model`, all
+            with the same tasks and width (their initial weights; they are left unchanged).
         splits: the data, the same for every model.
         seeds: the mini-batch seed of each model.
 
