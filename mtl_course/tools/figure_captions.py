@@ -324,23 +324,23 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "different errors."),
     ("12_applications.ipynb", "cdef3b78"): Figure(
         "ch12-fig-dense-seeds",
-        "The test scores of the single-task and the multi-task networks on five seeds, a line "
+        "The test scores of the single-task and the multi-task networks on ten seeds, a line "
         "joining the two networks of each seed, and each seed's $\\Delta_m$ of the multi-task "
         "network against the single-task ones.",
         "Four small panels, one per metric (mean IoU, pixel accuracy, abs-rel, RMSE), each with "
-        "five coloured lines from the single-task to the multi-task score of one seed; in the "
-        "pixel-accuracy panel every line falls from single-task to multi-task, in the other "
+        "ten coloured lines from the single-task to the multi-task score of one seed; in the "
+        "pixel-accuracy panel most lines fall from single-task to multi-task, in the other "
         "three the lines slope both ways. A fifth panel has one bar per seed for Delta_m, positive for some seeds "
         "and negative for others."),
     ("12_applications.ipynb", "c12a7e01"): Figure(
         "ch12-fig-dense-curves",
         "Validation loss after every epoch of the multi-task network and of the single-task "
-        "network of each task (segmentation left, depth right), five seeds each; a dot marks the "
+        "network of each task (segmentation left, depth right), ten seeds each; a dot marks the "
         "epoch whose weights early stopping kept.",
-        "Two log-scale line plots over up to 80 epochs, blue lines for the multi-task network and "
-        "orange for the single-task one. Every line falls steeply over the first 10 to 20 epochs "
-        "and then flattens; most lines end three epochs after their dot, between about epoch 25 "
-        "and 75, and one blue line runs to the 80-epoch cap."),
+        "Two log-scale line plots over up to about 95 epochs, blue lines for the multi-task network "
+        "and orange for the single-task one. Every line falls steeply over the first 10 to 20 epochs "
+        "and then flattens; in the segmentation panel the blue lines fall more slowly and stay above "
+        "most orange ones. Every line ends three epochs after its dot, between about epoch 20 and 95."),
     ("12_applications.ipynb", "6b51fbbe"): Figure(
         "ch12-fig-dense-prediction",
         "Three test scenes and the networks of the first seed: the input, the true classes, the "

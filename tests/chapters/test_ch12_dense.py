@@ -204,3 +204,89 @@ def test_dense_experiment_uses_the_framework_modules_dense_attribute():
     # ... and a module without one is refused with a message that names the problem
     with pytest.raises(TypeError, match="dense submodule"):
         dense_experiment(types.SimpleNamespace(__name__="numpy"), splits, 4)
+
+
+# ---- every seed at once ---------------------------------------------------------------------------
+
+def _initial_models(tasks, seeds, width=4):
+    models = []
+    for s in seeds:
+        seed_everything(s)
+        models.append(tdense.dense_prediction_model(1, 4, width, tasks=tasks))
+    return models
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("tasks", [("segmentation", "depth"), ("depth",)])
+def test_fit_dense_stacked_equals_fit_one_seed_at_a_time(tasks):
+    from mtl_course import torch as mtl
+    from mtl_course.chapters.ch12_dense import dense_tasks, fit_dense_stacked
+
+    # a large learning rate on 16 scenes: the seeds stop early, at different epochs (dropped from the stack)
+    splits = shapes_scenes(n_train=16, n_val=8, n_test=8, size=16, seed=0)
+    seeds = (0, 1, 2, 3)
+    models = _initial_models(tasks, seeds)
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
+    stacked = fit_dense_stacked(models, splits, seeds, lr=0.1, batch_size=8, max_epochs=30, patience=2)
+    assert len(set(stacked.epochs.tolist())) > 1  # the seeds stopped at different epochs
+    assert stacked.val_loss.shape == (len(seeds), stacked.epochs.max(), len(tasks))
+    for i, s in enumerate(seeds):
+        assert all(torch.equal(v, models[i].state_dict()[k]) for k, v in before[i].items())  # left unchanged
+        seed_everything(s)
+        model = tdense.dense_prediction_model(1, 4, 4, tasks=tasks)
+        history = mtl.fit(model, splits.train, dense_tasks(mtl.dense, 4, tasks), epochs=30, batch_size=8, lr=0.1,
+                          val_data=splits.val, seed=s, progress=False, patience=2)
+        assert (stacked.best_epoch[i], stacked.epochs[i]) == (history.best_epoch + 1, history.epochs)
+        curve = np.array([history.val_loss[t] for t in tasks]).T
+        np.testing.assert_allclose(stacked.val_loss[i, :history.epochs], curve, rtol=1e-4, atol=1e-5)
+        assert np.isnan(stacked.val_loss[i, history.epochs:]).all()
+        one, many = mtl.predict(model, splits.test.x), mtl.predict(stacked.models[i], splits.test.x)
+        for t in tasks:  # the kept weights are the best epoch's, as fit's
+            np.testing.assert_allclose(many[t], one[t], rtol=1e-3, atol=1e-3)
+
+
+def test_fit_dense_stacked_bad_input():
+    from mtl_course.chapters.ch12_dense import fit_dense_stacked
+
+    splits = shapes_scenes(n_train=8, n_val=2, n_test=2, size=16, seed=0)
+    models = _initial_models(("depth",), (0, 1))
+    with pytest.raises(ValueError, match="same positive length"):
+        fit_dense_stacked(models, splits, (0,))
+    with pytest.raises(ValueError, match="same tasks"):
+        fit_dense_stacked([models[0], *_initial_models(("segmentation",), (1,))], splits, (0, 1))
+    with pytest.raises(ValueError, match="lr"):
+        fit_dense_stacked(models, splits, (0, 1), lr=0.0)
+    with pytest.raises(ValueError, match="patience"):
+        fit_dense_stacked(models, splits, (0, 1), patience=0)
+    odd = [tdense.dense_prediction_model(1, 4, 2, tasks=("depth",)) for _ in range(2)]
+    for m in odd:
+        m.trunk[1] = torch.nn.Tanh()
+    with pytest.raises(TypeError, match="Tanh"):
+        fit_dense_stacked(odd, splits, (0, 1), max_epochs=1)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_dense_seeds_scores_every_seed_of_every_network():
+    from mtl_course.chapters.ch12_dense import NETWORKS, dense_seeds
+    from mtl_course.metrics import delta_m
+
+    splits = shapes_scenes(n_train=16, n_val=4, n_test=4, size=16, seed=0)
+    rates = {"multi_task": 1e-2, "segmentation": 3e-3, "depth": 1e-2}
+    run = dense_seeds(splits, 4, seeds=(3, 5), width=2, lr=rates, batch_size=8, max_epochs=2)
+    assert run["seeds"] == (3, 5) and set(run["fits"]) == set(NETWORKS)
+    assert all(fit.epochs.tolist() == [2, 2] for fit in run["fits"].values())
+    for i in range(2):
+        multi = {t: {m: run["scores"]["multi_task"][t][m][i] for m in HIGHER_IS_BETTER[t]} for t in HIGHER_IS_BETTER}
+        single = {t: {m: run["scores"]["single_task"][t][m][i] for m in HIGHER_IS_BETTER[t]} for t in HIGHER_IS_BETTER}
+        assert run["delta_m"][i] == pytest.approx(delta_m(multi, single, HIGHER_IS_BETTER))
+        depth = run["fits"]["depth"].models[i]
+        expected = dense_scores(mtl_predict(depth, splits.test.x), splits.test, 4)["depth"]
+        assert single["depth"] == expected
+    with pytest.raises(ValueError, match="one rate for each"):
+        dense_seeds(splits, 4, seeds=(0, 1), lr={"multi_task": 1e-2})
+
+
+def mtl_predict(model, x):
+    from mtl_course.torch.train import predict
+
+    return predict(model, x)
