@@ -15,7 +15,10 @@ The protocol (the course's, ``DESIGN.md`` section 6), kept small enough for a 2-
    rate with the best mean validation :math:`\Delta_m` against the
    single-task baselines (the same tuning budget for every method). With
    ``tune_seeds=k`` the choices use the first ``k`` seeds and the other seeds
-   are trained at the kept learning rates only.
+   are trained at the kept learning rates only. With a ``ladder`` of rates the
+   grid brackets every choice: a best rate at the grid's edge is compared with
+   the next rate beyond it, and moves there only when that rate is better
+   beyond noise on validation (the same rule for every method and baseline).
 4. Scores are test metrics at each method's kept learning rate;
    :math:`\Delta_m` (:func:`mtl_course.metrics.delta_m`) is computed per seed
    against the single-task baselines' mean test scores, then summarised as
@@ -38,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -301,7 +304,13 @@ class BenchmarkResult:
         lr: method -> the learning rate it kept (on validation).
         single_task_lr: task -> the learning rate kept for its single-task baseline.
         seeds: the seeds of every method's runs.
-        lrs: the learning-rate grid.
+        lrs: the learning-rate grid (with a ladder: every rate that some method or baseline was tuned at).
+        tried: method -> the learning rates it was tuned at.
+        single_task_tried: task -> the learning rates its single-task baseline was tuned at.
+        ladder: the rates a bracketing grid could extend to (empty for a fixed grid).
+        steps: method -> the paired verdicts (validation, tuning seeds) of each rate tried beyond the edge of its
+            grid against the best rate before it, in the order they were tried.
+        single_task_steps: task -> the same for its single-task baseline.
     """
 
     problem: Problem
@@ -310,11 +319,47 @@ class BenchmarkResult:
     single_task_lr: dict[str, float]
     seeds: tuple[int, ...]
     lrs: tuple[float, ...] = ()
+    tried: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    single_task_tried: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    ladder: tuple[float, ...] = ()
+    steps: dict[str, list[Verdict]] = field(default_factory=dict)
+    single_task_steps: dict[str, list[Verdict]] = field(default_factory=dict)
+
+    @property
+    def bracketed(self) -> dict[str, bool]:
+        """Method -> whether its kept learning rate is interior to the rates it was tuned at: a smaller and a
+        larger rate were tried and scored worse on validation."""
+        return {m: min(self.tried[m]) < lr < max(self.tried[m]) for m, lr in self.lr.items()}
+
+    @property
+    def single_task_bracketed(self) -> dict[str, bool]:
+        """Task -> whether its single-task baseline's kept learning rate is interior to the rates it was tuned at."""
+        return {t: min(self.single_task_tried[t]) < lr < max(self.single_task_tried[t])
+                for t, lr in self.single_task_lr.items()}
 
     @property
     def baseline_lr(self) -> float:
         """The learning rate kept by equal weighting."""
         return self.lr[BASELINE]
+
+    def at(self, lr: float, seeds: Sequence[int]) -> BenchmarkResult:
+        """The runs of every method and single-task baseline at learning rate ``lr`` and ``seeds``, as a result of
+        their own (every one "kept" ``lr``), for example to compare with a run of another framework at one rate.
+
+        Raises:
+            KeyError: some method or task has no run at ``lr`` for every seed.
+        """
+        seeds = tuple(int(s) for s in seeds)
+        runs = [r for r in self.runs if r.lr == lr and r.seed in seeds]
+        names = [*self.methods, *((SINGLE_TASK, t) for t in self.problem.tasks)]
+        for name in names:
+            method, task = (name, None) if isinstance(name, str) else name
+            have = {r.seed for r in runs if r.method == method and (task is None or task in r.test)}
+            if have != set(seeds):
+                raise KeyError(f"{name} has no run at lr={lr} for seed(s) {sorted(set(seeds) - have)}")
+        return BenchmarkResult(problem=self.problem, runs=runs, lr=dict.fromkeys(self.methods, float(lr)),
+                               single_task_lr=dict.fromkeys(self.problem.tasks, float(lr)), seeds=seeds,
+                               lrs=(float(lr),))
 
     def single_task_scores(self, split: str = "test") -> dict[str, float]:
         """Task -> the mean (over seeds) score of its tuned single-task baseline."""
@@ -432,37 +477,84 @@ def _run_job(job: tuple[str, int, float, tuple[str, ...] | None]) -> Run:
     return train_once(_WORKER["mtl"], _WORKER["problem"], method, seed, lr, tasks)
 
 
-def _train_all(mtl: ModuleType, problem: Problem, jobs: list[tuple[str, int, float, tuple[str, ...] | None]],
-               workers: int, bar: Any) -> list[Run]:
-    """``train_once`` for every job, in ``workers`` processes (PyTorch on the CPU only), results in job order.
+class _Trainer:
+    """``train_once`` for lists of jobs, in ``workers`` processes (PyTorch on the CPU only) kept for all the lists
+    of a benchmark, results in job order.
 
     Every run seeds itself, so the results do not depend on the number of workers. The processes
     are spawned, not forked (a fork of a process that has started PyTorch's or TensorFlow's
     threads can deadlock), and inherit the environment (``ATEN_CPU_CAPABILITY``, BLAS settings).
     """
-    serial = workers <= 1 or mtl.__name__ != "mtl_course.torch" or mtl.device().type != "cpu"
-    if serial:
-        out = []
-        for method, seed, lr, tasks in jobs:
-            out.append(train_once(mtl, problem, method, seed, lr, tasks))
-            bar.update()
-        return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
-    out = []
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(mtl.__name__, problem)) as pool:
-        for run in pool.map(_run_job, jobs):
-            out.append(run)
-            bar.update()
-    return out
+    def __init__(self, mtl: ModuleType, problem: Problem, workers: int, bar: Any) -> None:
+        self.mtl, self.problem, self.bar = mtl, problem, bar
+        self.serial = workers <= 1 or mtl.__name__ != "mtl_course.torch" or mtl.device().type != "cpu"
+        self.workers, self.pool = workers, None
+
+    def __enter__(self) -> _Trainer:
+        if not self.serial:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker, initargs=(self.mtl.__name__, self.problem))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def __call__(self, jobs: list[tuple[str, int, float, tuple[str, ...] | None]]) -> list[Run]:
+        if self.pool is None:
+            out = []
+            for job in jobs:
+                out.append(train_once(self.mtl, self.problem, *job))
+                self.bar.update()
+            return out
+        # the smallest learning rates train longest: start them first, so that no process is left alone at the end
+        first = sorted(range(len(jobs)), key=lambda i: jobs[i][2])
+        out_of_order = []
+        for run in self.pool.map(_run_job, [jobs[i] for i in first]):
+            out_of_order.append(run)
+            self.bar.update()
+        runs = [None] * len(jobs)
+        for i, run in zip(first, out_of_order):
+            runs[i] = run
+        return runs
+
+
+def _check_grid(lrs: Sequence[float], ladder: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    lrs = tuple(float(lr) for lr in lrs)
+    if not lrs or len(set(lrs)) != len(lrs):
+        raise ValueError(f"lrs must be distinct and non-empty, got {lrs}")
+    if ladder is None:
+        return lrs, lrs
+    ladder = tuple(float(lr) for lr in ladder)
+    if list(ladder) != sorted(set(ladder)):
+        raise ValueError(f"ladder must be increasing, got {ladder}")
+    if not set(lrs) <= set(ladder):
+        raise ValueError(f"lrs {lrs} must be rates of the ladder {ladder}")
+    where = sorted(ladder.index(lr) for lr in lrs)
+    if where != list(range(where[0], where[0] + len(where))):
+        raise ValueError(f"lrs {lrs} must be neighbours on the ladder {ladder}")
+    return tuple(ladder[i] for i in where), ladder
+
+
+def _next_rate(tried: Sequence[float], best: float, ladder: Sequence[float]) -> float | None:
+    """The ladder's next rate beyond the edge of ``tried`` where ``best`` lies; None when ``best`` is interior
+    (bracketed) or the ladder ends there."""
+    low, high = ladder.index(min(tried)), ladder.index(max(tried))
+    if best == ladder[low] and low > 0:
+        return ladder[low - 1]
+    if best == ladder[high] and high < len(ladder) - 1:
+        return ladder[high + 1]
+    return None
 
 
 def run_benchmark(mtl: ModuleType, problem: Problem, methods: Sequence[str] = ALL_METHODS,
                   seeds: Sequence[int] = (0, 1, 2, 3, 4), lrs: Sequence[float] = (1e-2, 3e-2, 1e-1),
                   progress: bool = False, workers: int = 1, tune_seeds: int | None = None,
-                  full_grid: Sequence[str] = (BASELINE,)) -> BenchmarkResult:
+                  full_grid: Sequence[str] = (BASELINE,), ladder: Sequence[float] | None = None) -> BenchmarkResult:
     """Run the protocol of this module's docstring and return every run.
 
     Args:
@@ -471,26 +563,41 @@ def run_benchmark(mtl: ModuleType, problem: Problem, methods: Sequence[str] = AL
         methods: ``fit`` method names; equal weighting is always run (it is
             the baseline of the paired comparisons).
         seeds: one run per seed, method and learning rate (model initialisation and batch order).
-        lrs: the learning-rate grid of every method and of the single-task baselines.
+        lrs: the learning-rate grid of every method and of the single-task baselines (with ``ladder``:
+            the grid every one of them starts from).
         progress: a ``tqdm.tqdm`` bar over the runs.
         workers: train in this many processes (PyTorch on the CPU; elsewhere one). The results are
             the same for any number: each run seeds itself.
         tune_seeds: choose every learning rate on the first ``tune_seeds`` seeds (default: all), then
             train the other seeds at the kept rates only: the same tuning budget for every method, at a
             fraction of the cost.
-        full_grid: methods that are trained with every seed at every learning rate all the same (to
-            compare learning rates over all seeds; equal weighting by default).
+        full_grid: methods that are trained with every seed at every learning rate they were tuned on all
+            the same (to compare learning rates over all seeds; equal weighting by default).
+        ladder: an increasing sequence of learning rates that holds ``lrs`` as neighbours. With it, every
+            choice is *bracketed*: when the best rate of a method (or of a single-task baseline) on ``lrs``
+            is at an edge, it is also tuned at the ladder's next rate beyond that edge, and moves there
+            only when that rate is better beyond noise (the paired verdict of the tuning seeds' validation
+            scores, :func:`mtl_course.stats.paired_verdict`), in which case the next rate beyond is tried
+            in turn. So the kept rate ends interior to the rates tried, with a rate on either side that
+            scored worse or no better beyond noise, unless the ladder ends
+            (:attr:`BenchmarkResult.bracketed` says which). The same rule for every method;
+            :attr:`BenchmarkResult.tried` records the rates each one used and
+            :attr:`BenchmarkResult.steps` the verdicts. The single-task baselines go first (their
+            validation scores are the reference of every method's :math:`\\Delta_m`). Needs two tuning
+            seeds or more.
     """
     seeds = tuple(int(s) for s in seeds)
-    lrs = tuple(float(lr) for lr in lrs)
+    bracket = ladder is not None
+    start, ladder = _check_grid(lrs, ladder)
     methods = list(dict.fromkeys([BASELINE, *methods]))
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
-    if not lrs or len(set(lrs)) != len(lrs):
-        raise ValueError(f"lrs must be distinct and non-empty, got {lrs}")
     n_tune = len(seeds) if tune_seeds is None else int(tune_seeds)
     if not 1 <= n_tune <= len(seeds):
         raise ValueError(f"tune_seeds must be between 1 and the number of seeds {len(seeds)}, got {tune_seeds}")
+    if bracket and n_tune < 2:
+        raise ValueError("a ladder needs at least 2 tuning seeds (a rate beyond the grid's edge is kept only when "
+                         "it is better beyond noise, a paired comparison over the tuning seeds)")
     tuning, rest = seeds[:n_tune], seeds[n_tune:]
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
@@ -498,37 +605,77 @@ def run_benchmark(mtl: ModuleType, problem: Problem, methods: Sequence[str] = AL
     import tqdm
 
     names = list(problem.tasks)
-    full = [m for m in methods if m in set(full_grid)]
-    total = (len(lrs) * len(tuning) * (len(names) + len(methods))
-             + len(rest) * (len(names) + len(methods) + (len(lrs) - 1) * len(full)))
-    bar = tqdm.tqdm(total=total, desc=problem.name, unit="run", disable=not progress or None)
-
-    def train(jobs: list[tuple[str, int, float, tuple[str, ...] | None]]) -> list[Run]:
-        out = _train_all(mtl, problem, jobs, workers, bar)
-        return [replace(run, method=SINGLE_TASK) if tasks is not None else run for run, (*_, tasks) in zip(out, jobs)]
-
-    # the tuning runs: every single-task baseline and every method at every learning rate
-    runs = train([(BASELINE, s, lr, (t,)) for t in names for lr in lrs for s in tuning]
-                 + [(method, s, lr, None) for method in methods for lr in lrs for s in tuning])
     higher = problem.higher_is_better
+    bar = tqdm.tqdm(desc=problem.name, unit="run", disable=not progress or None)
+    runs: list[Run] = []
+    with _Trainer(mtl, problem, workers, bar) as trainer:
+        def train(jobs: list[tuple[str, int, float, tuple[str, ...] | None]]) -> None:
+            bar.total = (bar.total or 0) + len(jobs)
+            out = trainer(jobs)
+            runs.extend(replace(run, method=SINGLE_TASK) if tasks is not None else run
+                        for run, (*_, tasks) in zip(out, jobs))
 
-    def mean_val(method: str, lr: float, task: str | None = None) -> Any:
-        picked = [r for r in runs if r.method == method and r.lr == lr and r.seed in tuning
-                  and (task is None or task in r.val)]
-        return _mean_scores(picked, "val") if task is None else float(np.mean([r.val[task] for r in picked]))
+        def val_runs(method: str, lr: float, task: str | None = None) -> list[Run]:
+            return sorted((r for r in runs if r.method == method and r.lr == lr and r.seed in tuning
+                           and (task is None or task in r.val)), key=lambda r: r.seed)
 
-    # 1. single-task baselines, each task's learning rate chosen on validation
-    single_lr = {t: choose({lr: mean_val(SINGLE_TASK, lr, t) for lr in lrs}, higher[t]) for t in names}
-    st_val = {t: mean_val(SINGLE_TASK, single_lr[t], t) for t in names}
-    # 2. every method on the same grid, its learning rate chosen by validation delta_m
-    kept = {method: choose({lr: delta_m(mean_val(method, lr), st_val, higher) for lr in lrs}) for method in methods}
-    # 3. the other seeds at the kept learning rates (and at every rate for the methods of full_grid)
-    if rest:
-        runs += train([(BASELINE, s, single_lr[t], (t,)) for t in names for s in rest]
-                      + [(method, s, lr, None) for method in methods for lr in lrs for s in rest
-                         if lr == kept[method] or method in full])
+        def mean_val(method: str, lr: float, task: str | None = None) -> Any:
+            picked = val_runs(method, lr, task)
+            return _mean_scores(picked, "val") if task is None else float(np.mean([r.val[task] for r in picked]))
+
+        def bracket_all(keys: Sequence[Any], first: Mapping[Any, float], scores: Any, better: Mapping[Any, bool],
+                        job: Any) -> tuple[dict[Any, float], dict[Any, list[Verdict]]]:
+            """Move each key's best rate beyond the edge of its rates while the next rate is better beyond noise."""
+            best, steps = dict(first), {k: [] for k in keys}
+            pending = {k: _next_rate(tried[k], best[k], ladder) for k in keys} if bracket else {}
+            while pending := {k: lr for k, lr in pending.items() if lr is not None}:
+                for k, lr in pending.items():
+                    tried[k].append(lr)
+                train([j for k, lr in pending.items() for j in job(k, lr)])
+                for k, lr in pending.items():
+                    verdict = paired_verdict(scores(k, lr), scores(k, best[k]), names=(f"lr {lr:g}", f"lr {best[k]:g}"),
+                                             lower_is_better=not better[k], digits=2)
+                    steps[k].append(verdict)
+                    moved = verdict.winner == f"lr {lr:g}"
+                    best[k] = lr if moved else best[k]
+                    pending[k] = _next_rate(tried[k], lr, ladder) if moved else None
+            return best, steps
+
+        # the tuning runs: every single-task baseline and every method at every starting rate
+        tried: dict[Any, list[float]] = {**{(SINGLE_TASK, t): list(start) for t in names},
+                                         **{m: list(start) for m in methods}}
+        train([(BASELINE, s, lr, (t,)) for t in names for lr in start for s in tuning]
+              + [(method, s, lr, None) for method in methods for lr in start for s in tuning])
+
+        # 1. single-task baselines, each task's learning rate chosen on validation
+        st_keys = [(SINGLE_TASK, t) for t in names]
+        single_lr, st_steps = bracket_all(
+            st_keys, {(SINGLE_TASK, t): choose({lr: mean_val(SINGLE_TASK, lr, t) for lr in start}, higher[t])
+                      for t in names},
+            lambda k, lr: np.array([r.val[k[1]] for r in val_runs(SINGLE_TASK, lr, k[1])]),
+            {k: higher[k[1]] for k in st_keys}, lambda k, lr: [(BASELINE, s, lr, (k[1],)) for s in tuning])
+        single_lr = {t: single_lr[(SINGLE_TASK, t)] for t in names}
+        st_val = {t: mean_val(SINGLE_TASK, single_lr[t], t) for t in names}
+
+        # 2. every method on the same grid, its learning rate chosen by validation delta_m
+        kept, steps = bracket_all(
+            methods, {m: choose({lr: delta_m(mean_val(m, lr), st_val, higher) for lr in start}) for m in methods},
+            lambda m, lr: np.array([delta_m(r.val, st_val, higher) for r in val_runs(m, lr)]),
+            dict.fromkeys(methods, True), lambda m, lr: [(m, s, lr, None) for s in tuning])
+
+        # 3. the other seeds at the kept learning rates (and at every rate tried for the methods of full_grid)
+        if rest:
+            full = set(full_grid)
+            train([(BASELINE, s, single_lr[t], (t,)) for t in names for s in rest]
+                  + [(method, s, lr, None) for method in methods for lr in sorted(tried[method]) for s in rest
+                     if lr == kept[method] or method in full])
     bar.close()
-    return BenchmarkResult(problem=problem, runs=runs, lr=kept, single_task_lr=single_lr, seeds=seeds, lrs=lrs)
+    return BenchmarkResult(problem=problem, runs=runs, lr=kept, single_task_lr=single_lr, seeds=seeds,
+                           lrs=tuple(sorted({lr for rates in tried.values() for lr in rates})) if bracket else start,
+                           tried={m: tuple(sorted(tried[m])) for m in methods},
+                           single_task_tried={t: tuple(sorted(tried[(SINGLE_TASK, t)])) for t in names},
+                           ladder=ladder if bracket else (), steps=steps,
+                           single_task_steps={t: st_steps[(SINGLE_TASK, t)] for t in names})
 
 
 # --------------------------------------------------------------------------

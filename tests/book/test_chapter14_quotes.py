@@ -133,21 +133,22 @@ QUOTES: list[tuple[str, str, str]] = [
     ("09_evaluation", "uncertainty 0.01 0.94 ± 0.008 0.946 ± 0.003 0.72 ± 0.02", '"uncertainty": (0.94, 0.946, 0.72)'),
     ("09_evaluation", "gradnorm 0.01 0.93 ± 0.003 0.935 ± 0.004 0.79 ± 0.010", '"gradnorm": (0.93, 0.935, 0.79)'),
     ("09_evaluation", "dwa 0.01 0.938 ± 0.002 0.94 ± 0.008 0.7 ± 0.03", '"dwa": (0.938, 0.94, 0.7)'),
-    ("09_evaluation", "rlw 0.01 0.93 ± 0.02 0.94 ± 0.006 0.6 ± 0.04", '"rlw": (0.93, 0.94, 0.6)'),
+    ("09_evaluation", "rlw 0.003 0.94 ± 0.006 0.95 ± 0.005 0.7 ± 0.04", '"rlw": (0.94, 0.95, 0.7)'),
     ("09_evaluation", "mean 0.03 0.9 ± 0.01 0.9 ± 0.01 0.75 ± 0.02", '"mean": (0.9, 0.9, 0.75)'),
     ("09_evaluation", "mgda 0.03 0.92 ± 0.009 0.94 ± 0.01 0.7 ± 0.04", '"mgda": (0.92, 0.94, 0.7)'),
     ("09_evaluation", "pcgrad 0.03 0.93 ± 0.009 0.9 ± 0.01 0.76 ± 0.03", '"pcgrad": (0.93, 0.9, 0.76)'),
     ("09_evaluation", "cagrad 0.01 0.942 ± 0.004 0.95 ± 0.004 0.8 ± 0.03", '"cagrad": (0.942, 0.95, 0.8)'),
     ("09_evaluation", "nash_mtl 0.01 0.94 ± 0.007 0.95 ± 0.003 0.74 ± 0.02", '"nash_mtl": (0.94, 0.95, 0.74)'),
-    ("09_evaluation", "imtl_g 0.01 0.94 ± 0.008 0.95 ± 0.003 0.74 ± 0.01", '"imtl_g": (0.94, 0.95, 0.74)'),
+    ("09_evaluation", "imtl_g 0.003 0.94 ± 0.005 0.95 ± 0.003 0.74 ± 0.02", '"imtl_g": (0.94, 0.95, 0.74)'),
     ("09_evaluation", "aligned_mtl 0.01 0.940 ± 0.004 0.95 ± 0.005 0.7 ± 0.01", '"aligned_mtl": (0.940, 0.95, 0.7)'),
     ("09_evaluation", "upgrad 0.03 0.93 ± 0.02 0.93 ± 0.02 0.76 ± 0.01", '"upgrad": (0.93, 0.93, 0.76)'),
     ("09_evaluation", "multi_digits: 12 methods compared with tuned equal weighting; better beyond noise: none; "
-     "worse beyond noise: ['rlw']; within noise: 11", "11 of 12 methods were within noise of it"),
+     "worse beyond noise: none; within noise: 12", "12 of 12 methods were within noise of it"),
     ("09_evaluation", "multi_digits: 12 methods compared with tuned equal weighting; better beyond noise: none; "
-     "worse beyond noise: ['rlw']; within noise: 11", "(11 of 12 within noise; RLW worse at the chapter's grid"),
-    ("09_evaluation", "equal beats rlw: mean difference -4, 95% CI [-8, -1], rlw better on 0 of 5 seeds",
-     "(RLW better on 0 of 5 seeds)"),
+     "worse beyond noise: none; within noise: 12", "and none was worse (12 of 12 within noise)"),
+    ("09_evaluation", "rlw 0.001 [0.003] 0.01 0.03", "bracketed, it\nmoved to 0.003"),
+    ("09_evaluation", "rlw vs equal: no difference established at 5 seeds: mean difference -1, 95% CI [-4, 2], "
+     "rlw better on 2 of 5 seeds", "no difference was established (RLW better on 2 of 5 seeds)"),
     ("09_evaluation", "one grid step, equal weighting: lr 0.03 vs lr 0.01: no difference established at 5 seeds: "
      "mean difference 0, 95% CI [-3, 3], lr 0.03 better on 3 of 5 seeds",
      "made no difference established for equal weighting (mean difference 0, 95 % interval $[-3, 3]$)"),
@@ -234,6 +235,12 @@ QUOTES: list[tuple[str, str, str]] = [
 ]
 
 
+# Quoted text that chapter 14 holds in a code cell (CH9_ACCURACY), which only the re-execution of chapter 14
+# updates: until then chapter 14 still holds the old copy. The test checks the source chapter's number and
+# fails once chapter 14 holds the new copy, so that the entry leaves this set with that update.
+AWAITING_CHAPTER_14_CODE: set[str] = {'"rlw": (0.94, 0.95, 0.7)'}
+
+
 def _normalized(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -265,6 +272,10 @@ def test_chapter_14_quotes_what_the_chapter_printed(chapter, printed, quoted):
         f"chapter 14 quotes {quoted!r} from {chapter}, whose stored output no longer prints "
         f"{printed!r}: re-derive that answer of chapter 14 from {chapter}'s new output and "
         f"update QUOTES in {Path(__file__).name}")
+    if quoted in AWAITING_CHAPTER_14_CODE:
+        assert _normalized(quoted) not in _chapter_14_source(), (
+            f"chapter 14 now holds {quoted!r}: remove it from AWAITING_CHAPTER_14_CODE")
+        return
     assert _normalized(quoted) in _chapter_14_source(), (
         f"QUOTES names {quoted!r} as chapter 14's copy of {chapter}'s {printed!r}, but chapter 14 "
         "no longer contains it: update the entry (or remove it with the sentence that quoted it)")

@@ -324,3 +324,92 @@ def test_tune_seeds_choose_on_the_first_seeds_and_train_the_rest_at_the_kept_rat
     assert len(res.delta_m("dwa")) == 3
     with pytest.raises(ValueError, match="tune_seeds"):
         bm.run_benchmark(torch_mtl, problem, seeds=(0, 1), tune_seeds=3)
+
+
+# --------------------------------------------------------------------------
+# a bracketing grid (ladder): scripted validation scores instead of training
+# --------------------------------------------------------------------------
+
+LADDER = (0.001, 0.003, 0.01, 0.03, 0.1)
+# method -> lr -> validation accuracy on every task; seed s adds NOISE[method][s]
+SCRIPT = {
+    # best at 0.003, better than 0.01 on every seed by 0.01: moves there, 0.001 is worse: kept 0.003
+    "equal": {0.001: 0.80, 0.003: 0.85, 0.01: 0.84, 0.03: 0.83, 0.1: 0.50},
+    # 0.003 is better on average but not beyond noise (seeds disagree): stays at 0.01
+    "rlw": {0.003: 0.86, 0.01: 0.85, 0.03: 0.80},
+    # best at the upper edge of the start grid, 0.1 worse: kept 0.03
+    "dwa": {0.01: 0.80, 0.03: 0.82, 0.1: 0.60},
+    # better at every smaller rate beyond noise: the ladder ends at 0.001, not bracketed
+    "mgda": {0.001: 0.90, 0.003: 0.88, 0.01: 0.86, 0.03: 0.84},
+}
+NOISE = {"rlw": {0.003: (0.05, -0.05, 0.04, 0.0)}}
+
+
+def scripted_train_once(mtl, problem, method, seed, lr, tasks=None):
+    if tasks is not None:  # single-task baselines: best at 0.01 (0.003 and 0.03 a little worse)
+        value = 0.9 - 0.01 * abs(math.log10(lr) + 2) + 1e-3 * seed
+        scores = {t: value for t in tasks}
+    else:
+        value = SCRIPT[method][lr] + NOISE.get(method, {}).get(lr, (0.0,) * 4)[seed] + 1e-3 * seed
+        scores = dict.fromkeys(problem.tasks, value)
+    return bm.Run(method=method, lr=lr, seed=seed, val=scores, test=scores, seconds=0.0, epochs=1)
+
+
+def test_next_rate_steps_beyond_the_edge_where_the_best_is():
+    assert bm._next_rate([0.01, 0.03], 0.01, LADDER) == 0.003
+    assert bm._next_rate([0.01, 0.03], 0.03, LADDER) == 0.1
+    assert bm._next_rate([0.003, 0.01, 0.03], 0.01, LADDER) is None  # interior
+    assert bm._next_rate([0.001, 0.003], 0.001, LADDER) is None  # the ladder ends
+    assert bm._next_rate([0.03, 0.1], 0.1, LADDER) is None
+
+
+def test_ladder_brackets_every_choice_with_the_same_rule(monkeypatch):
+    monkeypatch.setattr(bm, "train_once", scripted_train_once)
+    res = bm.run_benchmark(torch_mtl, tiny_digits(), methods=("equal", "rlw", "dwa", "mgda"), seeds=(0, 1, 2),
+                           lrs=(0.01, 0.03), ladder=LADDER)
+    assert res.lr == {"equal": 0.003, "rlw": 0.01, "dwa": 0.03, "mgda": 0.001}
+    assert res.tried == {"equal": (0.001, 0.003, 0.01, 0.03), "rlw": (0.003, 0.01, 0.03),
+                         "dwa": (0.01, 0.03, 0.1), "mgda": (0.001, 0.003, 0.01, 0.03)}
+    assert res.bracketed == {"equal": True, "rlw": True, "dwa": True, "mgda": False}
+    assert res.single_task_lr == dict.fromkeys(("left", "right", "parity"), 0.01)
+    assert res.single_task_tried == dict.fromkeys(("left", "right", "parity"), (0.003, 0.01, 0.03))
+    assert all(res.single_task_bracketed.values())
+    # the verdicts behind the moves: equal moved to 0.003 (better on 3 of 3 seeds), then 0.001 was worse
+    first, second = res.steps["equal"]
+    assert first.names == ("lr 0.003", "lr 0.01") and first.winner == "lr 0.003" and first.wins == 3
+    assert first.mean_difference == pytest.approx(100 * 0.01 / (0.9 + 1e-3))  # delta_m: a relative gain
+    assert second.names == ("lr 0.001", "lr 0.003") and second.winner == "lr 0.003"
+    (rlw,) = res.steps["rlw"]
+    assert rlw.mean_difference > 0 and not rlw.established  # better on average, not beyond noise: no move
+    assert [v.winner for v in res.steps["dwa"]] == ["lr 0.03"]
+    assert len(res.steps["mgda"]) == 2 and all(v.established for v in res.steps["mgda"])
+    assert res.lrs == LADDER and res.ladder == LADDER
+    # the tuning runs use seeds 0-2 at every rate tried, nothing else (no extra seeds here)
+    assert sorted((r.lr, r.seed) for r in res.runs if r.method == "rlw") == \
+        [(lr, s) for lr in (0.003, 0.01, 0.03) for s in (0, 1, 2)]
+
+
+def test_ladder_trains_the_other_seeds_at_the_kept_rate(monkeypatch):
+    monkeypatch.setattr(bm, "train_once", scripted_train_once)
+    res = bm.run_benchmark(torch_mtl, tiny_digits(), methods=("equal", "dwa"), seeds=(0, 1, 2, 3),
+                           lrs=(0.01, 0.03), ladder=LADDER, tune_seeds=3)
+    assert [r.seed for r in res.method_runs("dwa")] == [0, 1, 2, 3]
+    assert {r.lr for r in res.runs if r.method == "dwa" and r.seed == 3} == {0.03}
+    # equal weighting (full_grid) at every rate it was tuned at, on every seed
+    assert {r.lr for r in res.runs if r.method == "equal" and r.seed == 3} == set(res.tried["equal"])
+    one = res.at(0.01, seeds=(0,))
+    assert one.lr == {"equal": 0.01, "dwa": 0.01} and one.seeds == (0,)
+    assert [r.seed for r in one.method_runs("dwa")] == [0]
+    with pytest.raises(KeyError, match="no run at lr=0.1"):
+        res.at(0.1, seeds=(0,))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lrs": (0.01, 0.1), "ladder": LADDER}, "neighbours"),
+    ({"lrs": (0.01, 0.02), "ladder": LADDER}, "rates of the ladder"),
+    ({"lrs": (0.01,), "ladder": (0.1, 0.01)}, "increasing"),
+    ({"lrs": (0.01,), "ladder": LADDER, "tune_seeds": 1}, "2 tuning seeds"),
+])
+def test_ladder_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bm.run_benchmark(torch_mtl, tiny_digits(), seeds=(0, 1), **kwargs)
