@@ -235,12 +235,6 @@ QUOTES: list[tuple[str, str, str]] = [
 ]
 
 
-# Quoted text that chapter 14 holds in a code cell (CH9_ACCURACY), which only the re-execution of chapter 14
-# updates: until then chapter 14 still holds the old copy. The test checks the source chapter's number and
-# fails once chapter 14 holds the new copy, so that the entry leaves this set with that update.
-AWAITING_CHAPTER_14_CODE: set[str] = {'"rlw": (0.94, 0.95, 0.7)'}
-
-
 def _normalized(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -272,10 +266,6 @@ def test_chapter_14_quotes_what_the_chapter_printed(chapter, printed, quoted):
         f"chapter 14 quotes {quoted!r} from {chapter}, whose stored output no longer prints "
         f"{printed!r}: re-derive that answer of chapter 14 from {chapter}'s new output and "
         f"update QUOTES in {Path(__file__).name}")
-    if quoted in AWAITING_CHAPTER_14_CODE:
-        assert _normalized(quoted) not in _chapter_14_source(), (
-            f"chapter 14 now holds {quoted!r}: remove it from AWAITING_CHAPTER_14_CODE")
-        return
     assert _normalized(quoted) in _chapter_14_source(), (
         f"QUOTES names {quoted!r} as chapter 14's copy of {chapter}'s {printed!r}, but chapter 14 "
         "no longer contains it: update the entry (or remove it with the sentence that quoted it)")
