@@ -328,15 +328,27 @@ class _Adam:
         self.second = [torch.zeros_like(p) for p in params]
         self.count = 0
 
-    def step(self, params: Params, grads: Params) -> Params:
-        """The weights after one step along ``grads`` (new tensors)."""
+    def step(self, params: Params, grads: Params, rows: torch.Tensor | None = None) -> Params:
+        """The weights after one step along ``grads`` (new tensors).
+
+        With ``rows``, ``params`` and ``grads`` hold only those stacked models
+        (the others have stopped); their moments are updated, the others' kept.
+        """
         b1, b2 = self.beta1, self.beta2
         self.count += 1
-        self.first = [m * b1 + g * (1 - b1) for m, g in zip(self.first, grads)]
-        self.second = [v * b2 + (g * g) * (1 - b2) for v, g in zip(self.second, grads)]
+        first, second, rates = self.first, self.second, self.rates
+        if rows is not None:
+            first, second = [m[rows] for m in first], [v[rows] for v in second]
+            rates = [r[rows] if isinstance(r, torch.Tensor) and r.dim() else r for r in rates]
+        first = [m * b1 + g * (1 - b1) for m, g in zip(first, grads)]
+        second = [v * b2 + (g * g) * (1 - b2) for v, g in zip(second, grads)]
+        if rows is None:
+            self.first, self.second = first, second
+        else:
+            for kept, new in zip(self.first + self.second, first + second):
+                kept[rows] = new
         c1, c2 = 1 - b1 ** self.count, 1 - b2 ** self.count
-        return [p - (m / c1) / (torch.sqrt(v / c2) + self.eps) * r
-                for p, m, v, r in zip(params, self.first, self.second, self.rates)]
+        return [p - (m / c1) / (torch.sqrt(v / c2) + self.eps) * r for p, m, v, r in zip(params, first, second, rates)]
 
 
 def fit_stacked(params: Params, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
@@ -384,9 +396,10 @@ def reptile_stacked(params: Params, sample: Callable[[int, np.random.Generator],
     ``outer="adam"`` it treats :math:`\theta_m - \phi_m` as a gradient and takes an
     Adam step of rate ``outer_lr[m]`` (Nichol et al. 2018, section 3).
     Every ``eval_every`` steps ``monitor(params)`` gives each model's
-    validation value (lower is better); the best checkpoint is kept, and training
-    ends when every model has gone ``patience`` evaluations without
-    improvement, or after ``meta_steps``.
+    validation value (lower is better); the best checkpoint is kept, a model
+    that has gone ``patience`` evaluations without improvement stops (its
+    checkpoint is final and it no longer trains, which saves its share of the
+    work), and training ends when every model has stopped, or after ``meta_steps``.
     """
     meta_steps, eval_every = check_count(meta_steps, "meta_steps"), check_count(eval_every, "eval_every")
     if outer not in ("sgd", "adam"):
@@ -402,25 +415,37 @@ def reptile_stacked(params: Params, sample: Callable[[int, np.random.Generator],
     adam = _Adam(theta, rates) if outer == "adam" else None
     best = _Best(theta, patience)
     dtype, dev = theta[0].dtype, theta[0].device
+    active = np.arange(n)  # the models still training: a stopped model's checkpoint is final
     for step in range(1, meta_steps + 1):
-        examples = [sample(m, rng) for m, rng in enumerate(rngs)]
+        examples = [sample(int(m), rngs[m]) for m in active]
         x = torch.as_tensor(np.stack([e[0] for e in examples]), dtype=dtype, device=dev)
         y = torch.as_tensor(np.stack([e[1] for e in examples]), dtype=dtype, device=dev)
+        rows = None if len(active) == n else torch.as_tensor(active, device=dev)
+        current = theta if rows is None else [t[rows] for t in theta]
         if minibatch is None:
-            phi = sgd_stacked(theta, x, y, inner_steps, inner_lr)
+            phi = sgd_stacked(current, x, y, inner_steps, inner_lr)
         else:
             if x.shape[1] % minibatch:
                 raise ValueError(f"sample gave {x.shape[1]} examples, not a multiple of minibatch={minibatch}")
-            phi = theta
+            phi = current
             for i in range(inner_steps):
-                rows = slice(i * minibatch % x.shape[1], i * minibatch % x.shape[1] + minibatch)
-                phi = sgd_stacked(phi, x[:, rows], y[:, rows], 1, inner_lr)
-        if adam is None:
-            theta = [t + r * (p - t) for t, r, p in zip(theta, rates, phi)]
+                batch = slice(i * minibatch % x.shape[1], i * minibatch % x.shape[1] + minibatch)
+                phi = sgd_stacked(phi, x[:, batch], y[:, batch], 1, inner_lr)
+        if adam is not None:
+            new = adam.step(current, [t - p for t, p in zip(current, phi)], rows)
+        elif rows is None:
+            new = [t + r * (p - t) for t, r, p in zip(current, rates, phi)]
         else:
-            theta = adam.step(theta, [t - p for t, p in zip(theta, phi)])
-        if step % eval_every == 0 and best.update(step, monitor(theta), theta):
-            break
+            new = [t + (r[rows] if r.dim() else r) * (p - t) for t, r, p in zip(current, rates, phi)]
+        if rows is None:
+            theta = new
+        else:
+            for t, v in zip(theta, new):
+                t[rows] = v
+        if step % eval_every == 0:
+            if best.update(step, monitor(theta), theta):
+                break
+            active = np.flatnonzero(best.stopped_at == 0)
     return best.run()
 
 

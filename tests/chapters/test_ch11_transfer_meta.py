@@ -163,15 +163,28 @@ def test_stacked_reptile_is_reptile_step_for_each_model_and_keeps_the_best_check
             torch.testing.assert_close(q[m:m + 1], p, rtol=1e-12, atol=1e-12)
 
 
-def test_a_stopped_model_keeps_its_checkpoint_while_the_others_train_on():
+@pytest.mark.parametrize("outer", ["sgd", "adam"])
+def test_a_stopped_model_keeps_its_checkpoint_while_the_others_train_on(outer):
     nets = _nets([1, 4, 1], 2)
     data = np.random.default_rng(1).normal(size=(2, 4, 1))
+
+    def sample(m, rng):
+        return data[m], np.sin(data[m]) * (1 + rng.integers(3))
+
     values = iter([[3.0, 3.0], [2.0, 2.0], [5.0, 1.0], [5.0, 0.5], [1.0, 0.4], [1.0, 0.3]])
-    run = reptile_stacked(stack_params(nets), lambda m, rng: (data[m], np.sin(data[m])), (0, 1), 0.5,
-                          lambda params: np.array(next(values)), meta_steps=12, inner_steps=1, eval_every=2, patience=2)
+    rates = np.array([0.5, 0.05]) if outer == "sgd" else np.array([0.01, 0.02])
+    run = reptile_stacked(stack_params(nets), sample, (0, 1), rates, lambda params: np.array(next(values)),
+                          meta_steps=12, inner_steps=2, eval_every=2, patience=2, outer=outer)
     assert run.stopped_at.tolist() == [8, 0]  # model 0: two evaluations without improvement at step 8
     assert run.best.tolist() == [2.0, 0.3] and run.best_at.tolist() == [4, 12]  # model 0's later 1.0 is not taken
     assert run.at.tolist() == [2, 4, 6, 8, 10, 12]
+    # model 1 trained on after model 0 stopped exactly as it does alone
+    falling = iter(range(9, 0, -1))  # always improves: the last step's weights are kept
+    alone = reptile_stacked(stack_params(nets[1:]), lambda m, rng: sample(1, rng), (1,), rates[1:],
+                            lambda params: np.array([next(falling)], dtype=float), meta_steps=12,
+                            inner_steps=2, eval_every=2, patience=2, outer=outer)
+    for p, q in zip(run.params, alone.params):
+        torch.testing.assert_close(p[1:], q, rtol=1e-12, atol=1e-12)
 
 
 def test_stacked_reptile_with_minibatches_and_an_adam_outer_step_is_torch_adam_on_theta_minus_phi():
