@@ -361,9 +361,10 @@ def fit_stacked(params: Params, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
 
     Model ``m`` trains on ``(x[m], y[m])`` and is validated on
     ``(x_val[m], y_val[m])`` after every epoch (one step); its weights of the
-    best validation epoch are kept. Training ends when every model has gone
-    ``patience`` epochs without improvement, or after ``max_epochs``. Adam
-    works element by element, so each model follows exactly its own run.
+    best validation epoch before its own stop (``patience`` epochs without
+    improvement) are kept. Training ends when every model has stopped, or after
+    ``max_epochs``. Adam works element by element, so each model follows exactly
+    its own run.
     """
     check_rate(lr, "lr")
     max_epochs = check_count(max_epochs, "max_epochs")

@@ -305,7 +305,7 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "stopping ended its run, between about 600 and 5000 epochs (cap 10000). Reptile's curves fall "
         "noisily over the first several thousand outer steps and then scatter around a level between "
         "about 0.1 and 0.3; each ends where early stopping ended its run, between about 12000 and "
-        "19000 outer steps, well before the cap of 30000."),
+        "19000 outer steps (cap 30000)."),
     ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
         "ch11-fig-few-shot",
         "Test error on new tasks against the number $K$ of their examples, for the random, "
