@@ -304,7 +304,7 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "fall steeply in the first few hundred epochs and then flatten, each line ending where early "
         "stopping ended its run, between about 600 and 5000 epochs (cap 10000). Reptile's curves fall "
         "noisily over the first several thousand outer steps and then scatter around a level between "
-        "about 0.1 and 0.3; each ends where early stopping ended its run, between about 12000 and "
+        "about 0.1 and 0.3; each ends where early stopping ended its run, between about 8000 and "
         "19000 outer steps (cap 30000)."),
     ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
         "ch11-fig-few-shot",
