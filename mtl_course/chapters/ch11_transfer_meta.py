@@ -15,18 +15,24 @@ for a *new* task of the family, which is then learned from ``K`` examples (its
 * ``"multi-task"``: a hard-sharing network, one linear head per training task
   (stored as one output layer with ``n_train_tasks`` outputs), trained on the
   mean of the task losses; its handed-over output layer is the mean of the heads;
-* ``"reptile"``: meta-learned with Reptile (Nichol et al. 2018; the update of
-  :func:`mtl_course.torch.meta.reptile_step`) on the same training tasks, each
-  inner loop on ``inner_shots`` of a training task's examples.
+* ``"reptile"``: meta-learned with Reptile (Nichol et al. 2018) on the same
+  training tasks, one task per outer step: its inner loop is one pass over the
+  task's examples in ``inner_steps`` SGD steps on minibatches of ``inner_shots``
+  (as in the authors' sine-wave demo), and the outer step treats
+  :math:`\theta - \phi` as a gradient for Adam (the variant of their section 3;
+  ``outer_optimizer="sgd"`` gives the plain update of
+  :func:`mtl_course.torch.meta.reptile_step`).
 
 Pre-training follows the course's protocol (DESIGN section 6): the pooled and
 the multi-task network are trained by full-batch Adam with early stopping on the
 held-out inputs (the best epoch's weights are kept); Reptile is stopped early on
 *meta-validation* tasks (new tasks of the family, not the test tasks): every
-``eval_every`` outer steps the mean error after its own inner adaptation is
-measured, and the best checkpoint is kept. Each pre-training gets a grid of three
-step sizes (Adam's learning rate, or Reptile's outer step :math:`\varepsilon`),
-chosen per seed on its own validation criterion.
+``eval_every`` outer steps the mean error after ``inner_steps`` SGD steps on
+``inner_shots`` examples of each is measured, the best checkpoint is kept, and a
+run stops after ``meta_patience`` measurements without improvement (longer than
+the others' patience: one task per step makes its curve noisy). Each pre-training
+gets the same grid of three Adam learning rates, chosen per seed on its own
+validation criterion.
 
 Every network is then adapted to a new task in both ways of :data:`ADAPTATIONS`:
 
@@ -211,12 +217,13 @@ def _mse_grad(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
         pre.append(z)
         h = torch.relu(z) if i < total - 1 else z
     delta = (h - y) * (2.0 / (h.shape[1] * h.shape[2]))
+    ones = h.new_ones(h.shape[0], 1, h.shape[1])  # the bias gradients are row sums, as in _row_sum
     grads: Params = [None] * len(params)  # type: ignore[list-item]
     for i in reversed(range(total)):
-        if i < total - 1:
-            delta = delta * (pre[i] > 0)
+        if i < total - 1:  # ReLU's derivative: delta where the pre-activation is positive, else 0
+            delta = torch.ops.aten.threshold_backward(delta, pre[i], 0)
         grads[2 * i] = torch.bmm(delta.transpose(1, 2), inputs[i])
-        grads[2 * i + 1] = _row_sum(delta)
+        grads[2 * i + 1] = torch.bmm(ones, delta)[:, 0]
         if i:
             delta = torch.bmm(delta, params[2 * i])
     return grads
@@ -254,6 +261,9 @@ class StackedRun:
         best_at: the epoch (or outer step) of that value, from 1.
         at: the epochs (or outer steps) at which the validation value was measured.
         curve: the validation values, ``(models, len(at))``.
+        stopped_at: the epoch (or outer step) at which each model had gone
+            ``patience`` evaluations without improvement, 0 where it had not
+            when training ended (the cap ended it).
     """
 
     params: Params
@@ -261,16 +271,23 @@ class StackedRun:
     best_at: np.ndarray
     at: np.ndarray
     curve: np.ndarray
+    stopped_at: np.ndarray
 
 
 class _Best:
-    """Each model's best validation value and weights; counts evaluations without improvement."""
+    """Each model's best validation value and weights; counts evaluations without improvement.
+
+    A model that has gone ``patience`` evaluations without improvement has
+    stopped: its best value and weights are final, even while the other
+    models of the stack go on training.
+    """
 
     def __init__(self, params: Params, patience: int) -> None:
         self.patience = check_count(patience, "patience")
         n = params[0].shape[0]
         self.value, self.at = np.full(n, np.inf), np.zeros(n, dtype=int)
         self.since = np.zeros(n, dtype=int)
+        self.stopped_at = np.zeros(n, dtype=int)
         self.params = [p.detach().clone() for p in params]
         self.times: list[int] = []
         self.curve: list[np.ndarray] = []
@@ -280,16 +297,58 @@ class _Best:
         value = np.where(np.isfinite(value), value, np.inf)
         self.times.append(at)
         self.curve.append(value)
-        better = value < self.value
+        better = (value < self.value) & (self.stopped_at == 0)
         self.value[better], self.at[better] = value[better], at
         self.since = np.where(better, 0, self.since + 1)
+        self.stopped_at[(self.since >= self.patience) & (self.stopped_at == 0)] = at
         mask = torch.as_tensor(better, device=self.params[0].device)
         for kept, p in zip(self.params, params):
             kept[mask] = p.detach()[mask]
         return bool((self.since >= self.patience).all())
 
     def run(self) -> StackedRun:
-        return StackedRun(self.params, self.value, self.at, np.array(self.times), np.stack(self.curve, 1))
+        return StackedRun(self.params, self.value, self.at, np.array(self.times), np.stack(self.curve, 1),
+                          self.stopped_at)
+
+
+class _Adam:
+    """Adam (Kingma and Ba 2015, ``torch.optim.Adam``'s defaults) on stacked weights, one rate per tensor.
+
+    Written out in single elementwise operations, which round the same way on
+    every CPU (a fused kernel may use FMA instructions on one CPU and not on
+    another). Adam works element by element, so each stacked model follows
+    exactly its own run.
+    """
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+
+    def __init__(self, params: Params, rates: Sequence[float | torch.Tensor]) -> None:
+        self.rates = list(rates)
+        self.first = [torch.zeros_like(p) for p in params]
+        self.second = [torch.zeros_like(p) for p in params]
+        self.count = 0
+
+    def step(self, params: Params, grads: Params, rows: torch.Tensor | None = None) -> Params:
+        """The weights after one step along ``grads`` (new tensors).
+
+        With ``rows``, ``params`` and ``grads`` hold only those stacked models
+        (the others have stopped); their moments are updated, the others' kept.
+        """
+        b1, b2 = self.beta1, self.beta2
+        self.count += 1
+        first, second, rates = self.first, self.second, self.rates
+        if rows is not None:
+            first, second = [m[rows] for m in first], [v[rows] for v in second]
+            rates = [r[rows] if isinstance(r, torch.Tensor) and r.dim() else r for r in rates]
+        first = [m * b1 + g * (1 - b1) for m, g in zip(first, grads)]
+        second = [v * b2 + (g * g) * (1 - b2) for v, g in zip(second, grads)]
+        if rows is None:
+            self.first, self.second = first, second
+        else:
+            for kept, new in zip(self.first + self.second, first + second):
+                kept[rows] = new
+        c1, c2 = 1 - b1 ** self.count, 1 - b2 ** self.count
+        return [p - (m / c1) / (torch.sqrt(v / c2) + self.eps) * r for p, m, v, r in zip(params, first, second, rates)]
 
 
 def fit_stacked(params: Params, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
@@ -302,24 +361,19 @@ def fit_stacked(params: Params, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
 
     Model ``m`` trains on ``(x[m], y[m])`` and is validated on
     ``(x_val[m], y_val[m])`` after every epoch (one step); its weights of the
-    best validation epoch are kept. Training ends when every model has gone
-    ``patience`` epochs without improvement, or after ``max_epochs``. Adam
-    works element by element, so each model follows exactly its own run.
+    best validation epoch before its own stop (``patience`` epochs without
+    improvement) are kept. Training ends when every model has stopped, or after
+    ``max_epochs``. Adam works element by element, so each model follows exactly
+    its own run.
     """
     check_rate(lr, "lr")
     max_epochs = check_count(max_epochs, "max_epochs")
     weights = [p.detach().clone() for p in params]
-    first = [torch.zeros_like(p) for p in weights]
-    second = [torch.zeros_like(p) for p in weights]
+    adam = _Adam(weights, [lr] * len(weights))
     best = _Best(weights, patience)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
     with torch.no_grad():
         for epoch in range(1, max_epochs + 1):
-            grads = _mse_grad(weights, x, y)
-            first = [m * beta1 + g * (1 - beta1) for m, g in zip(first, grads)]
-            second = [v * beta2 + (g * g) * (1 - beta2) for v, g in zip(second, grads)]
-            c1, c2 = 1 - beta1 ** epoch, 1 - beta2 ** epoch
-            weights = [p - (m / c1) / (torch.sqrt(v / c2) + eps) * lr for p, m, v in zip(weights, first, second)]
+            weights = adam.step(weights, _mse_grad(weights, x, y))
             if best.update(epoch, _mse(weights, x_val, y_val).cpu().numpy(), weights):
                 break
     return best.run()
@@ -328,37 +382,71 @@ def fit_stacked(params: Params, x: torch.Tensor, y: torch.Tensor, x_val: torch.T
 def reptile_stacked(params: Params, sample: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]],
                     seeds: Sequence[int], outer_lr: float | np.ndarray, monitor: Callable[[Params], np.ndarray],
                     meta_steps: int = 3000, inner_steps: int = 5, inner_lr: float = 0.02, eval_every: int = 250,
-                    patience: int = 4) -> StackedRun:
+                    patience: int = 4, minibatch: int | None = None, outer: str = "sgd") -> StackedRun:
     r"""Reptile on each stacked model, one task per outer step, with early stopping on ``monitor``.
 
     At every outer step model ``m`` draws its task's examples with
     ``sample(m, rng_m)`` (``rng_m = np.random.default_rng(seeds[m])``: models
-    with the same seed see the same tasks), takes ``inner_steps`` SGD steps of
-    ``inner_lr`` from :math:`\theta_m` to :math:`\phi_m` and moves
-    :math:`\theta_m \leftarrow \theta_m + \varepsilon_m (\phi_m - \theta_m)`,
-    the update of :func:`mtl_course.torch.meta.reptile_step` with one task.
+    with the same seed see the same tasks) and takes ``inner_steps`` SGD steps of
+    ``inner_lr`` from :math:`\theta_m` to :math:`\phi_m`: each on all the drawn
+    examples (``minibatch=None``), or on successive slices of ``minibatch``
+    examples (cycling through them; the Reptile authors' sine-wave demo takes one
+    pass over a task's examples in minibatches). Then, with ``outer="sgd"``, it
+    moves :math:`\theta_m \leftarrow \theta_m + \varepsilon_m (\phi_m - \theta_m)`,
+    the update of :func:`mtl_course.torch.meta.reptile_step` with one task; with
+    ``outer="adam"`` it treats :math:`\theta_m - \phi_m` as a gradient and takes an
+    Adam step of rate ``outer_lr[m]`` (Nichol et al. 2018, section 3).
     Every ``eval_every`` steps ``monitor(params)`` gives each model's
-    validation value (lower is better); the best checkpoint is kept, and training
-    ends when every model has gone ``patience`` evaluations without
-    improvement, or after ``meta_steps``.
+    validation value (lower is better); the best checkpoint is kept, a model
+    that has gone ``patience`` evaluations without improvement stops (its
+    checkpoint is final and it no longer trains, which saves its share of the
+    work), and training ends when every model has stopped, or after ``meta_steps``.
     """
     meta_steps, eval_every = check_count(meta_steps, "meta_steps"), check_count(eval_every, "eval_every")
+    if outer not in ("sgd", "adam"):
+        raise ValueError(f"outer must be 'sgd' or 'adam', got {outer!r}")
+    if minibatch is not None:
+        check_count(minibatch, "minibatch")
     n = params[0].shape[0]
     if len(seeds) != n:
         raise ValueError(f"seeds needs one entry per stacked model ({n}), got {len(seeds)}")
     rngs = [np.random.default_rng(int(s)) for s in seeds]
     theta = [p.detach().clone() for p in params]
     rates = [_per_model(outer_lr, p) for p in theta]
+    adam = _Adam(theta, rates) if outer == "adam" else None
     best = _Best(theta, patience)
     dtype, dev = theta[0].dtype, theta[0].device
+    active = np.arange(n)  # the models still training: a stopped model's checkpoint is final
     for step in range(1, meta_steps + 1):
-        examples = [sample(m, rng) for m, rng in enumerate(rngs)]
+        examples = [sample(int(m), rngs[m]) for m in active]
         x = torch.as_tensor(np.stack([e[0] for e in examples]), dtype=dtype, device=dev)
         y = torch.as_tensor(np.stack([e[1] for e in examples]), dtype=dtype, device=dev)
-        phi = sgd_stacked(theta, x, y, inner_steps, inner_lr)
-        theta = [t + r * (p - t) for t, r, p in zip(theta, rates, phi)]
-        if step % eval_every == 0 and best.update(step, monitor(theta), theta):
-            break
+        rows = None if len(active) == n else torch.as_tensor(active, device=dev)
+        current = theta if rows is None else [t[rows] for t in theta]
+        if minibatch is None:
+            phi = sgd_stacked(current, x, y, inner_steps, inner_lr)
+        else:
+            if x.shape[1] % minibatch:
+                raise ValueError(f"sample gave {x.shape[1]} examples, not a multiple of minibatch={minibatch}")
+            phi = current
+            for i in range(inner_steps):
+                batch = slice(i * minibatch % x.shape[1], i * minibatch % x.shape[1] + minibatch)
+                phi = sgd_stacked(phi, x[:, batch], y[:, batch], 1, inner_lr)
+        if adam is not None:
+            new = adam.step(current, [t - p for t, p in zip(current, phi)], rows)
+        elif rows is None:
+            new = [t + r * (p - t) for t, r, p in zip(current, rates, phi)]
+        else:
+            new = [t + (r[rows] if r.dim() else r) * (p - t) for t, r, p in zip(current, rates, phi)]
+        if rows is None:
+            theta = new
+        else:
+            for t, v in zip(theta, new):
+                t[rows] = v
+        if step % eval_every == 0:
+            if best.update(step, monitor(theta), theta):
+                break
+            active = np.flatnonzero(best.stopped_at == 0)
     return best.run()
 
 
@@ -494,10 +582,11 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
                      n_train_tasks: int = 20, n_per_task: int = 50, n_val_per_task: int = 25,
                      n_val_tasks: int = 10, n_test_tasks: int = 10, family: SineFamily | None = None,
                      hidden: int = 40, pretrain_lrs: Sequence[float] = (3e-3, 1e-2, 3e-2), max_epochs: int = 10000,
-                     patience: int = 100, outer_lrs: Sequence[float] = (0.125, 0.25, 0.5), meta_steps: int = 6000,
-                     eval_every: int = 250, meta_patience: int = 4, inner_shots: int = 10, inner_steps: int = 5,
+                     patience: int = 100, outer_lrs: Sequence[float] = (3e-3, 1e-2, 3e-2), meta_steps: int = 30000,
+                     eval_every: int = 250, meta_patience: int = 12, inner_shots: int = 10, inner_steps: int = 5,
                      inner_lr: float = 0.02, ridges: Sequence[float] = (0.01, 0.1, 1.0),
-                     adapt_lrs: Sequence[float] = (0.001, 0.003, 0.01), adapt_steps: int = 32) -> Comparison:
+                     adapt_lrs: Sequence[float] = (0.001, 0.003, 0.01), adapt_steps: int = 32,
+                     outer_optimizer: str = "adam") -> Comparison:
     """The chapter's experiment (see the module docstring), every seed at once.
 
     Seed ``s`` draws its training tasks, training and held-out inputs from
@@ -512,8 +601,9 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
     if not seeds or not shots:
         raise ValueError("seeds and shots must not be empty")
     check_count(n_train_tasks, "n_train_tasks")
-    if check_count(inner_shots, "inner_shots") > n_per_task:
-        raise ValueError(f"inner_shots={inner_shots} is more than the {n_per_task} examples per training task")
+    if check_count(inner_shots, "inner_shots") * check_count(inner_steps, "inner_steps") > n_per_task:
+        raise ValueError(f"inner_steps={inner_steps} minibatches of inner_shots={inner_shots} are more than the "
+                         f"{n_per_task} examples per training task")
     result = Comparison(seeds, shots, settings={"ridge head": tuple(ridges), "fine-tune": tuple(adapt_lrs)})
 
     trains, vals, inits, mt_inits = [], [], [], []
@@ -564,14 +654,14 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
     def sample(m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         s = m // len(outer_lrs)
         task = rng.integers(len(names))
-        index = rng.choice(n_per_task, size=inner_shots, replace=False)
+        index = rng.permutation(n_per_task)[:inner_steps * inner_shots]
         return trains[s].x[index], train_y[s][index, task:task + 1]
 
     # every outer step size at once: model m is seed m // len(outer_lrs), step size m % len(outer_lrs)
     repeated = [p.repeat_interleave(len(outer_lrs), dim=0) for p in stack_params(inits)]
     run = reptile_stacked(repeated, sample, [s for s in seeds for _ in outer_lrs],
                           np.tile(np.asarray(outer_lrs, dtype=np.float64), n_seeds), monitor, meta_steps,
-                          inner_steps, inner_lr, eval_every, meta_patience)
+                          inner_steps, inner_lr, eval_every, meta_patience, inner_shots, outer_optimizer)
     by_lr = run.best.reshape(n_seeds, len(outer_lrs))
     pick = np.argmin(by_lr, axis=1)
     rows = [s * len(outer_lrs) + g for s, g in enumerate(pick)]
@@ -579,7 +669,8 @@ def compare_few_shot(seeds: Sequence[int] = (0, 1, 2, 3, 4), shots: Sequence[int
     result.pretraining["reptile"] = {
         "grid": tuple(outer_lrs), "chosen": [outer_lrs[g] for g in pick],
         "runs": [StackedRun([p[g::len(outer_lrs)] for p in run.params], run.best[g::len(outer_lrs)],
-                            run.best_at[g::len(outer_lrs)], run.at, run.curve[g::len(outer_lrs)])
+                            run.best_at[g::len(outer_lrs)], run.at, run.curve[g::len(outer_lrs)],
+                            run.stopped_at[g::len(outer_lrs)])
                  for g in range(len(outer_lrs))]}
 
     for approach in APPROACHES:

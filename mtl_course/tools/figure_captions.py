@@ -295,14 +295,17 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "different phases."),
     ("11_mtl_transfer_meta.ipynb", "c11a7e01"): Figure(
         "ch11-fig-pretraining-curves",
-        "Validation error during pre-training, one line per seed at the step size chosen for it, a "
-        "dot at the kept (best) value: the pooled network's held-out error against the tasks' mean "
-        "target, the multi-task network's held-out error averaged over its tasks (both per epoch), "
-        "and Reptile's error on the meta-validation tasks after its inner loop (every 250 outer steps).",
+        "Validation error during pre-training, one line per seed at the learning rate chosen for it, "
+        "up to where early stopping ended it, a dot at the kept (best) value: the pooled network's "
+        "held-out error against the tasks' mean target, the multi-task network's held-out error "
+        "averaged over its tasks (both per epoch), and Reptile's error on the meta-validation tasks "
+        "after 5 SGD steps on 10 of their examples (every 250 outer steps).",
         "Three log-scale line plots with five coloured lines each. The pooled and multi-task curves "
-        "fall steeply in the first few hundred epochs and then flatten, every run ending before "
-        "the cap of 10000 epochs. Reptile's curves fall slowly and noisily all the way to 6000 outer steps, their "
-        "best points near the end."),
+        "fall steeply in the first few hundred epochs and then flatten, each line ending where early "
+        "stopping ended its run, between about 600 and 5000 epochs (cap 10000). Reptile's curves fall "
+        "noisily over the first several thousand outer steps and then scatter around a level between "
+        "about 0.1 and 0.3; each ends where early stopping ended its run, between about 8000 and "
+        "19000 outer steps (cap 30000)."),
     ("11_mtl_transfer_meta.ipynb", "da8831e3"): Figure(
         "ch11-fig-few-shot",
         "Test error on new tasks against the number $K$ of their examples, for the random, "
@@ -310,9 +313,10 @@ FIGURES: dict[tuple[str, str], Figure] = {
         "representation (left) or by fine-tuning every weight (right); mean and standard "
         "deviation over 5 seeds; dashed: predicting 0.",
         "Two log-log plots of test MSE against K = 2, 5, 10, 20. Left, ridge head: every network "
-        "starts above or near the predict-0 line at K = 2 and falls steeply, the pooled and "
-        "multi-task networks lowest at K = 20. Right, fine-tuning: Reptile is lowest at 2, 5 and "
-        "10 examples and falls slowly; the random network improves least."),
+        "starts above or near the predict-0 line at K = 2 and falls, steeply from 10 to 20 "
+        "examples, the multi-task network lowest at K = 20. Right, fine-tuning: Reptile is far "
+        "below the other networks at every K and falls steadily, to about 0.04 at K = 20; the "
+        "random network improves least."),
     ("11_mtl_transfer_meta.ipynb", "543647e2"): Figure(
         "ch11-fig-five-examples",
         "One new task learned from 5 examples by each network (first seed), with a ridge head "

@@ -153,6 +153,7 @@ def test_stacked_reptile_is_reptile_step_for_each_model_and_keeps_the_best_check
     run = reptile_stacked(stack_params(nets), sample, seeds=(4, 5), outer_lr=np.array([0.5, 1.0]), monitor=monitor,
                           meta_steps=50, inner_steps=3, inner_lr=0.05, eval_every=2, patience=2)
     assert run.at.tolist() == [2, 4, 6, 8, 10] and run.best_at.tolist() == [6, 6]
+    assert run.stopped_at.tolist() == [10, 10]  # patience 2: the second evaluation without improvement
     np.testing.assert_array_equal(run.best, [1.0, 1.0])
     for m, (net, eps) in enumerate(zip(nets, (0.5, 1.0))):  # replay 6 steps with the package's reptile_step
         rng = np.random.default_rng((4, 5)[m])
@@ -160,6 +161,67 @@ def test_stacked_reptile_is_reptile_step_for_each_model_and_keeps_the_best_check
             reptile_step(net, [sample(m, rng)], inner_steps=3, inner_lr=0.05, outer_lr=eps)
         for p, q in zip(stack_params([net]), run.params):
             torch.testing.assert_close(q[m:m + 1], p, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("outer", ["sgd", "adam"])
+def test_a_stopped_model_keeps_its_checkpoint_while_the_others_train_on(outer):
+    nets = _nets([1, 4, 1], 2)
+    data = np.random.default_rng(1).normal(size=(2, 4, 1))
+
+    def sample(m, rng):
+        return data[m], np.sin(data[m]) * (1 + rng.integers(3))
+
+    values = iter([[3.0, 3.0], [2.0, 2.0], [5.0, 1.0], [5.0, 0.5], [1.0, 0.4], [1.0, 0.3]])
+    rates = np.array([0.5, 0.05]) if outer == "sgd" else np.array([0.01, 0.02])
+    run = reptile_stacked(stack_params(nets), sample, (0, 1), rates, lambda params: np.array(next(values)),
+                          meta_steps=12, inner_steps=2, eval_every=2, patience=2, outer=outer)
+    assert run.stopped_at.tolist() == [8, 0]  # model 0: two evaluations without improvement at step 8
+    assert run.best.tolist() == [2.0, 0.3] and run.best_at.tolist() == [4, 12]  # model 0's later 1.0 is not taken
+    assert run.at.tolist() == [2, 4, 6, 8, 10, 12]
+    # model 1 trained on after model 0 stopped exactly as it does alone
+    falling = iter(range(9, 0, -1))  # always improves: the last step's weights are kept
+    alone = reptile_stacked(stack_params(nets[1:]), lambda m, rng: sample(1, rng), (1,), rates[1:],
+                            lambda params: np.array([next(falling)], dtype=float), meta_steps=12,
+                            inner_steps=2, eval_every=2, patience=2, outer=outer)
+    for p, q in zip(run.params, alone.params):
+        torch.testing.assert_close(p[1:], q, rtol=1e-12, atol=1e-12)
+
+
+def test_stacked_reptile_with_minibatches_and_an_adam_outer_step_is_torch_adam_on_theta_minus_phi():
+    from mtl_course.torch.meta import adapt
+
+    nets = _nets([1, 6, 6, 1], 2, seed=3)
+    data = np.random.default_rng(2).uniform(-5, 5, size=(2, 6, 1))
+
+    def sample(m, rng):  # six examples; a random order and a random task scale
+        order = rng.permutation(6)
+        return data[m][order], np.sin(data[m][order]) * (1 + rng.integers(3))
+
+    def monitor(params):  # always improves: the last step's weights are kept
+        monitor.calls += 1
+        return np.full(2, 10.0 - monitor.calls)
+
+    monitor.calls = 0
+    rates = np.array([0.01, 0.03])
+    run = reptile_stacked(stack_params(nets), sample, seeds=(4, 5), outer_lr=rates, monitor=monitor, meta_steps=6,
+                          inner_steps=4, inner_lr=0.05, eval_every=3, patience=2, minibatch=2, outer="adam")
+    assert run.best_at.tolist() == [6, 6] and run.stopped_at.tolist() == [0, 0]  # the cap ended it
+    for m, net in enumerate(nets):  # replay: SGD on the minibatches 0:2, 2:4, 4:6, 0:2, then torch.optim.Adam
+        rng, opt = np.random.default_rng((4, 5)[m]), torch.optim.Adam(net.parameters(), lr=float(rates[m]))
+        for _ in range(6):
+            x, y = sample(m, rng)
+            phi = net
+            for rows in (slice(0, 2), slice(2, 4), slice(4, 6), slice(0, 2)):
+                phi = adapt(phi, x[rows], y[rows], 1, 0.05)
+            for p, q in zip(net.parameters(), phi.parameters()):
+                p.grad = (p - q).detach()
+            opt.step()
+        for p, q in zip(stack_params([net]), run.params):
+            torch.testing.assert_close(q[m:m + 1], p, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="multiple of minibatch"):
+        reptile_stacked(stack_params(nets), sample, (4, 5), 0.1, monitor, 2, minibatch=4)
+    with pytest.raises(ValueError, match="outer"):
+        reptile_stacked(stack_params(nets), sample, (4, 5), 0.1, monitor, 2, outer="rmsprop")
 
 
 def test_init_mlp_draws_torchs_default_distribution_reproducibly():
@@ -182,12 +244,18 @@ def test_stacked_training_gives_the_same_bits_under_other_cpu_kernels(tmp_path):
     script = tmp_path / "bits.py"
     script.write_text(
         "import hashlib, numpy as np, torch\n"
-        "from mtl_course.chapters.ch11_transfer_meta import fit_stacked, init_mlp, sgd_stacked, stack_params\n"
+        "from mtl_course.chapters.ch11_transfer_meta import fit_stacked, init_mlp, reptile_stacked, sgd_stacked, stack_params\n"
         "P = stack_params([init_mlp([1, 16, 16, 3], s) for s in (0, 1)])\n"
         "rng = np.random.default_rng(0)\n"
         "x = torch.as_tensor(rng.uniform(-5, 5, size=(2, 30, 1))); y = torch.as_tensor(rng.normal(size=(2, 30, 3)))\n"
         "run = fit_stacked(P, x, y, x, y, lr=0.01, max_epochs=200, patience=50)\n"
         "out = run.params + sgd_stacked(P, x, y, 50, 0.01)\n"
+        "def sample(m, rng):\n"
+        "    i = rng.permutation(30)[:10]\n"
+        "    return x[m, i].numpy(), y[m, i, :1].numpy() * (1 + rng.integers(3))\n"
+        "R = stack_params([init_mlp([1, 16, 16, 1], s) for s in (0, 1)])\n"
+        "out += reptile_stacked(R, sample, (0, 1), 0.01, lambda p: np.zeros(2) + 1, 40, 5, 0.02, 20, 2,\n"
+        "                       minibatch=2, outer='adam').params\n"
         "print(hashlib.sha1(b''.join(t.numpy().tobytes() for t in out)).hexdigest())\n")
     digests = set()
     for capability in ("default", None):
@@ -238,7 +306,8 @@ def test_adaptation_errors_agree_with_the_learners_on_the_same_tasks():
 
 
 SMALL = dict(hidden=8, max_epochs=60, patience=10, meta_steps=20, eval_every=5, meta_patience=2, adapt_steps=4,
-             n_train_tasks=4, n_per_task=12, n_val_per_task=6, n_val_tasks=2, n_test_tasks=2, inner_shots=5)
+             n_train_tasks=4, n_per_task=12, n_val_per_task=6, n_val_tasks=2, n_test_tasks=2, inner_shots=5,
+             inner_steps=2)
 
 
 def test_comparison_is_complete_finite_reproducible_and_picks_settings_on_validation():
@@ -273,6 +342,8 @@ def test_comparison_is_complete_finite_reproducible_and_picks_settings_on_valida
         assert torch.equal(p, q)
 
 
-def test_comparison_refuses_too_many_inner_shots():
+def test_comparison_refuses_more_inner_examples_than_a_training_task_has():
     with pytest.raises(ValueError, match="inner_shots"):
         compare_few_shot(seeds=(0,), shots=(2,), **{**SMALL, "inner_shots": 13})
+    with pytest.raises(ValueError, match="inner_steps=3 minibatches of inner_shots=5"):
+        compare_few_shot(seeds=(0,), shots=(2,), **{**SMALL, "inner_steps": 3})
