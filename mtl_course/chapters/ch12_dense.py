@@ -235,7 +235,7 @@ def fit_dense_stacked(models: Sequence[Any], splits: Splits, seeds: Sequence[int
     names = [name for name, _ in base.named_parameters()]
     if any(tuple(m.task_names) != tasks or [k for k, _ in m.named_parameters()] != names for m in models):
         raise ValueError("every model needs the same tasks and parameter names")
-    dtype = next(base.parameters()).dtype
+    dtype, device = next(base.parameters()).dtype, next(base.parameters()).device
     params = {k: torch.stack([dict(m.named_parameters())[k].detach() for m in models]).clone().requires_grad_()
               for k in names}
 
@@ -263,9 +263,9 @@ def fit_dense_stacked(models: Sequence[Any], splits: Splits, seeds: Sequence[int
         return torch.stack(per_task, 1)
 
     def tensors(split: MultiTaskSplit) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        y = {t: torch.as_tensor(split.y[t]) if t == "segmentation" else torch.as_tensor(split.y[t], dtype=dtype)
-             for t in tasks}
-        return torch.as_tensor(split.x, dtype=dtype), y
+        y = {t: torch.as_tensor(split.y[t], device=device) if t == "segmentation"
+             else torch.as_tensor(split.y[t], dtype=dtype, device=device) for t in tasks}
+        return torch.as_tensor(split.x, dtype=dtype, device=device), y
 
     x_tr, y_tr = tensors(splits.train)
     x_va, y_va = tensors(splits.val)
@@ -280,27 +280,27 @@ def fit_dense_stacked(models: Sequence[Any], splits: Splits, seeds: Sequence[int
     for epoch in range(1, max_epochs + 1):
         orders = [list(batch_indices(len(splits.train), batch_size, rngs[m])) for m in active]
         for step in range(len(orders[0])):
-            idx = torch.as_tensor(np.stack([order[step] for order in orders]))
+            idx = torch.as_tensor(np.stack([order[step] for order in orders]), device=device)
             loss = losses(forward(params, x_tr[idx]), {t: v[idx] for t, v in y_tr.items()})
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
         with torch.no_grad():
             val = losses(forward(params, x_va.expand(len(active), *x_va.shape)),
-                         {t: v.expand(len(active), *v.shape) for t, v in y_va.items()}).double().numpy()
+                         {t: v.expand(len(active), *v.shape) for t, v in y_va.items()}).double().cpu().numpy()
         curve[active, epoch - 1] = val
         total = val.sum(1)
         better = total < best_val[active]
         best_val[active[better]], best_epoch[active[better]] = total[better], epoch
         with torch.no_grad():
             for k, v in params.items():
-                best_params[k][active[better]] = v.detach()[torch.as_tensor(better)]
+                best_params[k][active[better]] = v.detach()[torch.as_tensor(better, device=device)]
         keep = epoch - best_epoch[active] < patience
         epochs[active[~keep]] = epoch
         if not keep.any():
             break
         if not keep.all():  # drop the stopped models: the others' weights and Adam states are unchanged
-            rows = torch.as_tensor(keep)
+            rows = torch.as_tensor(keep, device=device)
             kept = {k: v.detach()[rows].clone().requires_grad_() for k, v in params.items()}
             state = [opt.state[p] for p in params.values()]
             opt = torch.optim.Adam(list(kept.values()), lr=lr)
